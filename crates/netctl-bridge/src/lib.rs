@@ -1,0 +1,1 @@
+//! Bridge backend: bridge, veth, addresses, routes, sysctls, firewall.

@@ -1,0 +1,1 @@
+//! hosts and resolv.conf editing with podman's semantics.

@@ -1,0 +1,1 @@
+//! nftables rule generation for netctl's one table.

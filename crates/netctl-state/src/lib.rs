@@ -1,0 +1,1 @@
+//! netctl's redb store: networks, containers, attachments, IPAM leases, helper processes.

@@ -1,0 +1,1 @@
+//! The only door to the kernel: netlink, network namespaces, sysctls, nftables, processes.

@@ -1,0 +1,1 @@
+//! Private network+mount namespace sandbox for privileged tests.

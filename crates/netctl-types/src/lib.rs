@@ -1,0 +1,1 @@
+//! netctl's desired-state schema and podman's network wire types.

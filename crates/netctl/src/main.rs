@@ -1,0 +1,2 @@
+//! The `netctl` command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Privileged sandbox tests.

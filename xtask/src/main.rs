@@ -1,0 +1,2 @@
+//! netctl's task runner.
+fn main() {}
