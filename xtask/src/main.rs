@@ -1,2 +1,205 @@
-//! netctl's task runner.
-fn main() {}
+//! netctl's task runner: the one entry point for CI, system dependencies and benchmarks.
+//!
+//! * `cargo xtask ci`: everything CI checks — system packages, fmt, clippy (warnings denied),
+//!   the whole test suite including privileged sandbox tests, and no pending snapshots.
+//! * `cargo xtask deps`: installs the system packages the tests need (Debian, as root).
+//! * `cargo xtask bench [ipam]`: benchmarks; they print figures, nothing asserts times.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+/// Debian packages the test suite needs, with a command each provides (to check presence).
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("nftables", "nft"),
+    ("passt", "pasta"),
+    ("slirp4netns", "slirp4netns"),
+    ("socat", "socat"),
+    ("util-linux", "unshare"),
+    ("procps", "sysctl"),
+];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("deps") => deps(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|deps|bench [ipam]>");
+            bail!("unknown or missing task")
+        }
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn ci() -> anyhow::Result<()> {
+    deps()?;
+    step("cargo fmt --check", cargo(&["fmt", "--all", "--check"]))?;
+    step(
+        "cargo clippy",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    // Privileged tests need root; they fail loudly rather than skip, so say so up front.
+    if !is_root() {
+        bail!("`cargo xtask ci` runs the privileged sandbox tests and must run as root");
+    }
+    let mut test = if has_nextest() {
+        cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--no-fail-fast",
+        ])
+    } else {
+        cargo(&["test", "--workspace", "--all-features", "--no-fail-fast"])
+    };
+    // Snapshots must already be up to date: never write new ones in CI.
+    test.env("INSTA_UPDATE", "no").env("CI", "true");
+    step("tests (including privileged sandbox tests)", test)?;
+    check_no_pending_snapshots()?;
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn deps() -> anyhow::Result<()> {
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(_, cmd)| !command_exists(cmd))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        println!("xtask deps: system packages present");
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing system packages {missing:?}; install them as root (apt-get install {})",
+            missing.join(" ")
+        );
+    }
+    println!("xtask deps: installing {missing:?}");
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    step("apt-get update", update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    step("apt-get install", install)?;
+    for (pkg, cmd) in SYSTEM_PACKAGES {
+        if !command_exists(cmd) {
+            bail!("package {pkg} was installed but `{cmd}` is still missing");
+        }
+    }
+    Ok(())
+}
+
+fn bench(which: Option<&str>) -> anyhow::Result<()> {
+    match which {
+        None | Some("ipam") => step(
+            "IPAM benchmark",
+            cargo(&[
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "netctl-state",
+                "--example",
+                "ipam_bench",
+            ]),
+        ),
+        Some(other) => bail!("unknown benchmark `{other}` (known: ipam)"),
+    }
+}
+
+fn check_no_pending_snapshots() -> anyhow::Result<()> {
+    let mut pending = Vec::new();
+    find_pending_snapshots(Path::new("."), &mut pending);
+    if !pending.is_empty() {
+        bail!("pending insta snapshots (review, accept and commit them): {pending:?}");
+    }
+    let untracked = Command::new("git")
+        .args(["ls-files", "--others", "--exclude-standard", "--", "*.snap"])
+        .output()
+        .context("run git ls-files")?;
+    let untracked = String::from_utf8_lossy(&untracked.stdout);
+    if !untracked.trim().is_empty() {
+        bail!("snapshots written but not committed:\n{untracked}");
+    }
+    Ok(())
+}
+
+fn find_pending_snapshots(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if name != "target" && name != ".git" {
+                find_pending_snapshots(&path, found);
+            }
+        } else if name.ends_with(".snap.new") || name.ends_with(".pending-snap") {
+            found.push(path);
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(args);
+    cmd
+}
+
+fn step(what: &str, mut cmd: Command) -> anyhow::Result<()> {
+    println!("xtask: {what}");
+    let status = cmd.status().with_context(|| format!("cannot start {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    cargo(&["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn command_exists(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir| dir.join(cmd).is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
