@@ -1,0 +1,784 @@
+//! The planner: desired state (the validated file) × recorded state (the redb store) × observed
+//! state (what the kernel and the file system show) → drift and an ordered list of steps.
+//!
+//! Architecture invariant: this crate is pure. It performs no I/O and holds no executor; `plan`
+//! and `apply --dry-run` are this crate plus printing. The binary gathers [`Recorded`] and
+//! [`Observed`], calls [`plan`], and `apply` executes the steps in order.
+//!
+//! Ordering: firewall repair first (later steps add elements to its sets and maps), then
+//! everything that removes (attachments, containers, networks), then networks, containers and
+//! attachments that are created, replaced, updated or repaired. Within a phase steps are sorted by
+//! resource, so output is stable.
+
+mod render;
+mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use netctl_state::{AttachmentRecord, ContainerRecord, HelperRecord, NetworkRecord};
+use netctl_types::DesiredState;
+use serde::Serialize;
+
+pub use render::render_text;
+pub use resolve::{
+    TargetAttachment, TargetContainer, TargetNetwork, TargetState, resolve, veth_name,
+};
+
+/// Settings the planner needs to fill in what the file leaves out.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// The network a bridge container without `networks` joins.
+    pub default_network: String,
+    pub default_bridge: String,
+    pub default_subnet: IpNet,
+    /// Where managed namespaces live (`<netns_dir>/<container>`).
+    pub netns_dir: PathBuf,
+}
+
+/// Everything the store holds that the planner compares against.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub networks: BTreeMap<String, NetworkRecord>,
+    pub containers: BTreeMap<String, ContainerRecord>,
+    /// Keyed by (container, network).
+    pub attachments: BTreeMap<(String, String), AttachmentRecord>,
+    /// Keyed by container.
+    pub helpers: BTreeMap<String, HelperRecord>,
+}
+
+/// Facts about one link, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkFacts {
+    pub up: bool,
+    pub addrs: BTreeSet<IpNet>,
+}
+
+/// What the kernel and the file system show, for the objects netctl recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Links of the host namespace, by name.
+    pub host_links: BTreeMap<String, LinkFacts>,
+    /// Container namespaces that exist, with their links. A recorded namespace that is absent
+    /// here is missing.
+    pub namespaces: BTreeMap<PathBuf, BTreeMap<String, LinkFacts>>,
+    /// Whether netctl's nftables table is present and complete.
+    pub firewall_ok: bool,
+    /// Containers whose helper process (pasta, slirp4netns) is alive.
+    pub helpers_alive: BTreeSet<String>,
+    /// Files netctl writes, by container: `false` when missing or not what netctl wrote.
+    pub files_ok: BTreeMap<String, bool>,
+}
+
+/// What a step does to its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Repair,
+    Delete,
+}
+
+/// The thing a step or a drift is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Resource {
+    Firewall,
+    Network { name: String },
+    Container { name: String },
+    Attachment { container: String, network: String },
+}
+
+/// One field that changes, rendered as text for people and JSON alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl Change {
+    fn new(field: &str, from: Option<String>, to: Option<String>) -> Change {
+        Change {
+            field: field.to_owned(),
+            from,
+            to,
+        }
+    }
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub action: Action,
+    pub resource: Resource,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// Why, in a few words, for replaces and repairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether executing this step re-creates what dependent attachments hang off.
+    #[serde(skip)]
+    pub recreates_dependents: bool,
+}
+
+/// A difference between what netctl recorded and what the system shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub resource: Resource,
+    pub what: String,
+    /// The repair re-creates the object everything below it hangs off (a bridge, a namespace),
+    /// so the dependent attachments are re-created too.
+    #[serde(skip)]
+    pub recreates_dependents: bool,
+}
+
+impl Drift {
+    fn new(resource: Resource, what: String) -> Drift {
+        Drift {
+            resource,
+            what,
+            recreates_dependents: false,
+        }
+    }
+
+    fn severe(resource: Resource, what: String) -> Drift {
+        Drift {
+            resource,
+            what,
+            recreates_dependents: true,
+        }
+    }
+}
+
+/// The outcome of planning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub drift: Vec<Drift>,
+    pub steps: Vec<Step>,
+    /// Recorded resources the file no longer declares; deleted only with `--prune`.
+    pub orphans: Vec<Resource>,
+    pub summary: Summary,
+    /// The resolved target, for the executor.
+    #[serde(skip)]
+    pub target: TargetState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub repair: usize,
+    pub delete: usize,
+    pub orphans: usize,
+}
+
+impl Plan {
+    /// True when applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// Plans the convergence of `recorded`/`observed` to `desired`.
+pub fn plan(
+    desired: &DesiredState,
+    recorded: &Recorded,
+    observed: &Observed,
+    defaults: &Defaults,
+    prune: bool,
+) -> Plan {
+    let target = resolve(desired, recorded, defaults);
+    let mut steps = Vec::new();
+    let mut drift = Vec::new();
+    let mut orphans = Vec::new();
+
+    diff_networks(&target, recorded, prune, &mut steps, &mut orphans);
+    diff_containers(&target, recorded, prune, &mut steps, &mut orphans);
+    observe_drift(recorded, observed, &mut drift);
+    add_repairs(&drift, &mut steps);
+
+    // A replaced or deleted network takes its attachments with it; a replaced container too.
+    cascade(&target, recorded, &mut steps);
+
+    steps.sort_by(|a, b| {
+        phase(a)
+            .cmp(&phase(b))
+            .then_with(|| a.resource.cmp(&b.resource))
+    });
+    steps.dedup_by(|b, a| a.resource == b.resource && a.action == b.action);
+    drift.sort_by(|a, b| {
+        a.resource
+            .cmp(&b.resource)
+            .then_with(|| a.what.cmp(&b.what))
+    });
+    orphans.sort();
+
+    let mut summary = Summary {
+        orphans: orphans.len(),
+        ..Summary::default()
+    };
+    for step in &steps {
+        match step.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Replace => summary.replace += 1,
+            Action::Repair => summary.repair += 1,
+            Action::Delete => summary.delete += 1,
+        }
+    }
+    Plan {
+        drift,
+        steps,
+        orphans,
+        summary,
+        target,
+    }
+}
+
+/// Execution phase of a step: lower runs first.
+fn phase(step: &Step) -> u8 {
+    match (&step.resource, step.action) {
+        (Resource::Firewall, _) => 0,
+        (Resource::Attachment { .. }, Action::Delete) => 1,
+        (Resource::Container { .. }, Action::Delete) => 2,
+        (Resource::Network { .. }, Action::Delete) => 3,
+        (Resource::Network { .. }, _) => 4,
+        (Resource::Container { .. }, _) => 5,
+        (Resource::Attachment { .. }, _) => 6,
+    }
+}
+
+fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>, bool) {
+    let mut changes = Vec::new();
+    let mut replace = false;
+    if let Some(bridge) = &target.bridge
+        && *bridge != rec.network_interface
+    {
+        changes.push(Change::new(
+            "bridge",
+            Some(rec.network_interface.clone()),
+            Some(bridge.clone()),
+        ));
+        replace = true;
+    }
+    let rec_subnets = render::subnets_of_record(rec);
+    if let Some(subnets) = &target.subnets {
+        let want = render::subnets_of_target(subnets);
+        if want != rec_subnets {
+            changes.push(Change::new("subnets", Some(rec_subnets), Some(want)));
+            replace = true;
+        }
+    } else if target.ipv6 && !rec.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+        changes.push(Change::new(
+            "subnets",
+            Some(rec_subnets),
+            Some("+ IPv6 ULA /64 (chosen at apply)".into()),
+        ));
+        replace = true;
+    }
+    if target.internal != rec.internal {
+        changes.push(Change::new(
+            "internal",
+            Some(rec.internal.to_string()),
+            Some(target.internal.to_string()),
+        ));
+        replace = true;
+    }
+    if target.mtu != rec.mtu {
+        changes.push(Change::new(
+            "mtu",
+            rec.mtu.map(|m| m.to_string()),
+            target.mtu.map(|m| m.to_string()),
+        ));
+    }
+    if target.isolate != rec.isolate {
+        changes.push(Change::new(
+            "isolate",
+            Some(render::isolate_str(rec.isolate).into()),
+            Some(render::isolate_str(target.isolate).into()),
+        ));
+    }
+    if target.labels != rec.labels {
+        changes.push(Change::new(
+            "labels",
+            Some(render::labels_str(&rec.labels)),
+            Some(render::labels_str(&target.labels)),
+        ));
+    }
+    (changes, replace)
+}
+
+fn diff_networks(
+    target: &TargetState,
+    recorded: &Recorded,
+    prune: bool,
+    steps: &mut Vec<Step>,
+    orphans: &mut Vec<Resource>,
+) {
+    for (name, net) in &target.networks {
+        let resource = Resource::Network { name: name.clone() };
+        match recorded.networks.get(name) {
+            None => steps.push(Step {
+                action: Action::Create,
+                resource,
+                changes: render::network_summary(net),
+                reason: None,
+                recreates_dependents: false,
+            }),
+            Some(rec) => {
+                let (changes, replace) = network_changes(net, rec);
+                if !changes.is_empty() {
+                    steps.push(Step {
+                        action: if replace {
+                            Action::Replace
+                        } else {
+                            Action::Update
+                        },
+                        resource,
+                        changes,
+                        reason: replace
+                            .then(|| "changes addressing; attachments are re-created".into()),
+                        recreates_dependents: replace,
+                    });
+                }
+            }
+        }
+    }
+    for name in recorded.networks.keys() {
+        if !target.networks.contains_key(name) {
+            let resource = Resource::Network { name: name.clone() };
+            if prune {
+                steps.push(Step {
+                    action: Action::Delete,
+                    resource,
+                    changes: vec![],
+                    reason: Some("not in the file (--prune)".into()),
+                    recreates_dependents: true,
+                });
+            } else {
+                orphans.push(resource);
+            }
+        }
+    }
+}
+
+fn container_changes(target: &TargetContainer, rec: &ContainerRecord) -> (Vec<Change>, bool) {
+    let mut changes = Vec::new();
+    let mut replace = false;
+    if target.netns != rec.netns.path || target.managed != rec.netns.managed {
+        changes.push(Change::new(
+            "netns",
+            Some(rec.netns.path.display().to_string()),
+            Some(target.netns.display().to_string()),
+        ));
+        replace = true;
+    }
+    if target.mode != rec.mode {
+        changes.push(Change::new(
+            "mode",
+            Some(rec.mode.to_string()),
+            Some(target.mode.to_string()),
+        ));
+        replace = true;
+    }
+    if target.id != rec.id {
+        changes.push(Change::new(
+            "id",
+            Some(rec.id.clone()),
+            Some(target.id.clone()),
+        ));
+        replace = true;
+    }
+    if target.hostname != rec.hostname {
+        changes.push(Change::new(
+            "hostname",
+            Some(rec.hostname.clone()),
+            Some(target.hostname.clone()),
+        ));
+    }
+    let rec_spec = resolve::recorded_spec(rec);
+    let spec = &target.spec;
+    let fields: [(&str, String, String); 5] = [
+        (
+            "ports",
+            render::ports_str(&resolve::recorded_ports(rec)),
+            render::ports_str(&target.ports),
+        ),
+        (
+            "dns_servers",
+            render::list_str(&rec_spec.dns_servers),
+            render::list_str(&spec.dns_servers),
+        ),
+        (
+            "dns_search",
+            render::list_str(&rec_spec.dns_search),
+            render::list_str(&spec.dns_search),
+        ),
+        (
+            "extra_hosts",
+            render::list_str(&rec_spec.extra_hosts),
+            render::list_str(&spec.extra_hosts),
+        ),
+        (
+            "pasta",
+            render::list_str(&rec_spec.pasta),
+            render::list_str(&spec.pasta),
+        ),
+    ];
+    for (field, from, to) in fields {
+        if from != to {
+            changes.push(Change::new(field, Some(from), Some(to)));
+        }
+    }
+    if rec_spec.slirp4netns != spec.slirp4netns {
+        changes.push(Change::new(
+            "slirp4netns",
+            Some(format!("{:?}", rec_spec.slirp4netns)),
+            Some(format!("{:?}", spec.slirp4netns)),
+        ));
+    }
+    (changes, replace)
+}
+
+fn diff_containers(
+    target: &TargetState,
+    recorded: &Recorded,
+    prune: bool,
+    steps: &mut Vec<Step>,
+    orphans: &mut Vec<Resource>,
+) {
+    for (name, ctr) in &target.containers {
+        let resource = Resource::Container { name: name.clone() };
+        match recorded.containers.get(name) {
+            None => steps.push(Step {
+                action: Action::Create,
+                resource,
+                changes: render::container_summary(ctr),
+                reason: None,
+                recreates_dependents: false,
+            }),
+            Some(rec) => {
+                let (changes, replace) = container_changes(ctr, rec);
+                if !changes.is_empty() {
+                    steps.push(Step {
+                        action: if replace {
+                            Action::Replace
+                        } else {
+                            Action::Update
+                        },
+                        resource,
+                        changes,
+                        reason: replace.then(|| "namespace, mode or id changes".into()),
+                        recreates_dependents: replace,
+                    });
+                }
+            }
+        }
+        diff_attachments(name, ctr, recorded, steps);
+    }
+    for (name, rec) in &recorded.containers {
+        if target.containers.contains_key(name) {
+            continue;
+        }
+        let resource = Resource::Container { name: name.clone() };
+        if prune {
+            steps.push(Step {
+                action: Action::Delete,
+                resource,
+                changes: vec![],
+                reason: Some("not in the file (--prune)".into()),
+                recreates_dependents: true,
+            });
+            for (key, _) in recorded
+                .attachments
+                .range((rec.name.clone(), String::new())..)
+            {
+                if key.0 != rec.name {
+                    break;
+                }
+                steps.push(Step {
+                    action: Action::Delete,
+                    resource: Resource::Attachment {
+                        container: key.0.clone(),
+                        network: key.1.clone(),
+                    },
+                    changes: vec![],
+                    reason: None,
+                    recreates_dependents: false,
+                });
+            }
+        } else {
+            orphans.push(resource);
+        }
+    }
+}
+
+fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, steps: &mut Vec<Step>) {
+    for (net, att) in &ctr.attachments {
+        let resource = Resource::Attachment {
+            container: name.to_owned(),
+            network: net.clone(),
+        };
+        match recorded.attachments.get(&(name.to_owned(), net.clone())) {
+            None => steps.push(Step {
+                action: Action::Create,
+                resource,
+                changes: render::attachment_summary(att),
+                reason: None,
+                recreates_dependents: false,
+            }),
+            Some(rec) => {
+                let mut changes = Vec::new();
+                let mut replace = false;
+                for ip in att.static_ips() {
+                    if !rec.addresses.iter().any(|a| a.addr() == ip) {
+                        changes.push(Change::new(
+                            "ip",
+                            Some(render::addrs_str(&rec.addresses)),
+                            Some(ip.to_string()),
+                        ));
+                        replace = true;
+                    }
+                }
+                if let Some(mac) = &att.mac
+                    && mac.to_string() != rec.mac.to_string()
+                {
+                    changes.push(Change::new(
+                        "mac",
+                        Some(rec.mac.to_string()),
+                        Some(mac.to_string()),
+                    ));
+                    replace = true;
+                }
+                if att.interface != rec.interface {
+                    changes.push(Change::new(
+                        "interface",
+                        Some(rec.interface.clone()),
+                        Some(att.interface.clone()),
+                    ));
+                    replace = true;
+                }
+                if att.aliases != rec.aliases {
+                    changes.push(Change::new(
+                        "aliases",
+                        Some(rec.aliases.join(",")),
+                        Some(att.aliases.join(",")),
+                    ));
+                }
+                if !changes.is_empty() {
+                    steps.push(Step {
+                        action: if replace {
+                            Action::Replace
+                        } else {
+                            Action::Update
+                        },
+                        resource,
+                        changes,
+                        reason: None,
+                        recreates_dependents: false,
+                    });
+                }
+            }
+        }
+    }
+    for (key, _) in recorded
+        .attachments
+        .range((name.to_owned(), String::new())..)
+    {
+        if key.0 != name {
+            break;
+        }
+        if !ctr.attachments.contains_key(&key.1) {
+            steps.push(Step {
+                action: Action::Delete,
+                resource: Resource::Attachment {
+                    container: key.0.clone(),
+                    network: key.1.clone(),
+                },
+                changes: vec![],
+                reason: None,
+                recreates_dependents: false,
+            });
+        }
+    }
+}
+
+fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift>) {
+    if !recorded.networks.is_empty() && !observed.firewall_ok {
+        drift.push(Drift::new(
+            Resource::Firewall,
+            "nftables table inet netctl is missing or incomplete".into(),
+        ));
+    }
+    for (name, net) in &recorded.networks {
+        let resource = Resource::Network { name: name.clone() };
+        let has_attachments = recorded.attachments.keys().any(|(_, n)| n == name);
+        match observed.host_links.get(&net.network_interface) {
+            // A bridge with no attachments is created lazily; its absence is not drift.
+            None if has_attachments => drift.push(Drift::severe(
+                resource,
+                format!("bridge {} is missing", net.network_interface),
+            )),
+            None => {}
+            Some(link) => {
+                for sub in &net.subnets {
+                    if let Some(gw) = sub.gateway {
+                        let want =
+                            IpNet::new(gw, sub.subnet.prefix_len()).expect("prefix from a subnet");
+                        if !link.addrs.contains(&want) {
+                            drift.push(Drift::new(
+                                resource.clone(),
+                                format!(
+                                    "gateway address {want} is missing on {}",
+                                    net.network_interface
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (name, ctr) in &recorded.containers {
+        let resource = Resource::Container { name: name.clone() };
+        let Some(links) = observed.namespaces.get(&ctr.netns.path) else {
+            drift.push(Drift::severe(
+                resource,
+                format!("network namespace {} is missing", ctr.netns.path.display()),
+            ));
+            continue;
+        };
+        if recorded.helpers.contains_key(name) && !observed.helpers_alive.contains(name) {
+            drift.push(Drift::new(
+                resource.clone(),
+                "helper process is not running".into(),
+            ));
+        }
+        if observed.files_ok.get(name) == Some(&false) {
+            drift.push(Drift::new(
+                resource.clone(),
+                "hosts or resolv.conf is missing or was edited".into(),
+            ));
+        }
+        for (key, att) in recorded.attachments.range((name.clone(), String::new())..) {
+            if key.0 != *name {
+                break;
+            }
+            let resource = Resource::Attachment {
+                container: key.0.clone(),
+                network: key.1.clone(),
+            };
+            let Some(net) = recorded.networks.get(&key.1) else {
+                continue;
+            };
+            let host_veth = veth_name(&ctr.id, &net.id);
+            if !observed.host_links.contains_key(&host_veth) {
+                drift.push(Drift::new(
+                    resource.clone(),
+                    format!("host veth {host_veth} is missing"),
+                ));
+            }
+            match links.get(&att.interface) {
+                None => drift.push(Drift::new(
+                    resource,
+                    format!("interface {} is missing in the container", att.interface),
+                )),
+                Some(link) => {
+                    for addr in &att.addresses {
+                        if !link.addrs.contains(addr) {
+                            drift.push(Drift::new(
+                                resource.clone(),
+                                format!("address {addr} is missing on {}", att.interface),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_repairs(drift: &[Drift], steps: &mut Vec<Step>) {
+    let mut seen = BTreeSet::new();
+    for d in drift {
+        if seen.insert(d.resource.clone()) {
+            steps.push(Step {
+                action: Action::Repair,
+                resource: d.resource.clone(),
+                changes: vec![],
+                reason: Some(d.what.clone()),
+                recreates_dependents: d.recreates_dependents,
+            });
+        } else if d.recreates_dependents
+            && let Some(step) = steps
+                .iter_mut()
+                .find(|s| s.resource == d.resource && s.action == Action::Repair)
+        {
+            step.recreates_dependents = true;
+        }
+    }
+}
+
+/// Adds the attachment steps implied by network and container replaces and deletes, and drops
+/// steps made redundant by them (an update of something that is re-created anyway).
+fn cascade(target: &TargetState, recorded: &Recorded, steps: &mut Vec<Step>) {
+    let mut recreate: BTreeSet<(String, String)> = BTreeSet::new();
+    for step in steps.iter() {
+        if !step.recreates_dependents {
+            continue;
+        }
+        match &step.resource {
+            Resource::Network { name } => {
+                recreate.extend(
+                    recorded
+                        .attachments
+                        .keys()
+                        .filter(|(_, n)| n == name)
+                        .cloned(),
+                );
+            }
+            Resource::Container { name } => {
+                recreate.extend(
+                    recorded
+                        .attachments
+                        .keys()
+                        .filter(|(c, _)| c == name)
+                        .cloned(),
+                );
+            }
+            Resource::Firewall | Resource::Attachment { .. } => {}
+        }
+    }
+    for (container, network) in recreate {
+        let desired = target
+            .containers
+            .get(&container)
+            .is_some_and(|c| c.attachments.contains_key(&network));
+        let resource = Resource::Attachment { container, network };
+        let already = steps.iter().any(|s| {
+            s.resource == resource && matches!(s.action, Action::Delete | Action::Replace)
+        });
+        if already {
+            continue;
+        }
+        steps.retain(|s| s.resource != resource);
+        steps.push(Step {
+            action: if desired {
+                Action::Replace
+            } else {
+                Action::Delete
+            },
+            resource,
+            changes: vec![],
+            reason: Some("its network or container is re-created".into()),
+            recreates_dependents: false,
+        });
+    }
+}

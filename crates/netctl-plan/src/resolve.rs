@@ -1,0 +1,274 @@
+//! Resolution: the validated file plus what was recorded gives the complete target — defaults
+//! filled in, recorded choices (ids, interface names, bridge names) kept, the default network
+//! added where a bridge container declares no network.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
+use netctl_types::{
+    ContainerMode, ContainerSpec, DesiredState, Isolate, MacAddr, NetnsSpec, PortMapping,
+    SubnetSpec, normalize_ports,
+};
+
+use crate::{Defaults, Recorded};
+
+/// Everything the file asks for, completed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetState {
+    pub networks: BTreeMap<String, TargetNetwork>,
+    pub containers: BTreeMap<String, TargetContainer>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetNetwork {
+    pub name: String,
+    /// Declared bridge name, or the recorded one; `None`: chosen at apply.
+    pub bridge: Option<String>,
+    /// Declared subnets; `None`: chosen at apply (or kept as recorded).
+    pub subnets: Option<Vec<SubnetSpec>>,
+    pub ipv6: bool,
+    pub internal: bool,
+    pub mtu: Option<u32>,
+    pub isolate: RecIsolate,
+    pub labels: BTreeMap<String, String>,
+    /// The implicit default network (`podman`), not declared in the file.
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetContainer {
+    pub name: String,
+    /// Declared, else recorded; a new container without one gets a generated id at apply, shown
+    /// as the empty string until then.
+    pub id: String,
+    pub netns: PathBuf,
+    pub managed: bool,
+    pub mode: NetworkMode,
+    pub hostname: String,
+    /// The declared spec, kept verbatim in the store for later comparison and `connect`.
+    pub spec: ContainerSpec,
+    /// Normalised published ports.
+    pub ports: Vec<PortMapping>,
+    pub attachments: BTreeMap<String, TargetAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetAttachment {
+    pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
+    pub mac: Option<MacAddr>,
+    pub interface: String,
+    /// Declared aliases plus the container's short id (podman always adds it), sorted.
+    pub aliases: Vec<String>,
+}
+
+impl TargetAttachment {
+    /// Static addresses asked for.
+    pub fn static_ips(&self) -> Vec<IpAddr> {
+        self.ip
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.ip6.map(IpAddr::V6))
+            .collect()
+    }
+}
+
+/// Resolves the file against what was recorded.
+pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults) -> TargetState {
+    let mut networks: BTreeMap<String, TargetNetwork> = desired
+        .networks
+        .iter()
+        .map(|(name, spec)| {
+            let rec = recorded.networks.get(name);
+            let net = TargetNetwork {
+                name: name.clone(),
+                bridge: spec
+                    .bridge
+                    .clone()
+                    .or_else(|| rec.map(|r| r.network_interface.clone())),
+                subnets: (!spec.subnets.is_empty()).then(|| spec.subnets.clone()),
+                ipv6: spec.ipv6 || spec.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
+                internal: spec.internal,
+                mtu: spec.mtu,
+                isolate: match spec.isolate {
+                    Isolate::Disabled => RecIsolate::Off,
+                    Isolate::Enabled => RecIsolate::On,
+                    Isolate::Strict => RecIsolate::Strict,
+                },
+                labels: spec.labels.clone(),
+                is_default: false,
+            };
+            (name.clone(), net)
+        })
+        .collect();
+
+    let mut containers = BTreeMap::new();
+    for (name, spec) in &desired.containers {
+        let ctr = resolve_container(name, spec, recorded, defaults);
+        if ctr.attachments.contains_key(&defaults.default_network)
+            && !networks.contains_key(&defaults.default_network)
+        {
+            networks.insert(defaults.default_network.clone(), default_network(defaults));
+        }
+        containers.insert(name.clone(), ctr);
+    }
+    TargetState {
+        networks,
+        containers,
+    }
+}
+
+fn default_network(defaults: &Defaults) -> TargetNetwork {
+    TargetNetwork {
+        name: defaults.default_network.clone(),
+        bridge: Some(defaults.default_bridge.clone()),
+        subnets: Some(vec![SubnetSpec {
+            subnet: defaults.default_subnet,
+            gateway: None,
+            lease_range: None,
+        }]),
+        ipv6: false,
+        internal: false,
+        mtu: None,
+        isolate: RecIsolate::Off,
+        labels: BTreeMap::new(),
+        is_default: true,
+    }
+}
+
+fn resolve_container(
+    name: &str,
+    spec: &ContainerSpec,
+    recorded: &Recorded,
+    defaults: &Defaults,
+) -> TargetContainer {
+    let rec = recorded.containers.get(name);
+    let id = spec
+        .id
+        .clone()
+        .or_else(|| rec.map(|r| r.id.clone()))
+        .unwrap_or_default();
+    let (netns, managed) = match &spec.netns {
+        NetnsSpec::Managed => (defaults.netns_dir.join(name), true),
+        NetnsSpec::Path(path) => (path.clone(), false),
+    };
+    let mode = match spec.mode {
+        ContainerMode::Bridge => NetworkMode::Bridge,
+        ContainerMode::Pasta => NetworkMode::Pasta,
+        ContainerMode::Slirp4netns => NetworkMode::Slirp4netns,
+        ContainerMode::None => NetworkMode::None,
+    };
+    let mut declared = spec.networks.clone();
+    if mode == NetworkMode::Bridge && declared.is_empty() {
+        declared.insert(
+            defaults.default_network.clone(),
+            netctl_types::AttachmentSpec::default(),
+        );
+    }
+    if mode != NetworkMode::Bridge {
+        declared.clear();
+    }
+    let interfaces = assign_interfaces(name, &declared, recorded);
+    let short_id: String = id.chars().take(12).collect();
+    let attachments = declared
+        .iter()
+        .map(|(net, att)| {
+            let mut aliases: BTreeSet<String> = att.aliases.iter().cloned().collect();
+            if !short_id.is_empty() {
+                aliases.insert(short_id.clone());
+            }
+            let target = TargetAttachment {
+                ip: att.ip,
+                ip6: att.ip6,
+                mac: att.mac,
+                interface: interfaces[net].clone(),
+                aliases: aliases.into_iter().collect(),
+            };
+            (net.clone(), target)
+        })
+        .collect();
+    let ports = normalize_ports(
+        spec.ports
+            .iter()
+            .flat_map(|p| p.to_mappings().unwrap_or_default())
+            .collect(),
+    );
+    TargetContainer {
+        name: name.to_owned(),
+        id,
+        netns,
+        managed,
+        mode,
+        hostname: spec.hostname_or(name).to_owned(),
+        spec: spec.clone(),
+        ports,
+        attachments,
+    }
+}
+
+/// Interface names: declared ones first, then those recorded for the attachment (if still
+/// free), then the lowest free `ethN`, walking networks in name order so the result is the same
+/// every time (podman walks a Go map here).
+fn assign_interfaces(
+    container: &str,
+    declared: &BTreeMap<String, netctl_types::AttachmentSpec>,
+    recorded: &Recorded,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut used = BTreeSet::new();
+    for (net, att) in declared {
+        if let Some(ifname) = &att.interface {
+            used.insert(ifname.clone());
+            out.insert(net.clone(), ifname.clone());
+        }
+    }
+    for net in declared.keys() {
+        if out.contains_key(net) {
+            continue;
+        }
+        if let Some(rec) = recorded
+            .attachments
+            .get(&(container.to_owned(), net.clone()))
+            && used.insert(rec.interface.clone())
+        {
+            out.insert(net.clone(), rec.interface.clone());
+        }
+    }
+    for net in declared.keys() {
+        if out.contains_key(net) {
+            continue;
+        }
+        // At most `declared.len()` names are taken, so one of the first len+1 is free.
+        let ifname = (0..=declared.len())
+            .map(|n| format!("eth{n}"))
+            .find(|n| !used.contains(n))
+            .expect("some ethN is free");
+        used.insert(ifname.clone());
+        out.insert(net.clone(), ifname);
+    }
+    out
+}
+
+/// The spec a container was recorded with (an empty spec if the record has none).
+pub(crate) fn recorded_spec(rec: &ContainerRecord) -> ContainerSpec {
+    serde_json::from_value(rec.spec.clone()).unwrap_or_default()
+}
+
+/// The normalised ports a container was recorded with.
+pub(crate) fn recorded_ports(rec: &ContainerRecord) -> Vec<PortMapping> {
+    serde_json::from_value(rec.ports.clone()).unwrap_or_default()
+}
+
+/// Name of the host side of a container's veth on a network: stable, unique per (container,
+/// network), at most 15 bytes, so netctl can find it again without asking the kernel for peers.
+pub fn veth_name(container_id: &str, network_id: &str) -> String {
+    // FNV-1a, 64 bit: no dependency, stable across versions and platforms.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in container_id.bytes().chain([0]).chain(network_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("nc{:013x}", hash & 0x000f_ffff_ffff_ffff)
+}
