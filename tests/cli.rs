@@ -1,1 +1,115 @@
-//! Command-line integration tests.
+//! The `netctl` command line as users and scripts meet it: exit codes, JSON errors, validate.
+
+use netctl_tests::{describe, netctl, workspace_root};
+
+#[test]
+fn examples_validate_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    for example in [
+        "config/examples/quickstart.toml",
+        "config/examples/multi-network.toml",
+    ] {
+        let out = netctl(tmp.path())
+            .args(["validate", "-f", example])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("valid"), "{example}: {stdout}");
+    }
+}
+
+#[test]
+fn invalid_file_fails_with_located_diagnostics_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[networks.web]\nsubnets = [{ subnet = \"10.89.0.0/24\", gateway = \"10.99.0.1\" }]\n\n[containers.api]\nnetworks.nope = {}\n",
+    )
+    .unwrap();
+    let out = netctl(tmp.path())
+        .arg("validate")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let prefix = format!("{}:", file.display());
+    let located: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&prefix)).collect();
+    assert!(
+        located.len() >= 2,
+        "both errors reported at once:\n{stderr}"
+    );
+    for line in located {
+        let rest = &line[prefix.len()..];
+        let mut parts = rest.splitn(3, ':');
+        let line_no: u32 = parts.next().unwrap().parse().expect("line number");
+        let col: u32 = parts.next().unwrap().parse().expect("column number");
+        assert!(line_no > 0 && col > 0, "{line}");
+    }
+    // validate never creates state.
+    assert!(!tmp.path().join("state").exists());
+}
+
+#[test]
+fn json_failure_is_one_object_on_stdout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(&file, "[networks.\"bad name\"]\n").unwrap();
+    let out = netctl(tmp.path())
+        .args(["-o", "json", "validate", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let value: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    assert!(
+        value["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{value}"
+    );
+    assert!(
+        value["diagnostics"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty()),
+        "{value}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_clear_error_not_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = netctl(tmp.path())
+        .args(["validate", "-f", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
+}
+
+#[test]
+fn settings_errors_name_the_setting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = netctl(tmp.path())
+        .env("NETCTL_FIREWALL_DRIVER", "iptables")
+        .args(["validate", "-f", "config/examples/quickstart.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("firewall_driver"), "{}", describe(&out));
+}
+
+#[test]
+fn config_file_layer_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("netctl.toml"), "no_such_setting = 1\n").unwrap();
+    let out = netctl(tmp.path())
+        .args(["validate", "-f"])
+        .arg(workspace_root().join("config/examples/quickstart.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+}

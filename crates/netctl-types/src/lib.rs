@@ -1,1 +1,39 @@
 //! netctl's desired-state schema and podman's network wire types.
+//!
+//! Pure data and pure functions: nothing here touches the system, so every other netctl crate
+//! can depend on it.
+//!
+//! * [`desired`] — the TOML schema users write ([`DesiredState`] and its parts);
+//! * [`wire`] — podman/netavark JSON types ([`Network`], [`NetworkOptions`], [`StatusBlock`]);
+//! * [`ports`] — [`PortMapping`], the podman `-p` parser and range folding;
+//! * [`names`] — name, interface-name, hostname and id rules;
+//! * [`mac`] — [`MacAddr`].
+//!
+//! Architecture invariant: this crate depends on no other netctl crate and does no I/O.
+
+pub mod desired;
+pub mod mac;
+pub mod names;
+pub mod ports;
+pub mod wire;
+
+pub use desired::{
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec,
+    MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec, PortTable,
+    SlirpOptions, SubnetSpec, first_host,
+};
+pub use mac::{MacAddr, MacParseError};
+pub use names::{
+    CONTAINER_ID_LEN, HostnameError, InterfaceNameError, MAX_HOSTNAME_LEN, MAX_INTERFACE_NAME_LEN,
+    NAME_PATTERN, RESERVED_NAMES, SHORT_ID_LEN, check_hostname, check_interface_name,
+    is_reserved_name, is_valid_container_id, is_valid_hostname, is_valid_interface_name,
+    is_valid_name, short_id,
+};
+pub use ports::{
+    CHOOSE_HOST_PORT, PortMapping, PortSpecError, Protocol, ProtocolParseError, canonical_host_ip,
+    expand_ports, normalize_ports, parse_port_spec,
+};
+pub use wire::{
+    LeaseRange, NetAddress, NetInterface, Network, NetworkAttachments, NetworkOptions,
+    PerNetworkOptions, Route, StatusBlock, Subnet,
+};

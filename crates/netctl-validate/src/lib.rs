@@ -1,1 +1,114 @@
 //! Parse and validate netctl desired-state TOML, reporting every error with its place.
+//!
+//! [`validate`] takes a file name and its text and returns a [`Validated`]: all diagnostics,
+//! sorted by position, and — only when none of them is an error — the [`ValidState`] to plan
+//! from. It works in three passes:
+//!
+//! 1. parse with `toml`'s span-preserving parser (syntax errors stop here, all of them reported);
+//! 2. `decode`: walk the tree into [`netctl_types::DesiredState`], checking keys, types and
+//!    single values, remembering where each field sits;
+//! 3. `check`: relations between fields (subnets, addresses, uniqueness, modes, ports).
+//!
+//! Architecture invariant: this crate is pure. Text in, diagnostics out; it never reads files,
+//! asks the kernel, or looks at the host (so host-dependent facts, like which subnets are free,
+//! are the planner's to check).
+
+mod check;
+mod decode;
+mod diagnostic;
+mod path;
+mod suggest;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use netctl_types::{DesiredState, PortMapping};
+use serde::Serialize;
+use toml::de::DeTable;
+
+pub use diagnostic::{Diagnostic, Severity};
+
+use diagnostic::Sink;
+
+/// A desired state that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidState {
+    /// The state as written, with every subnet normalised to its network address.
+    pub desired: DesiredState,
+    /// Each container's published ports as podman port mappings, normalised (sorted and folded
+    /// into ranges by [`netctl_types::normalize_ports`]). Every container has an entry.
+    pub ports: BTreeMap<String, Vec<PortMapping>>,
+}
+
+impl ValidState {
+    /// The normalised port mappings of `container` (empty for an unknown name).
+    pub fn ports_of(&self, container: &str) -> &[PortMapping] {
+        self.ports.get(container).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The outcome of [`validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Validated {
+    /// `Some` exactly when no diagnostic is an error.
+    pub state: Option<ValidState>,
+    /// Every finding, sorted by line and column.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Validated {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.count(Severity::Error) > 0
+    }
+
+    /// How many diagnostics have `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
+    }
+
+    /// All diagnostics in their text form, one per line (each line ends with `\n`).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for diagnostic in &self.diagnostics {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "{diagnostic}");
+        }
+        out
+    }
+}
+
+/// Validates the desired-state TOML `text`; `file` is only used to label diagnostics.
+pub fn validate(file: &str, text: &str) -> Validated {
+    let mut sink = Sink::default();
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        for error in errors {
+            let span = error.span().unwrap_or(0..0);
+            let mut message = format!("TOML syntax error: {}", error.message().trim_end());
+            // toml names neither the duplicated key nor the table; the span holds it.
+            if message.ends_with("duplicate key")
+                && let Some(key) = text.get(span.clone()).filter(|k| !k.is_empty())
+            {
+                message = format!("{message} `{key}`");
+            }
+            sink.push(Severity::Error, span, String::new(), message);
+        }
+        return Validated {
+            state: None,
+            diagnostics: sink.finish(file, text),
+        };
+    }
+    let (mut desired, spans) = decode::decode(root.get_ref(), &mut sink);
+    let ports = check::check(&mut desired, &spans, &mut sink);
+    let state = (!sink.has_errors()).then_some(ValidState { desired, ports });
+    Validated {
+        state,
+        diagnostics: sink.finish(file, text),
+    }
+}

@@ -1,2 +1,59 @@
-//! The `netctl` command line.
-fn main() {}
+//! `netctl`: declarative container networking for Linux.
+//!
+//! This binary composes the library crates: it parses the command line (clap), loads settings
+//! (figment), runs one command, and turns the outcome into output and an exit code:
+//! 0 success (for `plan`: in sync), 2 only from `plan --detailed-exitcode` with changes pending,
+//! 1 for every failure. With `-o json` a failure prints one `{"error": "..."}` object on stdout.
+
+mod cli;
+mod cmd;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::output::Reporter;
+use crate::settings::Settings;
+
+/// What a command asks the process to exit with, when it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `plan --detailed-exitcode` found pending changes.
+    ChangesPending,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let reporter = Reporter::new(cli.global.output);
+    match run(&cli, &reporter) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::ChangesPending) => ExitCode::from(2),
+        Err(err) => {
+            reporter.failure(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
+    let settings = Settings::load(&cli.global.config, &cli.global.flag_settings())?;
+    match &cli.command {
+        Command::Validate(args) => cmd::validate::run(&settings, args, reporter),
+    }
+}
+
+/// Logs go to stderr, filtered by `NETCTL_LOG` (e.g. `NETCTL_LOG=debug`); warnings by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

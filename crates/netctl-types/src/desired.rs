@@ -1,0 +1,663 @@
+//! The desired-state schema: what a user writes in the TOML file given with `-f`.
+//!
+//! These types are plain data. serde reads and writes them (the plan and the state record store
+//! them), with unknown keys refused. Reading a user's file goes through `netctl-validate`, which
+//! builds the same values while reporting every mistake with its position; a direct
+//! `toml::from_str::<DesiredState>` gives the same value for a valid file but stops at the first
+//! error. Defaults that depend on the environment (a chosen subnet, bridge name, container id)
+//! stay `None` here and are decided and recorded when applying.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::mac::MacAddr;
+use crate::ports::{PortMapping, PortSpecError, Protocol, canonical_host_ip, parse_port_spec};
+
+/// The whole desired state: networks and containers, each keyed by name.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredState {
+    /// `[networks.NAME]` tables.
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetworkSpec>,
+    /// `[containers.NAME]` tables.
+    #[serde(default)]
+    pub containers: BTreeMap<String, ContainerSpec>,
+}
+
+/// A network driver. Only the Linux bridge exists for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkDriver {
+    /// A Linux bridge with veth pairs into the containers (podman's default).
+    #[default]
+    Bridge,
+}
+
+impl NetworkDriver {
+    /// The name podman and netavark use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NetworkDriver::Bridge => "bridge",
+        }
+    }
+}
+
+/// One network, `[networks.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The driver; `bridge` if absent.
+    #[serde(default)]
+    pub driver: NetworkDriver,
+    /// Bridge interface name (at most 15 bytes); chosen when applying if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// Subnets; none at all means a free IPv4 /24 is chosen when applying.
+    #[serde(default)]
+    pub subnets: Vec<SubnetSpec>,
+    /// With no IPv6 subnet given, `true` asks for a random ULA /64.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// No masquerade, no default route, no forwarding out.
+    #[serde(default)]
+    pub internal: bool,
+    /// Bridge and veth MTU; the kernel's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// netavark's `isolate` option.
+    #[serde(default)]
+    pub isolate: Isolate,
+    /// Free-form labels, kept for the user.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One subnet of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetSpec {
+    /// The subnet. The validator normalises it to its network address.
+    pub subnet: IpNet,
+    /// The gateway (the bridge's address); the first host address if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Where dynamic addresses come from; the whole subnet if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_range: Option<LeaseRangeSpec>,
+}
+
+impl SubnetSpec {
+    /// The gateway in effect: the given one, else the subnet's first host address.
+    pub fn effective_gateway(&self) -> IpAddr {
+        self.gateway.unwrap_or_else(|| first_host(self.subnet))
+    }
+}
+
+/// The first address after the network address (podman's default gateway).
+pub fn first_host(subnet: IpNet) -> IpAddr {
+    match subnet.network() {
+        IpAddr::V4(net) => IpAddr::V4(Ipv4Addr::from(u32::from(net).wrapping_add(1))),
+        IpAddr::V6(net) => IpAddr::V6(Ipv6Addr::from(u128::from(net).wrapping_add(1))),
+    }
+}
+
+/// A dynamic address range inside a subnet; either end may be left open.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseRangeSpec {
+    /// First address handed out; the subnet's first host if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<IpAddr>,
+    /// Last address handed out; the subnet's last host if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<IpAddr>,
+}
+
+/// netavark's bridge `isolate` option, written `false`, `true` or `"strict"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Isolate {
+    /// `false`: no isolation.
+    #[default]
+    Disabled,
+    /// `true`: no traffic to other isolated networks.
+    Enabled,
+    /// `"strict"`: no traffic to any other network.
+    Strict,
+}
+
+impl Isolate {
+    /// The value of netavark's `isolate` network option.
+    pub const fn option_value(self) -> &'static str {
+        match self {
+            Isolate::Disabled => "false",
+            Isolate::Enabled => "true",
+            Isolate::Strict => "strict",
+        }
+    }
+}
+
+impl Serialize for Isolate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Isolate::Disabled => serializer.serialize_bool(false),
+            Isolate::Enabled => serializer.serialize_bool(true),
+            Isolate::Strict => serializer.serialize_str("strict"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Isolate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IsolateVisitor;
+
+        impl Visitor<'_> for IsolateVisitor {
+            type Value = Isolate;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"true, false or "strict""#)
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Isolate, E> {
+                Ok(if v {
+                    Isolate::Enabled
+                } else {
+                    Isolate::Disabled
+                })
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Isolate, E> {
+                if v == "strict" {
+                    Ok(Isolate::Strict)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(IsolateVisitor)
+    }
+}
+
+/// Which network namespace a container is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum NetnsSpec {
+    /// `"managed"`: netctl creates `<netns_dir>/<name>` and removes it on destroy.
+    #[default]
+    Managed,
+    /// An absolute path to an existing namespace (`/run/netns/x`, `/proc/PID/ns/net`); netctl
+    /// configures it but never creates or deletes it.
+    Path(PathBuf),
+}
+
+/// The spelling of [`NetnsSpec::Managed`].
+pub const MANAGED_NETNS: &str = "managed";
+
+impl Serialize for NetnsSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NetnsSpec::Managed => serializer.serialize_str(MANAGED_NETNS),
+            NetnsSpec::Path(path) => match path.to_str() {
+                Some(text) => serializer.serialize_str(text),
+                None => Err(serde::ser::Error::custom(format!(
+                    "netns path {} is not UTF-8",
+                    path.display()
+                ))),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NetnsSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        NetnsSpec::parse(&text).ok_or_else(|| {
+            de::Error::custom(format!(
+                r#"netns `{text}` must be "managed" or an absolute path"#
+            ))
+        })
+    }
+}
+
+impl NetnsSpec {
+    /// `"managed"` or an absolute path; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == MANAGED_NETNS {
+            Some(NetnsSpec::Managed)
+        } else if text.starts_with('/') {
+            Some(NetnsSpec::Path(PathBuf::from(text)))
+        } else {
+            None
+        }
+    }
+}
+
+/// How a container gets its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerMode {
+    /// veth pairs into bridge networks (podman's rootful default).
+    #[default]
+    Bridge,
+    /// User-mode networking by `pasta`.
+    Pasta,
+    /// User-mode networking by `slirp4netns`.
+    Slirp4netns,
+    /// Only loopback.
+    None,
+}
+
+impl ContainerMode {
+    /// Every mode, in the order messages list them.
+    pub const ALL: [ContainerMode; 4] = [
+        ContainerMode::Bridge,
+        ContainerMode::Pasta,
+        ContainerMode::Slirp4netns,
+        ContainerMode::None,
+    ];
+
+    /// The spelling in the TOML file.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ContainerMode::Bridge => "bridge",
+            ContainerMode::Pasta => "pasta",
+            ContainerMode::Slirp4netns => "slirp4netns",
+            ContainerMode::None => "none",
+        }
+    }
+
+    /// The mode spelled `text`, if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+impl fmt::Display for ContainerMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One container, `[containers.NAME]`: a network namespace plus its files.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSpec {
+    /// The namespace: managed by netctl (default) or an existing path.
+    #[serde(default)]
+    pub netns: NetnsSpec,
+    /// How the namespace is connected; `bridge` if absent.
+    #[serde(default)]
+    pub mode: ContainerMode,
+    /// Hostname for /etc/hosts; the container's name if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// 64 lowercase hex digits; generated and recorded if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Bridge networks to join, by name. Empty in bridge mode: the default network.
+    #[serde(default)]
+    pub networks: BTreeMap<String, AttachmentSpec>,
+    /// Published ports, as tables or podman `-p` strings.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    /// Nameservers for resolv.conf, replacing the host's.
+    #[serde(default)]
+    pub dns_servers: Vec<IpAddr>,
+    /// Search domains for resolv.conf.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// Extra /etc/hosts entries, `name:ip` (podman's `--add-host`).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// Extra pasta arguments (mode `pasta` only).
+    #[serde(default)]
+    pub pasta: Vec<String>,
+    /// slirp4netns options (mode `slirp4netns` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slirp4netns: Option<SlirpOptions>,
+}
+
+impl ContainerSpec {
+    /// The hostname in effect: the given one, else the container's name.
+    pub fn hostname_or<'a>(&'a self, name: &'a str) -> &'a str {
+        self.hostname.as_deref().unwrap_or(name)
+    }
+}
+
+/// One container's membership of one network (`networks.NAME = { ... }`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentSpec {
+    /// Static IPv4 address; allocated if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    /// Static IPv6 address; allocated if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    /// Static MAC address; random if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    /// Interface name inside the container; the lowest free `ethN` if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Extra DNS names on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// One entry of `ports`: a table or a podman `-p` string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    /// `{ host_ip, host_port, container_port, range, protocol }`.
+    Table(PortTable),
+    /// `"[[hostIP:]hostPort[-end]:]ctrPort[-end][/proto]"`.
+    Podman(String),
+}
+
+impl PortSpec {
+    /// The wire mappings this entry stands for (a `-p` string with `tcp,udp` gives two).
+    pub fn to_mappings(&self) -> Result<Vec<PortMapping>, PortSpecError> {
+        match self {
+            PortSpec::Table(table) => Ok(vec![table.to_mapping()]),
+            PortSpec::Podman(spec) => parse_port_spec(spec),
+        }
+    }
+}
+
+/// The table form of a published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortTable {
+    /// Host address; every address if absent (`""` and `0.0.0.0` mean the same, as in podman).
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_ip: Option<IpAddr>,
+    /// First host port; chosen when applying if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// First container port.
+    pub container_port: u16,
+    /// Number of consecutive ports.
+    #[serde(default = "one")]
+    pub range: u16,
+    /// Protocol; tcp if absent.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+fn one() -> u16 {
+    1
+}
+
+/// `host_ip = ""` is podman's spelling of "every address"; read it as absent.
+fn empty_as_none<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<IpAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        text.parse().map(Some).map_err(de::Error::custom)
+    }
+}
+
+impl PortTable {
+    /// The wire mapping for this table.
+    pub fn to_mapping(&self) -> PortMapping {
+        PortMapping {
+            host_ip: self.host_ip.map(canonical_host_ip).unwrap_or_default(),
+            container_port: self.container_port,
+            host_port: self.host_port.unwrap_or(crate::ports::CHOOSE_HOST_PORT),
+            range: self.range,
+            protocol: self.protocol.as_str().to_owned(),
+        }
+    }
+}
+
+/// Who forwards published ports for a slirp4netns container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortHandler {
+    /// rootlesskit's port driver (podman's default).
+    #[default]
+    Rootlesskit,
+    /// slirp4netns's own `add_hostfwd` API.
+    Slirp4netns,
+}
+
+impl PortHandler {
+    /// The spelling in the TOML file.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PortHandler::Rootlesskit => "rootlesskit",
+            PortHandler::Slirp4netns => "slirp4netns",
+        }
+    }
+}
+
+/// slirp4netns options, podman's `slirp4netns:k=v,...`. Absent values take podman's defaults,
+/// which the accessor methods of the same names return.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlirpOptions {
+    /// The user-mode subnet (IPv4 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<Ipv4Net>,
+    /// MTU of tap0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Give the container IPv6 too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv6: Option<bool>,
+    /// Let the container reach the host's loopback through the gateway address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_host_loopback: Option<bool>,
+    /// IPv4 address or interface name for outgoing connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_addr: Option<String>,
+    /// IPv6 address or interface name for outgoing connections (needs `enable_ipv6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_addr6: Option<String>,
+    /// Who forwards published ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_handler: Option<PortHandler>,
+}
+
+impl SlirpOptions {
+    /// podman's default slirp4netns MTU.
+    pub const DEFAULT_MTU: u32 = 65520;
+    /// slirp4netns's default subnet.
+    pub const DEFAULT_CIDR: Ipv4Net = match Ipv4Net::new(Ipv4Addr::new(10, 0, 2, 0), 24) {
+        Ok(net) => net,
+        Err(_) => panic!("10.0.2.0/24 is a valid network"),
+    };
+
+    /// The subnet in effect.
+    pub fn cidr(&self) -> Ipv4Net {
+        self.cidr.unwrap_or(Self::DEFAULT_CIDR)
+    }
+
+    /// The MTU in effect.
+    pub fn mtu(&self) -> u32 {
+        self.mtu.unwrap_or(Self::DEFAULT_MTU)
+    }
+
+    /// Whether IPv6 is enabled (podman's default is yes).
+    pub fn enable_ipv6(&self) -> bool {
+        self.enable_ipv6.unwrap_or(true)
+    }
+
+    /// Whether the host's loopback is reachable (default no).
+    pub fn allow_host_loopback(&self) -> bool {
+        self.allow_host_loopback.unwrap_or(false)
+    }
+
+    /// The port handler in effect.
+    pub fn port_handler(&self) -> PortHandler {
+        self.port_handler.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example from CONTRACT.md, verbatim apart from the placeholder id.
+    const CONTRACT_EXAMPLE: &str = r#"
+[networks.web]
+driver = "bridge"
+bridge = "nc-web"
+subnets = [ { subnet = "10.89.0.0/24", gateway = "10.89.0.1" },
+            { subnet = "fd10:89::/64", lease_range = { start = "fd10:89::10", end = "fd10:89::ff" } } ]
+ipv6 = false
+internal = false
+mtu = 1500
+isolate = false
+labels = { team = "a" }
+
+[containers.api]
+netns = "managed"
+mode = "bridge"
+hostname = "api"
+id = "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666"
+networks.web = { ip = "10.89.0.10", aliases = ["backend"] }
+ports = [ { host_port = 8080, container_port = 80 },
+          { host_ip = "127.0.0.1", host_port = 9000, container_port = 9000, range = 3, protocol = "udp" },
+          "127.0.0.1:7000:70/tcp" ]
+dns_servers = []
+dns_search = []
+extra_hosts = ["db:10.89.0.20"]
+pasta = ["--mtu", "1500"]
+slirp4netns = { cidr = "10.0.2.0/24", mtu = 65520, enable_ipv6 = true, allow_host_loopback = false }
+"#;
+
+    #[test]
+    fn contract_example_deserializes() {
+        let state: DesiredState = toml::from_str(CONTRACT_EXAMPLE).unwrap();
+        insta::assert_json_snapshot!(state);
+        let api = &state.containers["api"];
+        let ports: Vec<PortMapping> = api
+            .ports
+            .iter()
+            .flat_map(|p| p.to_mappings().unwrap())
+            .collect();
+        assert_eq!(ports.len(), 3);
+        assert_eq!(ports[1].host_ip, "127.0.0.1");
+        assert_eq!(ports[2].host_port, 7000);
+    }
+
+    #[test]
+    fn serde_round_trips_through_toml_and_json() {
+        let state: DesiredState = toml::from_str(CONTRACT_EXAMPLE).unwrap();
+        let text = toml::to_string(&state).unwrap();
+        assert_eq!(toml::from_str::<DesiredState>(&text).unwrap(), state);
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<DesiredState>(&json).unwrap(), state);
+    }
+
+    #[test]
+    fn isolate_forms() {
+        #[derive(Deserialize, Serialize)]
+        struct T {
+            isolate: Isolate,
+        }
+        let read = |text: &str| toml::from_str::<T>(text).map(|t| t.isolate);
+        assert_eq!(read("isolate = true").unwrap(), Isolate::Enabled);
+        assert_eq!(read("isolate = false").unwrap(), Isolate::Disabled);
+        assert_eq!(read(r#"isolate = "strict""#).unwrap(), Isolate::Strict);
+        assert!(read(r#"isolate = "yes""#).is_err());
+        assert!(read("isolate = 1").is_err());
+        let json = |i| serde_json::to_string(&T { isolate: i }).unwrap();
+        assert_eq!(json(Isolate::Strict), r#"{"isolate":"strict"}"#);
+        assert_eq!(json(Isolate::Enabled), r#"{"isolate":true}"#);
+        assert_eq!(Isolate::Disabled.option_value(), "false");
+    }
+
+    #[test]
+    fn netns_forms() {
+        assert_eq!(NetnsSpec::parse("managed"), Some(NetnsSpec::Managed));
+        assert_eq!(
+            NetnsSpec::parse("/proc/1/ns/net"),
+            Some(NetnsSpec::Path("/proc/1/ns/net".into()))
+        );
+        assert_eq!(NetnsSpec::parse("run/netns/x"), None);
+        assert!(serde_json::from_str::<NetnsSpec>("\"x\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&NetnsSpec::Path("/run/netns/a".into())).unwrap(),
+            "\"/run/netns/a\""
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err =
+            toml::from_str::<DesiredState>("[networks.a]\nsubnet = \"10.0.0.0/24\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `subnet`"), "{err}");
+    }
+
+    #[test]
+    fn defaults() {
+        let state: DesiredState = toml::from_str("[networks.n]\n[containers.c]\n").unwrap();
+        assert_eq!(state.networks["n"], NetworkSpec::default());
+        let c = &state.containers["c"];
+        assert_eq!(c, &ContainerSpec::default());
+        assert_eq!(c.hostname_or("c"), "c");
+        let slirp = SlirpOptions::default();
+        assert_eq!(slirp.cidr().to_string(), "10.0.2.0/24");
+        assert!(slirp.enable_ipv6());
+        assert_eq!(slirp.mtu(), 65520);
+        assert_eq!(slirp.port_handler(), PortHandler::Rootlesskit);
+    }
+
+    #[test]
+    fn gateways_default_to_first_host() {
+        let v4 = SubnetSpec {
+            subnet: "10.89.0.0/24".parse().unwrap(),
+            gateway: None,
+            lease_range: None,
+        };
+        assert_eq!(v4.effective_gateway().to_string(), "10.89.0.1");
+        let v6 = SubnetSpec {
+            subnet: "fd10:89::/64".parse().unwrap(),
+            gateway: None,
+            lease_range: None,
+        };
+        assert_eq!(v6.effective_gateway().to_string(), "fd10:89::1");
+    }
+
+    #[test]
+    fn port_table_host_ip_forms() {
+        let read = |text: &str| toml::from_str::<PortTable>(text).map(|t| t.host_ip);
+        assert_eq!(read("container_port = 1").unwrap(), None);
+        assert_eq!(read("container_port = 1\nhost_ip = \"\"").unwrap(), None);
+        assert_eq!(
+            read("container_port = 1\nhost_ip = \"::1\"").unwrap(),
+            Some("::1".parse().unwrap())
+        );
+        assert!(read("container_port = 1\nhost_ip = \"x\"").is_err());
+    }
+
+    #[test]
+    fn port_table_to_mapping() {
+        let table = PortTable {
+            host_ip: Some("0.0.0.0".parse().unwrap()),
+            host_port: None,
+            container_port: 80,
+            range: 2,
+            protocol: Protocol::Udp,
+        };
+        let m = table.to_mapping();
+        assert_eq!(m.host_ip, "");
+        assert_eq!(m.host_port, 0);
+        assert_eq!(m.range, 2);
+        assert_eq!(m.protocol, "udp");
+    }
+}

@@ -1,0 +1,292 @@
+//! Name rules shared by the schema, the validator and the command line.
+//!
+//! Network and container names follow podman's `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`. The pattern is
+//! simple enough to check byte by byte, which keeps this crate free of a regex engine. Interface
+//! names follow the kernel's `dev_valid_name`, hostnames RFC 1123.
+
+use thiserror::Error;
+
+/// The pattern every network and container name must match (podman's, shown in messages).
+pub const NAME_PATTERN: &str = "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
+
+/// Names podman's CLI refuses for networks because `--network` gives them another meaning.
+/// netctl adds `pasta`, which podman accepts but then shadows the pasta mode.
+pub const RESERVED_NAMES: [&str; 8] = [
+    "none",
+    "host",
+    "bridge",
+    "private",
+    "slirp4netns",
+    "pasta",
+    "container",
+    "ns",
+];
+
+/// Length of a full container id: 64 lowercase hex digits.
+pub const CONTAINER_ID_LEN: usize = 64;
+
+/// Length of a short id (the first characters of the full id), as podman shows and aliases it.
+pub const SHORT_ID_LEN: usize = 12;
+
+/// Longest interface name the kernel accepts (`IFNAMSIZ` minus the terminating NUL).
+pub const MAX_INTERFACE_NAME_LEN: usize = 15;
+
+/// Longest hostname `sethostname(2)` and DNS accept.
+pub const MAX_HOSTNAME_LEN: usize = 253;
+
+/// Whether `name` matches [`NAME_PATTERN`].
+pub fn is_valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(first) if first.is_ascii_alphanumeric() => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Whether `name` is one of [`RESERVED_NAMES`] (compared exactly, as podman does).
+pub fn is_reserved_name(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
+/// Whether `id` is a full container id: exactly 64 lowercase hex digits.
+pub fn is_valid_container_id(id: &str) -> bool {
+    id.len() == CONTAINER_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The short form of an id: its first [`SHORT_ID_LEN`] characters (all of it when shorter).
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(SHORT_ID_LEN) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    }
+}
+
+/// Why a string is not a usable interface name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InterfaceNameError {
+    /// The name is empty.
+    #[error("interface name is empty")]
+    Empty,
+    /// The name is longer than the kernel allows.
+    #[error("interface name `{name}` is {len} bytes long; the kernel allows at most 15")]
+    TooLong {
+        /// The offending name.
+        name: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// `.` and `..` would clash with sysfs/procfs directory entries.
+    #[error("interface name `{name}` is not allowed")]
+    Dot {
+        /// The offending name.
+        name: String,
+    },
+    /// The kernel refuses `/`, `:` and whitespace in interface names.
+    #[error("interface name `{name}` contains {ch:?}, which the kernel does not allow")]
+    BadChar {
+        /// The offending name.
+        name: String,
+        /// The first character that is not allowed.
+        ch: char,
+    },
+}
+
+/// Checks `name` against the kernel's rules for interface names (`dev_valid_name`).
+pub fn check_interface_name(name: &str) -> Result<(), InterfaceNameError> {
+    if name.is_empty() {
+        return Err(InterfaceNameError::Empty);
+    }
+    if name.len() > MAX_INTERFACE_NAME_LEN {
+        return Err(InterfaceNameError::TooLong {
+            name: name.to_owned(),
+            len: name.len(),
+        });
+    }
+    if name == "." || name == ".." {
+        return Err(InterfaceNameError::Dot {
+            name: name.to_owned(),
+        });
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+    {
+        return Err(InterfaceNameError::BadChar {
+            name: name.to_owned(),
+            ch,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `name` is a usable interface name (see [`check_interface_name`]).
+pub fn is_valid_interface_name(name: &str) -> bool {
+    check_interface_name(name).is_ok()
+}
+
+/// Why a string is not a valid hostname.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HostnameError {
+    /// The hostname is empty.
+    #[error("hostname is empty")]
+    Empty,
+    /// The hostname is longer than 253 bytes.
+    #[error("hostname is {len} bytes long; at most 253 are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A dot-separated label is empty (leading, trailing or doubled dot).
+    #[error("hostname `{name}` has an empty label")]
+    EmptyLabel {
+        /// The offending hostname.
+        name: String,
+    },
+    /// A label is longer than 63 bytes.
+    #[error("label `{label}` is longer than 63 bytes")]
+    LabelTooLong {
+        /// The offending label.
+        label: String,
+    },
+    /// A label holds something other than letters, digits and inner hyphens.
+    #[error(
+        "label `{label}` must be letters, digits and hyphens, not starting or ending with a hyphen"
+    )]
+    BadLabel {
+        /// The offending label.
+        label: String,
+    },
+}
+
+/// Checks `name` as an RFC 1123 hostname: at most 253 bytes, dot-separated labels of 1–63
+/// letters, digits and hyphens, no label starting or ending with a hyphen.
+pub fn check_hostname(name: &str) -> Result<(), HostnameError> {
+    if name.is_empty() {
+        return Err(HostnameError::Empty);
+    }
+    if name.len() > MAX_HOSTNAME_LEN {
+        return Err(HostnameError::TooLong { len: name.len() });
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(HostnameError::EmptyLabel {
+                name: name.to_owned(),
+            });
+        }
+        if label.len() > 63 {
+            return Err(HostnameError::LabelTooLong {
+                label: label.to_owned(),
+            });
+        }
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok_chars || label.starts_with('-') || label.ends_with('-') {
+            return Err(HostnameError::BadLabel {
+                label: label.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a valid hostname (see [`check_hostname`]).
+pub fn is_valid_hostname(name: &str) -> bool {
+    check_hostname(name).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_podmans_pattern() {
+        for good in [
+            "a", "A1", "web", "my-net", "my_net", "net.1", "0", "a--", "a..",
+        ] {
+            assert!(is_valid_name(good), "{good} should be valid");
+        }
+        for bad in ["", "-a", "_a", ".a", "a b", "a/b", "a:b", "ä", "a\n", "a@b"] {
+            assert!(!is_valid_name(bad), "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn reserved_names_are_exact() {
+        for name in RESERVED_NAMES {
+            assert!(is_reserved_name(name));
+        }
+        assert!(!is_reserved_name("Host"));
+        assert!(!is_reserved_name("default"));
+        assert!(!is_reserved_name("podman"));
+    }
+
+    #[test]
+    fn container_ids() {
+        let id = "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666";
+        assert!(is_valid_container_id(id));
+        assert!(!is_valid_container_id(&id.to_uppercase()));
+        assert!(!is_valid_container_id(&id[1..]));
+        assert!(!is_valid_container_id(&format!("{}g", &id[1..])));
+        assert_eq!(short_id(id), "6ce776ea58b5");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id(""), "");
+    }
+
+    #[test]
+    fn interface_names() {
+        assert_eq!(check_interface_name("eth0"), Ok(()));
+        assert_eq!(check_interface_name("a23456789012345"), Ok(()));
+        assert_eq!(
+            check_interface_name("a234567890123456"),
+            Err(InterfaceNameError::TooLong {
+                name: "a234567890123456".into(),
+                len: 16
+            })
+        );
+        assert_eq!(check_interface_name(""), Err(InterfaceNameError::Empty));
+        assert!(matches!(
+            check_interface_name(".."),
+            Err(InterfaceNameError::Dot { .. })
+        ));
+        assert!(matches!(
+            check_interface_name("a b"),
+            Err(InterfaceNameError::BadChar { ch: ' ', .. })
+        ));
+        assert!(matches!(
+            check_interface_name("a/b"),
+            Err(InterfaceNameError::BadChar { ch: '/', .. })
+        ));
+        assert!(!is_valid_interface_name("eth0:1"));
+    }
+
+    #[test]
+    fn hostnames() {
+        for good in ["api", "a.b.c", "x-1", "A1", &"a".repeat(63)] {
+            assert!(is_valid_hostname(good), "{good}");
+        }
+        assert_eq!(check_hostname(""), Err(HostnameError::Empty));
+        assert!(matches!(
+            check_hostname("a..b"),
+            Err(HostnameError::EmptyLabel { .. })
+        ));
+        assert!(matches!(
+            check_hostname("-a"),
+            Err(HostnameError::BadLabel { .. })
+        ));
+        assert!(matches!(
+            check_hostname("a_b"),
+            Err(HostnameError::BadLabel { .. })
+        ));
+        assert!(matches!(
+            check_hostname(&"a".repeat(64)),
+            Err(HostnameError::LabelTooLong { .. })
+        ));
+        let long = vec!["abcdefghi"; 26].join(".");
+        assert!(matches!(
+            check_hostname(&long),
+            Err(HostnameError::TooLong { len: 259 })
+        ));
+    }
+}

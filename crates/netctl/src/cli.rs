@@ -1,0 +1,91 @@
+//! The command line: global flags from CONTRACT.md and one subcommand per verb.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::settings::{DEFAULT_CONFIG_FILE, FirewallDriver, FlagSettings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netctl",
+    version,
+    about = "Declarative container networking for Linux"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Settings file (defaults < this file < NETCTL_* < flags).
+    #[arg(long, global = true, env = "NETCTL_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
+    /// Directory of the state store and lock [default: /var/lib/netctl].
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Directory for pid files, sockets and runtime files [default: /run/netctl].
+    #[arg(long, global = true)]
+    pub run_dir: Option<PathBuf>,
+    /// Directory of named network namespaces [default: /run/netns].
+    #[arg(long, global = true)]
+    pub netns_dir: Option<PathBuf>,
+    /// Directory of per-namespace hosts/resolv.conf [default: /etc/netns].
+    #[arg(long, global = true)]
+    pub etc_netns_dir: Option<PathBuf>,
+    /// Firewall backend [default: nftables].
+    #[arg(long, global = true, value_enum)]
+    pub firewall_driver: Option<FirewallDriver>,
+    /// Seconds to wait for another netctl holding the state lock [default: 30].
+    #[arg(long, global = true)]
+    pub lock_timeout: Option<u64>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+impl GlobalArgs {
+    pub fn flag_settings(&self) -> FlagSettings {
+        FlagSettings {
+            state_dir: self.state_dir.clone(),
+            run_dir: self.run_dir.clone(),
+            netns_dir: self.netns_dir.clone(),
+            etc_netns_dir: self.etc_netns_dir.clone(),
+            firewall_driver: self.firewall_driver,
+            lock_timeout: self.lock_timeout,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a desired-state file's syntax and meaning; touches nothing, needs no root.
+    Validate(FileArg),
+}
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The desired-state TOML file.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

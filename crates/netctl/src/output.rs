@@ -1,0 +1,79 @@
+//! Printing results and failures in the chosen output format.
+//!
+//! Text goes to stdout for results and stderr for diagnostics; JSON is always exactly one object
+//! on stdout, for results and for failures alike (`{"error": "..."}`), so scripts can parse it.
+
+use std::io::Write as _;
+
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+
+#[derive(Debug)]
+pub struct Reporter {
+    format: OutputFormat,
+}
+
+/// A failure whose details are a list of diagnostics (invalid input). Printed in full.
+#[derive(Debug, thiserror::Error)]
+#[error("{summary}")]
+pub struct InvalidInput {
+    pub summary: String,
+    /// Rendered `FILE:LINE:COL: ...` lines.
+    pub lines: Vec<String>,
+    /// The same diagnostics as JSON values.
+    pub json: Vec<serde_json::Value>,
+}
+
+impl Reporter {
+    pub fn new(format: OutputFormat) -> Reporter {
+        Reporter { format }
+    }
+
+    /// Prints a result: `text` in text mode, `json` in JSON mode.
+    pub fn result<T: Serialize>(&self, text: &str, json: &T) {
+        let mut out = std::io::stdout().lock();
+        let written = match self.format {
+            OutputFormat::Text => out.write_all(text.as_bytes()),
+            OutputFormat::Json => serde_json::to_writer_pretty(&mut out, json)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n")),
+        };
+        // A closed pipe (`netctl show | head`) is not an error worth a message.
+        drop(written);
+    }
+
+    /// Prints a line on stderr in text mode (notes, warnings); nothing in JSON mode.
+    pub fn note(&self, line: &str) {
+        if self.format == OutputFormat::Text {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Prints a failure with its whole cause chain.
+    pub fn failure(&self, err: &anyhow::Error) {
+        let chain = err
+            .chain()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
+        let invalid = err.downcast_ref::<InvalidInput>();
+        match self.format {
+            OutputFormat::Text => {
+                if let Some(invalid) = invalid {
+                    for line in &invalid.lines {
+                        eprintln!("{line}");
+                    }
+                }
+                eprintln!("Error: {chain}");
+            }
+            OutputFormat::Json => {
+                let mut obj = serde_json::json!({ "error": chain });
+                if let Some(invalid) = invalid {
+                    obj["diagnostics"] = serde_json::Value::Array(invalid.json.clone());
+                }
+                println!("{obj}");
+            }
+        }
+    }
+}

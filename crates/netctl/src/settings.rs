@@ -1,0 +1,167 @@
+//! Settings, layered weakest first: built-in defaults < the config file
+//! (`/etc/netctl/netctl.toml`) < `NETCTL_*` environment variables < command-line flags.
+//!
+//! Everything netctl keeps lives under these paths, so a test can point them at a temporary tree.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The config file read when `--config` / `NETCTL_CONFIG` does not name another.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/netctl/netctl.toml";
+
+/// Which firewall backend manages netctl's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallDriver {
+    /// Rules in netctl's own `inet netctl` table.
+    Nftables,
+    /// No rules at all: for hosts that manage their own firewall.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Holds the redb store `state.redb` and the operation lock.
+    pub state_dir: PathBuf,
+    /// Pid files, sockets, per-container runtime files.
+    pub run_dir: PathBuf,
+    /// Named network namespaces netctl creates.
+    pub netns_dir: PathBuf,
+    /// Per-namespace hosts/resolv.conf (the `ip netns exec` convention).
+    pub etc_netns_dir: PathBuf,
+    pub firewall_driver: FirewallDriver,
+    /// How long to wait for another netctl holding the state lock, in seconds.
+    pub lock_timeout: u64,
+    /// The network a bridge container without `networks` joins (podman's default network).
+    pub default_network: String,
+    /// Bridge name of the default network.
+    pub default_bridge: String,
+    /// Subnet of the default network.
+    pub default_subnet: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            state_dir: "/var/lib/netctl".into(),
+            run_dir: "/run/netctl".into(),
+            netns_dir: "/run/netns".into(),
+            etc_netns_dir: "/etc/netns".into(),
+            firewall_driver: FirewallDriver::Nftables,
+            lock_timeout: 30,
+            default_network: "podman".into(),
+            default_bridge: "podman0".into(),
+            default_subnet: "10.88.0.0/16".into(),
+        }
+    }
+}
+
+/// Settings given on the command line; only those present override the weaker layers.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct FlagSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etc_netns_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall_driver: Option<FirewallDriver>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_timeout: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid settings (defaults < {config} < NETCTL_* < flags)")]
+pub struct SettingsError {
+    config: String,
+    #[source]
+    source: Box<figment::Error>,
+}
+
+impl Settings {
+    /// Loads the layered settings. `config` is the config file; a missing file is fine.
+    pub fn load(config: &Path, flags: &FlagSettings) -> Result<Settings, SettingsError> {
+        Self::figment(config, flags)
+            .extract()
+            .map_err(|e| SettingsError {
+                config: config.display().to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    fn figment(config: &Path, flags: &FlagSettings) -> Figment {
+        Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(config))
+            // NETCTL_CONFIG names the file itself; it is not a setting.
+            .merge(Env::prefixed("NETCTL_").ignore(&["config"]))
+            .merge(Serialized::defaults(flags))
+    }
+}
+
+#[cfg(test)]
+// figment's Jail fixes the closure's error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_apply_weakest_first() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "netctl.toml",
+                "state_dir = \"/from/file\"\nrun_dir = \"/from/file/run\"\nnetns_dir = \"/from/file/ns\"\n",
+            )?;
+            jail.set_env("NETCTL_RUN_DIR", "/from/env/run");
+            jail.set_env("NETCTL_NETNS_DIR", "/from/env/ns");
+            let flags = FlagSettings {
+                netns_dir: Some("/from/flag/ns".into()),
+                ..FlagSettings::default()
+            };
+            let s = Settings::load(Path::new("netctl.toml"), &flags).expect("settings load");
+            assert_eq!(s.state_dir, Path::new("/from/file"));
+            assert_eq!(s.run_dir, Path::new("/from/env/run"));
+            assert_eq!(s.netns_dir, Path::new("/from/flag/ns"));
+            assert_eq!(s.etc_netns_dir, Path::new("/etc/netns"));
+            assert_eq!(s.firewall_driver, FirewallDriver::Nftables);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_gives_defaults() {
+        Jail::expect_with(|_| {
+            let s = Settings::load(Path::new("absent.toml"), &FlagSettings::default()).unwrap();
+            assert_eq!(s, Settings::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETCTL_FIREWALL_DRIVER", "iptables");
+            let err =
+                Settings::load(Path::new("absent.toml"), &FlagSettings::default()).unwrap_err();
+            let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+            assert!(chain.to_lowercase().contains("firewall_driver"), "{chain}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_config_file_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("netctl.toml", "stat_dir = \"/x\"\n")?;
+            assert!(Settings::load(Path::new("netctl.toml"), &FlagSettings::default()).is_err());
+            Ok(())
+        });
+    }
+}
