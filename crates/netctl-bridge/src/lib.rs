@@ -1,1 +1,420 @@
-//! Bridge backend: bridge, veth, addresses, routes, sysctls, firewall.
+//! Bridge backend: what netavark's bridge driver does to links, addresses, routes and sysctls,
+//! done through the `netctl-sys` seam.
+//!
+//! * [`ensure_network`] makes a network's bridge exist as recorded (gateway addresses, MTU, a
+//!   pinned MAC, up, sysctls). It is idempotent: it only changes what differs.
+//! * [`setup`] attaches one container: a veth whose peer is created directly inside the
+//!   container's namespace under its interface name, MAC, addresses, default routes (none for
+//!   internal networks), `lo` up, and the per-interface sysctls. It returns podman's
+//!   [`StatusBlock`]. A failure part-way undoes what this call did.
+//! * [`teardown`] detaches one container and always runs to the end: it works when the
+//!   container's namespace is already gone and reports every error it met.
+//! * [`remove_network`] deletes the bridge (when its last attachment has left).
+//!
+//! Firewall rules are not made here: the caller drives `netctl-firewall` around these calls, so
+//! port forwards are removed before routes and bridge on teardown.
+//!
+//! Invariant: this crate never talks to the kernel except through `&dyn Sys`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use netctl_sys::{BridgeSpec, LinkChange, NsRef, Route, Sys, SysError, VethSpec};
+use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock};
+
+/// Metric of the default route of a container's first interface (netavark's default); later
+/// interfaces get the next ones so two networks' default routes never collide.
+pub const DEFAULT_ROUTE_METRIC: u32 = 100;
+
+/// A bridge network as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeNetwork {
+    pub name: String,
+    /// 64-hex network id; the bridge MAC is derived from it so it never changes.
+    pub id: String,
+    pub bridge: String,
+    pub subnets: Vec<BridgeSubnet>,
+    pub mtu: Option<u32>,
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BridgeSubnet {
+    pub subnet: IpNet,
+    pub gateway: Option<IpAddr>,
+}
+
+impl BridgeNetwork {
+    fn gateway_addrs(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.subnets.iter().filter_map(|s| {
+            s.gateway
+                .map(|gw| IpNet::new(gw, s.subnet.prefix_len()).expect("prefix of a subnet"))
+        })
+    }
+
+    fn has_v6(&self) -> bool {
+        self.subnets.iter().any(|s| s.subnet.addr().is_ipv6())
+    }
+
+    fn alias(&self) -> String {
+        format!("netctl network {}", self.name)
+    }
+
+    /// A locally administered unicast MAC derived from the network id.
+    pub fn bridge_mac(&self) -> MacAddr {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.id.bytes() {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        let b = hash.to_be_bytes();
+        MacAddr::from([(b[0] & 0xfe) | 0x02, b[1], b[2], b[3], b[4], b[5]])
+    }
+}
+
+/// One container's attachment to a bridge network, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeAttachment {
+    pub container: String,
+    /// The container's network namespace.
+    pub netns: PathBuf,
+    /// Host side of the veth (stable, recorded).
+    pub host_veth: String,
+    /// Interface name inside the container (`eth0`, ...).
+    pub interface: String,
+    pub mac: MacAddr,
+    /// One address per subnet, with the subnet's prefix length.
+    pub addresses: Vec<IpNet>,
+}
+
+impl BridgeAttachment {
+    fn ns(&self) -> NsRef {
+        NsRef::path(self.netns.clone())
+    }
+
+    fn route_metric(&self) -> u32 {
+        let index: u32 = self
+            .interface
+            .strip_prefix("eth")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        DEFAULT_ROUTE_METRIC.saturating_add(index)
+    }
+}
+
+/// A bridge backend failure, naming what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("network {network}: {what}")]
+    Network {
+        network: String,
+        what: String,
+        #[source]
+        source: SysError,
+    },
+    #[error("attach {container} to {network} ({interface}): {what}")]
+    Attach {
+        container: String,
+        network: String,
+        interface: String,
+        what: String,
+        #[source]
+        source: SysError,
+    },
+    #[error("{} is taken by a link netctl did not make (alias {alias:?})", name)]
+    Foreign { name: String, alias: Option<String> },
+}
+
+/// Every error a teardown met; it still did all it could.
+#[derive(Debug, thiserror::Error)]
+#[error("teardown met {} error(s): {}", .0.len(), .0.iter().map(|e| error_chain(e)).collect::<Vec<_>>().join("; "))]
+pub struct TeardownErrors(pub Vec<BridgeError>);
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+/// Makes the network's bridge exist as recorded; only changes what differs.
+pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {
+    let host = NsRef::Host;
+    let err = |what: &str| {
+        let what = what.to_owned();
+        let network = net.name.clone();
+        move |source| BridgeError::Network { network, what, source }
+    };
+    let existing = sys.link(&host, &net.bridge).map_err(err("look up bridge"))?;
+    let want_mac = net.bridge_mac();
+    match &existing {
+        None => {
+            sys.add_bridge(
+                &host,
+                &BridgeSpec {
+                    name: net.bridge.clone(),
+                    mtu: net.mtu,
+                    mac: Some(want_mac),
+                    alias: Some(net.alias()),
+                },
+            )
+            .map_err(err(&format!("create bridge {}", net.bridge)))?;
+        }
+        Some(link) => {
+            if link.kind != netctl_sys::LinkKind::Bridge {
+                return Err(BridgeError::Foreign { name: net.bridge.clone(), alias: link.alias.clone() });
+            }
+            let mut change = LinkChange::default();
+            if let Some(mtu) = net.mtu
+                && link.mtu != mtu
+            {
+                change.mtu = Some(mtu);
+            }
+            if link.mac != Some(want_mac) {
+                change.mac = Some(want_mac);
+            }
+            if !change.is_empty() {
+                sys.set_link(&host, &net.bridge, &change)
+                    .map_err(err(&format!("update bridge {} ({change})", net.bridge)))?;
+            }
+        }
+    }
+    let have: Vec<IpNet> = sys
+        .addrs(&host)
+        .map_err(err("list addresses"))?
+        .into_iter()
+        .filter(|a| a.link_name == net.bridge)
+        .map(|a| a.net)
+        .collect();
+    for gw in net.gateway_addrs() {
+        if !have.contains(&gw) {
+            sys.add_addr(&host, &net.bridge, gw)
+                .map_err(err(&format!("add gateway address {gw} to {}", net.bridge)))?;
+        }
+    }
+    network_sysctls(sys, net)?;
+    if !existing.as_ref().is_some_and(|l| l.up) {
+        sys.set_link(&host, &net.bridge, &LinkChange::up())
+            .map_err(err(&format!("set {} up", net.bridge)))?;
+    }
+    Ok(())
+}
+
+/// Sets a sysctl unless it already has the value (so a converged host sees no writes).
+fn ensure_sysctl(sys: &dyn Sys, ns: &NsRef, key: &[&str], value: &str) -> Result<(), SysError> {
+    if sys.sysctl_get(ns, key).is_ok_and(|v| v == value) {
+        return Ok(());
+    }
+    sys.sysctl_set(ns, key, value)
+}
+
+fn network_sysctls(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {
+    let host = NsRef::Host;
+    let br = net.bridge.as_str();
+    let mut keys: Vec<(Vec<&str>, &str)> = vec![
+        // Published ports on 127.0.0.1 are DNATed to the bridge; the kernel drops such
+        // packets unless the bridge accepts local sources.
+        (vec!["net", "ipv4", "conf", br, "route_localnet"], "1"),
+        // netavark 1.11: loose reverse-path filtering, so asymmetric routes keep working.
+        (vec!["net", "ipv4", "conf", br, "rp_filter"], "2"),
+    ];
+    if net.internal {
+        keys.push((vec!["net", "ipv4", "conf", br, "forwarding"], "0"));
+    } else {
+        keys.push((vec!["net", "ipv4", "ip_forward"], "1"));
+    }
+    if net.has_v6() {
+        keys.push((vec!["net", "ipv6", "conf", br, "accept_dad"], "0"));
+        keys.push((vec!["net", "ipv6", "conf", br, "accept_ra"], "0"));
+        if net.internal {
+            keys.push((vec!["net", "ipv6", "conf", br, "forwarding"], "0"));
+        } else {
+            keys.push((vec!["net", "ipv6", "conf", "all", "forwarding"], "1"));
+        }
+    }
+    for (key, value) in keys {
+        ensure_sysctl(sys, &host, &key, value).map_err(|source| BridgeError::Network {
+            network: net.name.clone(),
+            what: format!("set sysctl {}={value}", key.join(".")),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Deletes the network's bridge; a missing bridge is fine.
+pub fn remove_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {
+    match sys.del_link(&NsRef::Host, &net.bridge) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(source) => Err(BridgeError::Network {
+            network: net.name.clone(),
+            what: format!("delete bridge {}", net.bridge),
+            source,
+        }),
+    }
+}
+
+/// What a setup did so far, undone in reverse on failure.
+enum Undo {
+    Veth(String),
+}
+
+/// Attaches a container to a bridge network (which [`ensure_network`] has made).
+pub fn setup(
+    sys: &dyn Sys,
+    net: &BridgeNetwork,
+    att: &BridgeAttachment,
+) -> Result<StatusBlock, BridgeError> {
+    let mut undo = Vec::new();
+    let result = setup_steps(sys, net, att, &mut undo);
+    if result.is_err() {
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Veth(name) => {
+                    if let Err(e) = sys.del_link(&NsRef::Host, &name) {
+                        tracing::warn!("undo: delete veth {name}: {e}");
+                    }
+                }
+            }
+        }
+    }
+    result
+}
+
+fn setup_steps(
+    sys: &dyn Sys,
+    net: &BridgeNetwork,
+    att: &BridgeAttachment,
+    undo: &mut Vec<Undo>,
+) -> Result<StatusBlock, BridgeError> {
+    let host = NsRef::Host;
+    let ctr = att.ns();
+    let err = |what: String| {
+        let container = att.container.clone();
+        let network = net.name.clone();
+        let interface = att.interface.clone();
+        move |source| BridgeError::Attach { container, network, interface, what, source }
+    };
+
+    // lo up first: podman leaves it to the network backend.
+    let lo = sys.link(&ctr, "lo").map_err(err("look up lo".into()))?;
+    if !lo.is_some_and(|l| l.up) {
+        sys.set_link(&ctr, "lo", &LinkChange::up()).map_err(err("set lo up".into()))?;
+    }
+
+    // A leftover host veth with our name (a half-done earlier run) is ours to replace.
+    if let Some(old) = sys.link(&host, &att.host_veth).map_err(err("look up host veth".into()))? {
+        if !old.alias.as_deref().is_some_and(|a| a.starts_with("netctl ")) {
+            return Err(BridgeError::Foreign { name: att.host_veth.clone(), alias: old.alias });
+        }
+        sys.del_link(&host, &att.host_veth).map_err(err(format!("delete stale veth {}", att.host_veth)))?;
+    }
+    sys.add_veth(
+        &host,
+        &VethSpec {
+            name: att.host_veth.clone(),
+            mtu: net.mtu,
+            mac: None,
+            alias: Some(format!("netctl {} {}", att.container, net.name)),
+            peer_name: att.interface.clone(),
+            peer_ns: ctr.clone(),
+            peer_mac: Some(att.mac),
+        },
+    )
+    .map_err(err(format!("create veth {} <-> {}", att.host_veth, att.interface)))?;
+    undo.push(Undo::Veth(att.host_veth.clone()));
+
+    // Sysctls inside the container before addresses, as netavark does.
+    let ifname = att.interface.as_str();
+    let mut keys: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["net", "ipv4", "conf", ifname, "rp_filter"], "2"),
+        (vec!["net", "ipv4", "conf", ifname, "arp_notify"], "1"),
+    ];
+    if att.addresses.iter().any(|a| a.addr().is_ipv6()) {
+        keys.push((vec!["net", "ipv6", "conf", ifname, "accept_dad"], "0"));
+        keys.push((vec!["net", "ipv6", "conf", ifname, "autoconf"], "0"));
+    }
+    for (key, value) in keys {
+        ensure_sysctl(sys, &ctr, &key, value).map_err(err(format!("set sysctl {}={value}", key.join("."))))?;
+    }
+
+    sys.set_link(
+        &host,
+        &att.host_veth,
+        &LinkChange { master: Some(Some(net.bridge.clone())), up: Some(true), ..LinkChange::default() },
+    )
+    .map_err(err(format!("enslave {} to {} and set it up", att.host_veth, net.bridge)))?;
+    for addr in &att.addresses {
+        sys.add_addr(&ctr, ifname, *addr).map_err(err(format!("add address {addr}")))?;
+    }
+    sys.set_link(&ctr, ifname, &LinkChange::up()).map_err(err(format!("set {ifname} up")))?;
+
+    let mut subnets = Vec::new();
+    for addr in &att.addresses {
+        let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
+        let gateway = subnet.and_then(|s| s.gateway);
+        if !net.internal
+            && let Some(gw) = gateway
+        {
+            let route = Route::default_via(gw).dev(ifname).metric(att.route_metric());
+            sys.add_route(&ctr, &route).map_err(err(format!("add route {route}")))?;
+        }
+        subnets.push(NetAddress { ipnet: *addr, gateway });
+    }
+    let mut interfaces = BTreeMap::new();
+    interfaces.insert(att.interface.clone(), NetInterface { subnets, mac_address: att.mac });
+    Ok(StatusBlock { interfaces, dns_server_ips: None, dns_search_domains: None })
+}
+
+/// Detaches a container; runs to the end whatever fails, and reports every error.
+pub fn teardown(
+    sys: &dyn Sys,
+    net: &BridgeNetwork,
+    att: &BridgeAttachment,
+) -> Result<(), TeardownErrors> {
+    let mut errors = Vec::new();
+    // Deleting the host side takes the container side (and its addresses and routes) with it,
+    // whether or not the container namespace still exists.
+    match sys.del_link(&NsRef::Host, &att.host_veth) {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {
+            // The veth may have been renamed or moved; try the container side.
+            match sys.is_netns(&att.netns) {
+                Ok(true) => match sys.del_link(&att.ns(), &att.interface) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(source) => errors.push(BridgeError::Attach {
+                        container: att.container.clone(),
+                        network: net.name.clone(),
+                        interface: att.interface.clone(),
+                        what: "delete container interface".into(),
+                        source,
+                    }),
+                },
+                Ok(false) => {}
+                Err(source) => errors.push(BridgeError::Attach {
+                    container: att.container.clone(),
+                    network: net.name.clone(),
+                    interface: att.interface.clone(),
+                    what: format!("check namespace {}", att.netns.display()),
+                    source,
+                }),
+            }
+        }
+        Err(source) => errors.push(BridgeError::Attach {
+            container: att.container.clone(),
+            network: net.name.clone(),
+            interface: att.interface.clone(),
+            what: format!("delete veth {}", att.host_veth),
+            source,
+        }),
+    }
+    if errors.is_empty() { Ok(()) } else { Err(TeardownErrors(errors)) }
+}

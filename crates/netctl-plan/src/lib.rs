@@ -729,34 +729,32 @@ fn add_repairs(drift: &[Drift], steps: &mut Vec<Step>) {
 /// Adds the attachment steps implied by network and container replaces and deletes, and drops
 /// steps made redundant by them (an update of something that is re-created anyway).
 fn cascade(target: &TargetState, recorded: &Recorded, steps: &mut Vec<Step>) {
-    let mut recreate: BTreeSet<(String, String)> = BTreeSet::new();
+    // (container, network) -> whether every cause is a repair (same addresses and MAC) rather
+    // than a replace (addresses chosen again).
+    let mut recreate: BTreeMap<(String, String), bool> = BTreeMap::new();
     for step in steps.iter() {
         if !step.recreates_dependents {
             continue;
         }
-        match &step.resource {
-            Resource::Network { name } => {
-                recreate.extend(
-                    recorded
-                        .attachments
-                        .keys()
-                        .filter(|(_, n)| n == name)
-                        .cloned(),
-                );
-            }
-            Resource::Container { name } => {
-                recreate.extend(
-                    recorded
-                        .attachments
-                        .keys()
-                        .filter(|(c, _)| c == name)
-                        .cloned(),
-                );
-            }
-            Resource::Firewall | Resource::Attachment { .. } => {}
+        let repair = step.action == Action::Repair;
+        let keys: Vec<&(String, String)> = match &step.resource {
+            Resource::Network { name } => recorded
+                .attachments
+                .keys()
+                .filter(|(_, n)| n == name)
+                .collect(),
+            Resource::Container { name } => recorded
+                .attachments
+                .keys()
+                .filter(|(c, _)| c == name)
+                .collect(),
+            Resource::Firewall | Resource::Attachment { .. } => Vec::new(),
+        };
+        for key in keys {
+            *recreate.entry(key.clone()).or_insert(repair) &= repair;
         }
     }
-    for (container, network) in recreate {
+    for ((container, network), repair) in recreate {
         let desired = target
             .containers
             .get(&container)
@@ -769,15 +767,20 @@ fn cascade(target: &TargetState, recorded: &Recorded, steps: &mut Vec<Step>) {
             continue;
         }
         steps.retain(|s| s.resource != resource);
+        let action = match (desired, repair) {
+            (false, _) => Action::Delete,
+            (true, true) => Action::Repair,
+            (true, false) => Action::Replace,
+        };
         steps.push(Step {
-            action: if desired {
-                Action::Replace
-            } else {
-                Action::Delete
-            },
+            action,
             resource,
             changes: vec![],
-            reason: Some("its network or container is re-created".into()),
+            reason: Some(if repair {
+                "its bridge or namespace is re-created; same addresses and MAC".into()
+            } else {
+                "its network or container is re-created".into()
+            }),
             recreates_dependents: false,
         });
     }

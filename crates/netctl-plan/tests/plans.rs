@@ -341,7 +341,7 @@ fn missing_bridge_repairs_every_attachment_on_it() {
     let bridge = rec.networks["demo"].network_interface.clone();
     obs.host_links.remove(&bridge);
     let p = check("bridge_missing", &rec, &obs, QUICKSTART, false);
-    assert_eq!(p.summary.replace, 2, "{}", render_text(&p));
+    assert_eq!(p.summary.repair, 3, "{}", render_text(&p));
 }
 
 #[test]

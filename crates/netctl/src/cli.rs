@@ -70,6 +70,49 @@ pub enum OutputFormat {
 pub enum Command {
     /// Check a desired-state file's syntax and meaning; touches nothing, needs no root.
     Validate(FileArg),
+    /// Show what `apply` would change (drift first); changes nothing.
+    Plan(PlanArgs),
+    /// Converge the machine to a desired-state file.
+    Apply(ApplyArgs),
+    /// Remove everything netctl made for a file's resources, or for all (--all).
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The desired-state TOML file.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Exit 2 when changes are pending, 0 when in sync.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Plan the removal of recorded resources the file no longer declares.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The desired-state TOML file.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Also remove recorded resources the file no longer declares.
+    #[arg(long)]
+    pub prune: bool,
+    /// Show the plan and stop; nothing is executed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["file", "all"])))]
+pub struct DestroyArgs {
+    /// Destroy the networks and containers this file declares.
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Destroy everything netctl recorded.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

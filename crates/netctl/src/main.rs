@@ -44,6 +44,9 @@ fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
     let settings = Settings::load(&cli.global.config, &cli.global.flag_settings())?;
     match &cli.command {
         Command::Validate(args) => cmd::validate::run(&settings, args, reporter),
+        Command::Plan(args) => cmd::apply::plan(&settings, args, reporter),
+        Command::Apply(args) => cmd::apply::apply(&settings, args, reporter),
+        Command::Destroy(args) => cmd::apply::destroy(&settings, args, reporter),
     }
 }
 

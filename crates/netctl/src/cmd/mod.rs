@@ -1,3 +1,5 @@
-//! One module per command.
+//! One module per command group.
 
+pub mod apply;
+pub mod ctx;
 pub mod validate;

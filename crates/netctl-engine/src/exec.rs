@@ -1,0 +1,852 @@
+//! Executing a plan: one handler per (resource, action), an undo journal for what a run
+//! creates, and the firewall and file phases around the kernel steps.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
+use netctl_firewall::Change as FwChange;
+use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
+use netctl_state::{
+    AttachRequest, ContainerRecord, MacAddr as RecMac, NetnsRecord, NetworkDriver, NetworkRecord,
+    StateRead as _, SubnetRecord, LeaseRange, choose_bridge_name, choose_ipv4_subnet,
+    generate_id, random_ula,
+};
+use netctl_sys::{LinkChange, NsRef};
+use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec};
+use serde::Serialize;
+
+use crate::{Engine, EngineError, Result, files, fwmap, observe};
+
+/// What an apply (or destroy) did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyReport {
+    pub plan: Plan,
+    /// The generation recorded for the applied file, if one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+}
+
+/// Something this run created, and how to take it away again.
+#[derive(Debug)]
+enum Undo {
+    NetworkRecorded(String),
+    BridgeCreated(BridgeNetwork),
+    ContainerRecorded(String),
+    NetnsCreated(PathBuf),
+    Attached { net: BridgeNetwork, att: BridgeAttachment },
+    FilesWritten(ContainerRecord),
+}
+
+struct Run<'e, 'a> {
+    engine: &'e Engine<'a>,
+    target: &'e TargetState,
+    before: Recorded,
+    journal: Vec<Undo>,
+    touched_containers: BTreeSet<String>,
+    touched_networks: BTreeSet<String>,
+    fw_rebuild: bool,
+}
+
+fn sys_err(what: impl Into<String>) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
+    let what = what.into();
+    move |source| EngineError::Sys { what, source }
+}
+
+pub(crate) fn bridge_network(net: &NetworkRecord) -> BridgeNetwork {
+    BridgeNetwork {
+        name: net.name.clone(),
+        id: net.id.clone(),
+        bridge: net.network_interface.clone(),
+        subnets: net
+            .subnets
+            .iter()
+            .map(|s| BridgeSubnet { subnet: s.subnet, gateway: s.gateway })
+            .collect(),
+        mtu: net.mtu,
+        internal: net.internal,
+    }
+}
+
+pub(crate) fn bridge_attachment(
+    ctr: &ContainerRecord,
+    net: &NetworkRecord,
+    att: &netctl_state::AttachmentRecord,
+) -> BridgeAttachment {
+    BridgeAttachment {
+        container: ctr.name.clone(),
+        netns: ctr.netns.path.clone(),
+        host_veth: veth_name(&ctr.id, &net.id),
+        interface: att.interface.clone(),
+        mac: netctl_types::MacAddr::from(att.mac.octets()),
+        addresses: att.addresses.clone(),
+    }
+}
+
+impl<'e, 'a> Run<'e, 'a> {
+    fn new(engine: &'e Engine<'a>, target: &'e TargetState, before: Recorded) -> Self {
+        Run {
+            engine,
+            target,
+            before,
+            journal: Vec::new(),
+            touched_containers: BTreeSet::new(),
+            touched_networks: BTreeSet::new(),
+            fw_rebuild: false,
+        }
+    }
+
+    fn now(&self) -> Result<Recorded> {
+        observe::recorded(self.engine.store)
+    }
+
+    fn network_record(&self, name: &str) -> Result<NetworkRecord> {
+        self.engine
+            .store
+            .read()?
+            .network(name)?
+            .ok_or_else(|| EngineError::Invalid(format!("network {name} is not recorded")))
+    }
+
+    fn container_record(&self, name: &str) -> Result<ContainerRecord> {
+        self.engine
+            .store
+            .read()?
+            .container(name)?
+            .ok_or_else(|| EngineError::Invalid(format!("container {name} is not recorded")))
+    }
+
+    /// Which containers and networks the plan touches, for the firewall and file phases.
+    fn mark_touched(&mut self, plan: &Plan) {
+        for step in &plan.steps {
+            match &step.resource {
+                Resource::Firewall => self.fw_rebuild = true,
+                Resource::Network { name } => {
+                    if step.action != Action::Repair {
+                        self.touched_networks.insert(name.clone());
+                    }
+                }
+                Resource::Container { name } | Resource::Attachment { container: name, .. } => {
+                    self.touched_containers.insert(name.clone());
+                }
+            }
+        }
+    }
+
+    /// Removes the firewall elements of everything touched, from the state before the run, so
+    /// port forwards go before routes and bridges.
+    fn firewall_remove_phase(&mut self) {
+        if self.fw_rebuild {
+            return;
+        }
+        let fw = &self.engine.fw;
+        for name in &self.touched_containers {
+            if let Some(ctr) = self.before.containers.get(name)
+                && let Some(fwc) = fwmap::fw_container(&self.before, ctr)
+                && let Err(e) = fw.remove_container(&fwc)
+            {
+                tracing::debug!("firewall: {e}; the table is rebuilt at the end");
+                self.fw_rebuild = true;
+            }
+        }
+        for name in &self.touched_networks {
+            if let Some(net) = self.before.networks.get(name)
+                && let Err(e) = fw.remove_network(&fwmap::fw_network(net))
+            {
+                tracing::debug!("firewall: {e}; the table is rebuilt at the end");
+                self.fw_rebuild = true;
+            }
+        }
+    }
+
+    /// Adds the firewall elements of everything touched from the records as they are now.
+    fn firewall_add_phase(&mut self) -> Result<()> {
+        let now = self.now()?;
+        let state = fwmap::fw_state(&now);
+        let fw = &self.engine.fw;
+        if self.fw_rebuild {
+            fw.full_rebuild(&state)?;
+            return Ok(());
+        }
+        for name in &self.touched_networks {
+            if let Some(net) = now.networks.get(name) {
+                fw.apply_change(FwChange::AddNetwork(&fwmap::fw_network(net)), &state)?;
+            }
+        }
+        for name in &self.touched_containers {
+            if let Some(ctr) = now.containers.get(name)
+                && ctr.mode == netctl_state::NetworkMode::Bridge
+                && let Some(fwc) = fwmap::fw_container(&now, ctr)
+            {
+                fw.apply_change(FwChange::AddContainer(&fwc), &state)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn files_phase(&mut self) -> Result<()> {
+        let now = self.now()?;
+        for name in &self.touched_containers {
+            if let Some(ctr) = now.containers.get(name) {
+                let dir = files::container_files_dir(&self.engine.cfg, ctr);
+                let existed = dir.join("hosts").exists();
+                files::write(&self.engine.cfg, &now, ctr)?;
+                if !existed {
+                    self.journal.push(Undo::FilesWritten(ctr.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, resource: &Resource, action: Action) -> Result<()> {
+        match (resource, action) {
+            (Resource::Firewall, _) => {
+                self.fw_rebuild = true;
+                Ok(())
+            }
+            (Resource::Network { name }, Action::Create) => self.network_create(name),
+            (Resource::Network { name }, Action::Update) => self.network_update(name),
+            (Resource::Network { name }, Action::Replace) => {
+                self.network_remove(name)?;
+                self.network_create(name)
+            }
+            (Resource::Network { name }, Action::Repair) => self.network_repair(name),
+            (Resource::Network { name }, Action::Delete) => self.network_remove(name),
+            (Resource::Container { name }, Action::Create) => self.container_create(name),
+            (Resource::Container { name }, Action::Update) => self.container_update(name),
+            (Resource::Container { name }, Action::Replace) => {
+                self.container_remove(name)?;
+                self.container_create(name)
+            }
+            (Resource::Container { name }, Action::Repair) => self.container_repair(name),
+            (Resource::Container { name }, Action::Delete) => self.container_remove(name),
+            (Resource::Attachment { container, network }, Action::Create) => {
+                self.attach(container, network)
+            }
+            (Resource::Attachment { container, network }, Action::Replace) => {
+                self.detach(container, network)?;
+                self.attach(container, network)
+            }
+            (Resource::Attachment { container, network }, Action::Update) => {
+                self.attachment_update(container, network)
+            }
+            (Resource::Attachment { container, network }, Action::Repair) => {
+                self.attachment_repair(container, network)
+            }
+            (Resource::Attachment { container, network }, Action::Delete) => {
+                self.detach(container, network)
+            }
+        }
+    }
+
+    // ---- networks -------------------------------------------------------------------------
+
+    fn network_create(&mut self, name: &str) -> Result<()> {
+        let target = self.target.networks.get(name).ok_or_else(|| {
+            EngineError::Invalid(format!("network {name} is not in the desired state"))
+        })?;
+        let engine = self.engine;
+        let now = self.now()?;
+        let mut used: Vec<ipnet::IpNet> = now
+            .networks
+            .values()
+            .flat_map(|n| n.subnets.iter().map(|s| s.subnet))
+            .collect();
+        used.extend(
+            self.target
+                .networks
+                .values()
+                .flat_map(|n| n.subnets.iter().flatten().map(|s| s.subnet)),
+        );
+        let mut subnets: Vec<SubnetRecord> = match &target.subnets {
+            Some(subnets) => subnets.iter().map(subnet_record).collect(),
+            None => {
+                let host_addrs: Vec<ipnet::IpNet> = engine
+                    .sys
+                    .addrs(&NsRef::Host)
+                    .map_err(sys_err("list host addresses"))?
+                    .into_iter()
+                    .map(|a| a.net)
+                    .collect();
+                let v4 = choose_ipv4_subnet(&used, &host_addrs)
+                    .map_err(|e| EngineError::Invalid(format!("network {name}: {e}")))?;
+                used.push(ipnet::IpNet::V4(v4));
+                vec![subnet_record(&SubnetSpec {
+                    subnet: ipnet::IpNet::V4(v4),
+                    gateway: None,
+                    lease_range: None,
+                })]
+            }
+        };
+        if target.ipv6 && !subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+            let v6 = random_ula(&used, &mut rand::rng())
+                .map_err(|e| EngineError::Invalid(format!("network {name}: {e}")))?;
+            subnets.push(subnet_record(&SubnetSpec {
+                subnet: ipnet::IpNet::V6(v6),
+                gateway: None,
+                lease_range: None,
+            }));
+        }
+        let bridge = match &target.bridge {
+            Some(b) => b.clone(),
+            None => {
+                let recorded: Vec<String> =
+                    now.networks.values().map(|n| n.network_interface.clone()).collect();
+                let links: Vec<String> = engine
+                    .sys
+                    .links(&NsRef::Host)
+                    .map_err(sys_err("list host links"))?
+                    .into_iter()
+                    .map(|l| l.name)
+                    .collect();
+                choose_bridge_name(&recorded, &links)
+            }
+        };
+        let record = NetworkRecord {
+            name: name.to_owned(),
+            id: generate_id(&mut rand::rng()),
+            driver: NetworkDriver::Bridge,
+            network_interface: bridge,
+            ipv6: target.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
+            subnets,
+            internal: target.internal,
+            dns_enabled: false,
+            mtu: target.mtu,
+            isolate: target.isolate,
+            labels: target.labels.clone(),
+            options: BTreeMap::new(),
+            created: SystemTime::now(),
+        };
+        engine.store.write(|tx| tx.put_network(&record))?;
+        self.journal.push(Undo::NetworkRecorded(name.to_owned()));
+        Ok(())
+    }
+
+    fn network_update(&mut self, name: &str) -> Result<()> {
+        let target = &self.target.networks[name];
+        let mut record = self.network_record(name)?;
+        record.mtu = target.mtu;
+        record.isolate = target.isolate;
+        record.labels.clone_from(&target.labels);
+        self.engine.store.write(|tx| tx.put_network(&record))?;
+        if self
+            .engine
+            .sys
+            .link(&NsRef::Host, &record.network_interface)
+            .map_err(sys_err("look up bridge"))?
+            .is_some()
+        {
+            netctl_bridge::ensure_network(self.engine.sys, &bridge_network(&record))?;
+        }
+        Ok(())
+    }
+
+    fn network_repair(&mut self, name: &str) -> Result<()> {
+        let record = self.network_record(name)?;
+        netctl_bridge::ensure_network(self.engine.sys, &bridge_network(&record))?;
+        Ok(())
+    }
+
+    fn network_remove(&mut self, name: &str) -> Result<()> {
+        let attached: Vec<String> = self
+            .engine
+            .store
+            .read()?
+            .network_attachments(name)?
+            .into_iter()
+            .map(|a| a.container)
+            .collect();
+        for container in attached {
+            self.touched_containers.insert(container.clone());
+            self.detach(&container, name)?;
+        }
+        if let Some(record) = self.engine.store.read()?.network(name)? {
+            netctl_bridge::remove_network(self.engine.sys, &bridge_network(&record))?;
+            self.engine.store.write(|tx| tx.remove_network(name))?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the network's bridge exists before a container joins it. A present, up bridge
+    /// is taken as it is (the cheap path, constant in the number of containers); repairs do the
+    /// full check.
+    fn ensure_bridge(&mut self, net: &NetworkRecord) -> Result<()> {
+        let link = self
+            .engine
+            .sys
+            .link(&NsRef::Host, &net.network_interface)
+            .map_err(sys_err(format!("look up bridge {}", net.network_interface)))?;
+        if link.as_ref().is_some_and(|l| l.up) {
+            return Ok(());
+        }
+        let bn = bridge_network(net);
+        netctl_bridge::ensure_network(self.engine.sys, &bn)?;
+        if link.is_none() {
+            self.journal.push(Undo::BridgeCreated(bn));
+        }
+        Ok(())
+    }
+
+    // ---- containers -----------------------------------------------------------------------
+
+    fn container_create(&mut self, name: &str) -> Result<()> {
+        let target = self.target.containers.get(name).ok_or_else(|| {
+            EngineError::Invalid(format!("container {name} is not in the desired state"))
+        })?;
+        if !matches!(
+            target.mode,
+            netctl_state::NetworkMode::Bridge | netctl_state::NetworkMode::None
+        ) {
+            return Err(EngineError::Invalid(format!(
+                "container {name}: mode {} is not supported by this version of netctl yet",
+                target.mode
+            )));
+        }
+        let sys = self.engine.sys;
+        let id = if target.id.is_empty() {
+            generate_id(&mut rand::rng())
+        } else {
+            target.id.clone()
+        };
+        let is_ns = sys
+            .is_netns(&target.netns)
+            .map_err(sys_err(format!("check namespace {}", target.netns.display())))?;
+        if target.managed {
+            if !is_ns {
+                let path = sys
+                    .create_named(&self.engine.cfg.netns_dir, name)
+                    .map_err(sys_err(format!("create network namespace {name}")))?;
+                self.journal.push(Undo::NetnsCreated(path));
+            }
+        } else if !is_ns {
+            return Err(EngineError::Invalid(format!(
+                "container {name}: {} is not a network namespace",
+                target.netns.display()
+            )));
+        }
+        let ns = NsRef::path(target.netns.clone());
+        let lo = sys.link(&ns, "lo").map_err(sys_err("look up lo"))?;
+        if !lo.is_some_and(|l| l.up) {
+            sys.set_link(&ns, "lo", &LinkChange::up())
+                .map_err(sys_err(format!("set lo up in {}", target.netns.display())))?;
+        }
+        let record = ContainerRecord {
+            name: name.to_owned(),
+            id,
+            netns: NetnsRecord { path: target.netns.clone(), managed: target.managed },
+            mode: target.mode,
+            hostname: target.hostname.clone(),
+            spec: serde_json::to_value(&target.spec).expect("specs serialise"),
+            ports: serde_json::to_value(&target.ports).expect("ports serialise"),
+            created: SystemTime::now(),
+        };
+        self.engine.store.write(|tx| tx.put_container(&record))?;
+        self.journal.push(Undo::ContainerRecorded(name.to_owned()));
+        Ok(())
+    }
+
+    fn container_update(&mut self, name: &str) -> Result<()> {
+        let target = &self.target.containers[name];
+        let mut record = self.container_record(name)?;
+        record.hostname.clone_from(&target.hostname);
+        record.spec = serde_json::to_value(&target.spec).expect("specs serialise");
+        record.ports = serde_json::to_value(&target.ports).expect("ports serialise");
+        self.engine.store.write(|tx| tx.put_container(&record))?;
+        Ok(())
+    }
+
+    fn container_repair(&mut self, name: &str) -> Result<()> {
+        let record = self.container_record(name)?;
+        let sys = self.engine.sys;
+        let path = &record.netns.path;
+        if !sys.is_netns(path).map_err(sys_err(format!("check namespace {}", path.display())))? {
+            if !record.netns.managed {
+                return Err(EngineError::Invalid(format!(
+                    "container {name}: namespace {} is gone, and netctl does not create namespaces it does not manage",
+                    path.display()
+                )));
+            }
+            sys.create_named(&self.engine.cfg.netns_dir, name)
+                .map_err(sys_err(format!("re-create network namespace {name}")))?;
+            sys.set_link(&NsRef::path(path.clone()), "lo", &LinkChange::up())
+                .map_err(sys_err("set lo up"))?;
+        }
+        // Files are rewritten in the files phase (the container is touched).
+        Ok(())
+    }
+
+    fn container_remove(&mut self, name: &str) -> Result<()> {
+        let Some(record) = self.engine.store.read()?.container(name)? else {
+            return Ok(());
+        };
+        let networks: Vec<String> = self
+            .engine
+            .store
+            .read()?
+            .container_attachments(name)?
+            .into_iter()
+            .map(|a| a.network)
+            .collect();
+        for network in networks {
+            self.detach(name, &network)?;
+        }
+        if record.netns.managed {
+            self.engine
+                .sys
+                .delete_named(&record.netns.path)
+                .map_err(sys_err(format!("delete network namespace {}", record.netns.path.display())))?;
+        }
+        files::remove(&self.engine.cfg, &record);
+        self.engine.store.write(|tx| tx.remove_container(name))?;
+        Ok(())
+    }
+
+    // ---- attachments ----------------------------------------------------------------------
+
+    fn attach(&mut self, container: &str, network: &str) -> Result<()> {
+        let target = self
+            .target
+            .containers
+            .get(container)
+            .and_then(|c| c.attachments.get(network))
+            .ok_or_else(|| {
+                EngineError::Invalid(format!("{container} -> {network} is not desired"))
+            })?;
+        let ctr = self.container_record(container)?;
+        let net = self.network_record(network)?;
+        let short: String = ctr.id.chars().take(12).collect();
+        let mut aliases: BTreeSet<String> = target.aliases.iter().cloned().collect();
+        aliases.insert(short);
+        let request = AttachRequest {
+            container: container.to_owned(),
+            network: network.to_owned(),
+            static_ips: target.static_ips(),
+            mac: target.mac.map(|m| RecMac(m.octets())),
+            aliases: aliases.into_iter().collect(),
+            interface: Some(target.interface.clone()),
+        };
+        let att = self.engine.store.write(|tx| tx.attach(&request))?;
+        let bn = bridge_network(&net);
+        let ba = bridge_attachment(&ctr, &net, &att);
+        self.journal.push(Undo::Attached { net: bn.clone(), att: ba.clone() });
+        self.ensure_bridge(&net)?;
+        netctl_bridge::setup(self.engine.sys, &bn, &ba)?;
+        Ok(())
+    }
+
+    fn detach(&mut self, container: &str, network: &str) -> Result<()> {
+        let read = self.engine.store.read()?;
+        let (Some(att), Some(ctr), Some(net)) = (
+            read.attachment(container, network)?,
+            read.container(container)?,
+            read.network(network)?,
+        ) else {
+            return Ok(());
+        };
+        drop(read);
+        let bn = bridge_network(&net);
+        netctl_bridge::teardown(self.engine.sys, &bn, &bridge_attachment(&ctr, &net, &att))?;
+        self.engine.store.write(|tx| tx.detach(container, network))?;
+        // netavark's rule: the bridge goes when its last container leaves.
+        if self.engine.store.read()?.network_attachments(network)?.is_empty() {
+            netctl_bridge::remove_network(self.engine.sys, &bn)?;
+        }
+        Ok(())
+    }
+
+    fn attachment_update(&mut self, container: &str, network: &str) -> Result<()> {
+        let target = &self.target.containers[container].attachments[network];
+        let ctr = self.container_record(container)?;
+        let short: String = ctr.id.chars().take(12).collect();
+        let mut aliases: BTreeSet<String> = target.aliases.iter().cloned().collect();
+        aliases.insert(short);
+        self.engine
+            .store
+            .write(|tx| tx.set_aliases(container, network, aliases.into_iter().collect()))?;
+        Ok(())
+    }
+
+    /// Re-creates an attachment with its recorded addresses, MAC and interface name.
+    fn attachment_repair(&mut self, container: &str, network: &str) -> Result<()> {
+        let read = self.engine.store.read()?;
+        let (Some(att), Some(ctr), Some(net)) = (
+            read.attachment(container, network)?,
+            read.container(container)?,
+            read.network(network)?,
+        ) else {
+            return Err(EngineError::Invalid(format!(
+                "attachment {container} -> {network} is not recorded"
+            )));
+        };
+        drop(read);
+        let bn = bridge_network(&net);
+        let ba = bridge_attachment(&ctr, &net, &att);
+        netctl_bridge::ensure_network(self.engine.sys, &bn)?;
+        if let Err(e) = netctl_bridge::teardown(self.engine.sys, &bn, &ba) {
+            tracing::debug!("repair {container} -> {network}: {e}");
+        }
+        netctl_bridge::setup(self.engine.sys, &bn, &ba)?;
+        Ok(())
+    }
+
+    // ---- rollback -------------------------------------------------------------------------
+
+    /// Takes away what this run created, newest first; returns how many entries it undid and
+    /// the errors it met (undo is best effort and never stops half-way).
+    fn rollback(&mut self) -> (usize, Vec<String>) {
+        let mut errors = Vec::new();
+        let count = self.journal.len();
+        let sys = self.engine.sys;
+        let store = self.engine.store;
+        while let Some(entry) = self.journal.pop() {
+            let result: Result<()> = match entry {
+                Undo::NetworkRecorded(name) => store.write(|tx| tx.remove_network(&name)).map(drop).map_err(Into::into),
+                Undo::BridgeCreated(bn) => netctl_bridge::remove_network(sys, &bn).map_err(Into::into),
+                Undo::ContainerRecorded(name) => store.write(|tx| tx.remove_container(&name)).map(drop).map_err(Into::into),
+                Undo::NetnsCreated(path) => sys.delete_named(&path).map_err(sys_err(format!("delete {}", path.display()))),
+                Undo::Attached { net, att } => {
+                    let torn = netctl_bridge::teardown(sys, &net, &att).map_err(EngineError::from);
+                    let released = store
+                        .write(|tx| tx.detach(&att.container, &net.name))
+                        .map(drop)
+                        .map_err(EngineError::from);
+                    torn.and(released)
+                }
+                Undo::FilesWritten(ctr) => {
+                    files::remove(&self.engine.cfg, &ctr);
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                errors.push(error_chain(&e));
+            }
+        }
+        (count, errors)
+    }
+}
+
+fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {
+    SubnetRecord {
+        subnet: spec.subnet,
+        gateway: Some(spec.effective_gateway()),
+        lease_range: spec.lease_range.as_ref().map(|r| LeaseRange { start: r.start, end: r.end }),
+    }
+}
+
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+/// Plan, execute, record, verify.
+pub(crate) fn apply(
+    engine: &Engine<'_>,
+    desired: &DesiredState,
+    source: Option<(&Path, &str)>,
+    prune: bool,
+) -> Result<ApplyReport> {
+    let before = engine.recorded()?;
+    let observed = engine.observe(&before)?;
+    let plan = netctl_plan::plan(desired, &before, &observed, &engine.cfg.defaults, prune);
+    execute(engine, plan, before, source)
+}
+
+fn execute(
+    engine: &Engine<'_>,
+    plan: Plan,
+    before: Recorded,
+    source: Option<(&Path, &str)>,
+) -> Result<ApplyReport> {
+    let mut generation = None;
+    if plan.is_empty() {
+        return Ok(ApplyReport { plan, generation });
+    }
+    let mut run = Run::new(engine, &plan.target, before);
+    run.mark_touched(&plan);
+    run.firewall_remove_phase();
+    let mut failed = None;
+    for step in &plan.steps {
+        if let Err(e) = run.step(&step.resource, step.action) {
+            failed = Some((format!("{} {}", action_word(step.action), step.resource), e));
+            break;
+        }
+    }
+    if failed.is_none()
+        && let Err(e) = run.files_phase()
+    {
+        failed = Some(("write hosts and resolv.conf".to_owned(), e));
+    }
+    if let Some((step, err)) = failed {
+        let (count, errors) = run.rollback();
+        // Put back the firewall elements of what still exists.
+        let fw = run.firewall_add_phase().err().map(|e| error_chain(&e));
+        let mut undone = format!("rolled back {count} change(s) this run made");
+        if !errors.is_empty() || fw.is_some() {
+            undone.push_str(&format!(
+                "; rollback met errors (the next apply repairs them): {}",
+                errors.into_iter().chain(fw).collect::<Vec<_>>().join("; ")
+            ));
+        }
+        return Err(EngineError::Step { step, undone, source: Box::new(err) });
+    }
+    run.firewall_add_phase()?;
+    if let Some((path, text)) = source {
+        let g = engine.store.write(|tx| tx.record_generation(text, Some(path)))?;
+        generation = Some(g.number);
+    }
+    // Verify: the system now matches the records.
+    let after = engine.recorded()?;
+    let observed = engine.observe(&after)?;
+    let check = netctl_plan::plan(&desired_from_recorded(&after, &BTreeSet::new()), &after, &observed, &engine.cfg.defaults, false);
+    if !check.drift.is_empty() {
+        return Err(EngineError::Verify(
+            check.drift.iter().map(|d| format!("{}: {}", d.resource, d.what)).collect::<Vec<_>>().join("; "),
+        ));
+    }
+    Ok(ApplyReport { plan, generation })
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Replace => "replace",
+        Action::Repair => "repair",
+        Action::Delete => "delete",
+    }
+}
+
+/// A desired state that keeps everything recorded except the named containers and networks
+/// (and attachments to those networks).
+pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -> DesiredState {
+    let mut desired = DesiredState::default();
+    for (name, net) in &rec.networks {
+        if except.contains(name) {
+            continue;
+        }
+        desired.networks.insert(
+            name.clone(),
+            NetworkSpec {
+                bridge: Some(net.network_interface.clone()),
+                subnets: net
+                    .subnets
+                    .iter()
+                    .map(|s| SubnetSpec {
+                        subnet: s.subnet,
+                        gateway: s.gateway,
+                        lease_range: s.lease_range.map(|r| netctl_types::LeaseRangeSpec { start: r.start, end: r.end }),
+                    })
+                    .collect(),
+                ipv6: net.ipv6,
+                internal: net.internal,
+                mtu: net.mtu,
+                isolate: match net.isolate {
+                    netctl_state::Isolate::Off => netctl_types::Isolate::Disabled,
+                    netctl_state::Isolate::On => netctl_types::Isolate::Enabled,
+                    netctl_state::Isolate::Strict => netctl_types::Isolate::Strict,
+                },
+                labels: net.labels.clone(),
+                ..NetworkSpec::default()
+            },
+        );
+    }
+    for (name, ctr) in &rec.containers {
+        if except.contains(name) {
+            continue;
+        }
+        let mut spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+        spec.id = Some(ctr.id.clone());
+        // The recorded attachments are the truth (connect/disconnect edit them).
+        spec.networks.retain(|n, _| rec.attachments.contains_key(&(name.clone(), n.clone())));
+        for ((c, n), att) in rec.attachments.range((name.clone(), String::new())..) {
+            if c != name {
+                break;
+            }
+            if except.contains(n) {
+                spec.networks.remove(n);
+                continue;
+            }
+            let entry = spec.networks.entry(n.clone()).or_default();
+            entry.interface = Some(att.interface.clone());
+        }
+        desired.containers.insert(name.clone(), spec);
+    }
+    desired
+}
+
+/// Removes what netctl made for `only` (all when `None`).
+pub(crate) fn destroy(engine: &Engine<'_>, only: Option<&BTreeSet<String>>) -> Result<ApplyReport> {
+    let before = engine.recorded()?;
+    let desired = match only {
+        None => DesiredState::default(),
+        Some(names) => desired_from_recorded(&before, names),
+    };
+    let observed = engine.observe(&before)?;
+    let plan = netctl_plan::plan(&desired, &before, &observed, &engine.cfg.defaults, true);
+    // Only deletions: a destroy never repairs or changes what it keeps.
+    let mut plan = plan;
+    plan.steps.retain(|s| s.action == Action::Delete);
+    plan.drift.clear();
+    let report = execute(engine, plan, before, None)?;
+    if only.is_none() && engine.recorded()?.networks.is_empty() {
+        engine.fw.remove_all()?;
+    }
+    Ok(report)
+}
+
+/// Re-creates firewall rules and attachments, keeping addresses, MACs and interface names.
+pub(crate) fn reload(engine: &Engine<'_>, containers: Option<&[String]>) -> Result<Vec<String>> {
+    let rec = engine.recorded()?;
+    let names: Vec<String> = match containers {
+        None => rec
+            .containers
+            .values()
+            .filter(|c| c.mode == netctl_state::NetworkMode::Bridge)
+            .map(|c| c.name.clone())
+            .collect(),
+        Some(list) => {
+            let read = engine.store.read()?;
+            let mut out = Vec::new();
+            for q in list {
+                let ctr = read.find_container(q)?;
+                if ctr.mode != netctl_state::NetworkMode::Bridge {
+                    return Err(EngineError::Invalid(format!(
+                        "\"{}\" is not supported: invalid network mode",
+                        ctr.mode
+                    )));
+                }
+                out.push(ctr.name);
+            }
+            out
+        }
+    };
+    let desired = desired_from_recorded(&rec, &BTreeSet::new());
+    let target = netctl_plan::resolve(&desired, &rec, &engine.cfg.defaults);
+    let mut run = Run::new(engine, &target, rec.clone());
+    run.fw_rebuild = true;
+    let mut ids = Vec::new();
+    for name in &names {
+        run.touched_containers.insert(name.clone());
+        let networks: Vec<String> = rec
+            .attachments
+            .keys()
+            .filter(|(c, _)| c == name)
+            .map(|(_, n)| n.clone())
+            .collect();
+        for network in networks {
+            run.attachment_repair(name, &network)?;
+        }
+        ids.push(rec.containers[name].id.clone());
+    }
+    run.files_phase()?;
+    run.firewall_add_phase()?;
+    Ok(ids)
+}

@@ -1,0 +1,116 @@
+//! A container's hosts and resolv.conf, composed from the records with podman's rules.
+//!
+//! For a managed namespace the files live in `<etc_netns_dir>/<name>/`, so `ip netns exec NAME`
+//! bind-mounts them over /etc/hosts and /etc/resolv.conf; for a namespace given by path they
+//! live in `<run_dir>/containers/<name>/`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use netctl_dns::hosts::{self, HostsParams};
+use netctl_dns::resolv::{self, ResolvParams};
+use netctl_plan::Recorded;
+use netctl_state::{ContainerRecord, NetworkMode};
+use netctl_types::ContainerSpec;
+
+use crate::{Config, Engine, Result};
+
+/// Where a container's files live.
+pub fn container_files_dir(cfg: &Config, ctr: &ContainerRecord) -> PathBuf {
+    if ctr.netns.managed {
+        cfg.etc_netns_dir.join(&ctr.name)
+    } else {
+        cfg.run_dir.join("containers").join(&ctr.name)
+    }
+}
+
+/// The hosts and resolv.conf a container should have, or `None` for modes whose helper writes
+/// no files.
+pub(crate) fn expected(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> Option<(String, String)> {
+    if !matches!(ctr.mode, NetworkMode::Bridge | NetworkMode::None) {
+        return None;
+    }
+    let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+    let atts: Vec<_> = rec
+        .attachments
+        .range((ctr.name.clone(), String::new())..)
+        .take_while(|((c, _), _)| *c == ctr.name)
+        .map(|(_, a)| a)
+        .collect();
+    let ips: Vec<IpAddr> = atts.iter().flat_map(|a| a.addresses.iter().map(ipnet::IpNet::addr)).collect();
+    let mut container_ips = ips.clone();
+    if ctr.mode == NetworkMode::None {
+        container_ips = vec![IpAddr::from([127, 0, 0, 1])];
+    }
+    // Root podman: host.containers.internal is a bridge gateway of the container's networks,
+    // IPv4 preferred.
+    let gateways: Vec<IpAddr> = atts
+        .iter()
+        .filter_map(|a| rec.networks.get(&a.network))
+        .flat_map(|n| n.subnets.iter().filter_map(|s| s.gateway))
+        .collect();
+    let hci = gateways
+        .iter()
+        .find(|g| g.is_ipv4())
+        .or_else(|| gateways.first())
+        .copied();
+    let hosts_text = hosts::new_hosts(&HostsParams {
+        extra_hosts: spec
+            .extra_hosts
+            .iter()
+            .filter_map(|e| hosts::parse_extra_host(e).ok())
+            .collect(),
+        base: std::fs::read_to_string(&cfg.host_hosts).ok(),
+        host_containers_internal: hci,
+        container_entries: hosts::container_entries(container_ips, &ctr.hostname, &ctr.name),
+    });
+    let host_resolv = read_host_resolv(&cfg.host_resolv);
+    let resolv_text = resolv::new_resolv_conf(&ResolvParams {
+        host_content: host_resolv,
+        nameservers: spec.dns_servers.clone(),
+        searches: spec.dns_search.clone(),
+        options: Vec::new(),
+        keep_host_servers: spec.dns_servers.is_empty(),
+        ipv6: ips.iter().any(IpAddr::is_ipv6),
+    });
+    Some((hosts_text, resolv_text))
+}
+
+/// The host's resolv.conf, following a systemd-resolved or NetworkManager stub to the real
+/// upstream list as podman does.
+fn read_host_resolv(path: &Path) -> Option<String> {
+    let content = std::fs::read_to_string(path).ok()?;
+    match resolv::upstream_source(&content) {
+        Some(upstream) => std::fs::read_to_string(upstream).ok().or(Some(content)),
+        None => Some(content),
+    }
+}
+
+/// Whether a container's files exist with the content netctl would write.
+pub(crate) fn files_match(engine: &Engine<'_>, rec: &Recorded, ctr: &ContainerRecord) -> bool {
+    let Some((hosts_text, resolv_text)) = expected(&engine.cfg, rec, ctr) else {
+        return true;
+    };
+    let dir = container_files_dir(&engine.cfg, ctr);
+    std::fs::read_to_string(dir.join("hosts")).is_ok_and(|t| t == hosts_text)
+        && std::fs::read_to_string(dir.join("resolv.conf")).is_ok_and(|t| t == resolv_text)
+}
+
+/// Writes a container's files (in place, keeping inodes).
+pub(crate) fn write(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> Result<()> {
+    if let Some((hosts_text, resolv_text)) = expected(cfg, rec, ctr) {
+        let dir = container_files_dir(cfg, ctr);
+        netctl_dns::write_file(&dir.join("hosts"), &hosts_text)?;
+        netctl_dns::write_file(&dir.join("resolv.conf"), &resolv_text)?;
+    }
+    Ok(())
+}
+
+/// Removes a container's files and their directory; missing ones are fine.
+pub(crate) fn remove(cfg: &Config, ctr: &ContainerRecord) {
+    let dir = container_files_dir(cfg, ctr);
+    for name in ["hosts", "resolv.conf"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir(&dir);
+}

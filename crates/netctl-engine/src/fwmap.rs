@@ -1,0 +1,123 @@
+//! From records to the firewall's inputs, and the firewall health check.
+//!
+//! A container's published ports go to its primary attachment: the one whose interface sorts
+//! first (`eth0`), as with podman where ports follow the first network.
+
+use std::net::IpAddr;
+
+use netctl_firewall::{FirewallState, FwContainer, FwNetwork, FwPort, HostIp};
+use netctl_plan::Recorded;
+use netctl_state::{AttachmentRecord, ContainerRecord, Isolate as RecIsolate, NetworkRecord};
+use netctl_sys::NftFamily;
+use netctl_types::{Isolate, PortMapping};
+
+use crate::{Engine, EngineError, FirewallMode, Result};
+
+pub(crate) fn fw_network(net: &NetworkRecord) -> FwNetwork {
+    FwNetwork {
+        name: net.name.clone(),
+        bridge: net.network_interface.clone(),
+        subnets: net.subnets.iter().map(|s| s.subnet).collect(),
+        internal: net.internal,
+        isolate: match net.isolate {
+            RecIsolate::Off => Isolate::Disabled,
+            RecIsolate::On => Isolate::Enabled,
+            RecIsolate::Strict => Isolate::Strict,
+        },
+    }
+}
+
+/// The recorded, normalised port mappings of a container.
+pub(crate) fn ports_of(ctr: &ContainerRecord) -> Vec<PortMapping> {
+    serde_json::from_value(ctr.ports.clone()).unwrap_or_default()
+}
+
+fn fw_port(p: &PortMapping) -> Option<FwPort> {
+    let host_ip = if p.host_ip.is_empty() {
+        HostIp::All
+    } else {
+        HostIp::from_addr(Some(p.host_ip.parse::<IpAddr>().ok()?))
+    };
+    Some(FwPort {
+        host_ip,
+        host_port: p.host_port,
+        container_port: p.container_port,
+        range: p.range.max(1),
+        protocol: p.protocol.parse().ok()?,
+    })
+}
+
+/// The primary attachment of a container: lowest interface name, ethN compared numerically.
+pub(crate) fn primary<'r>(rec: &'r Recorded, container: &str) -> Option<&'r AttachmentRecord> {
+    rec.attachments
+        .range((container.to_owned(), String::new())..)
+        .take_while(|((c, _), _)| c == container)
+        .map(|(_, a)| a)
+        .min_by_key(|a| {
+            let n: u64 = a.interface.strip_prefix("eth").and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+            (n, a.interface.clone())
+        })
+}
+
+/// The firewall elements of one container (its port forwards), if it publishes any.
+pub(crate) fn fw_container(rec: &Recorded, ctr: &ContainerRecord) -> Option<FwContainer> {
+    let ports: Vec<FwPort> = ports_of(ctr).iter().filter_map(fw_port).collect();
+    if ports.is_empty() {
+        return None;
+    }
+    let att = primary(rec, &ctr.name)?;
+    let ipv4 = att.addresses.iter().find_map(|a| match a.addr() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    });
+    let ipv6 = att.addresses.iter().find_map(|a| match a.addr() {
+        IpAddr::V6(v6) => Some(v6),
+        IpAddr::V4(_) => None,
+    });
+    Some(FwContainer { id: ctr.id.clone(), network: att.network.clone(), ipv4, ipv6, ports })
+}
+
+/// The whole firewall state the records call for.
+pub(crate) fn fw_state(rec: &Recorded) -> FirewallState {
+    FirewallState {
+        networks: rec.networks.values().map(fw_network).collect(),
+        containers: rec
+            .containers
+            .values()
+            .filter(|c| c.mode == netctl_state::NetworkMode::Bridge)
+            .filter_map(|c| fw_container(rec, c))
+            .collect(),
+    }
+}
+
+/// Whether netctl's table is there with all its rules (a flushed table keeps its chains but
+/// loses rules; a flushed ruleset loses the table).
+pub(crate) fn firewall_ok(engine: &Engine<'_>, rec: &Recorded) -> Result<bool> {
+    if engine.cfg.firewall == FirewallMode::None || rec.networks.is_empty() {
+        return Ok(true);
+    }
+    let listing = engine
+        .sys
+        .nft_list_table(NftFamily::Inet, netctl_firewall::TABLE_NAME)
+        .map_err(|source| EngineError::Sys { what: "list nftables table inet netctl".into(), source })?;
+    let Some(listing) = listing else {
+        return Ok(false);
+    };
+    let want_rules = count_rules(&netctl_firewall::to_json(&netctl_firewall::base_table()));
+    Ok(count_rules(&listing) >= want_rules)
+}
+
+/// Number of rule objects in an nft JSON document (a listing or a batch of `add` commands).
+fn count_rules(json: &str) -> usize {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return 0;
+    };
+    value["nftables"]
+        .as_array()
+        .map_or(0, |items| {
+            items
+                .iter()
+                .filter(|item| item.get("rule").is_some() || item.pointer("/add/rule").is_some())
+                .count()
+        })
+}

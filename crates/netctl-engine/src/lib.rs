@@ -1,0 +1,171 @@
+//! The engine: gathers recorded and observed state, asks the pure planner for steps, and
+//! executes them through the backends, recording every result in the store.
+//!
+//! `apply` is "plan, then execute each step". Execution keeps an undo journal: when a step fails,
+//! what this run created is removed again (links, addresses, leases, namespaces, files, rules),
+//! so the host and the store are as they were; what a run changed in place is left in a state
+//! the next apply repairs (plan shows it as drift).
+//!
+//! Firewall work is done around the kernel steps rather than inside them: the rules of every
+//! container and network a run touches are removed first (so port forwards go before routes and
+//! bridges) and added back from the final records at the end. Each of those is a constant-size
+//! element batch; a missing table is rebuilt whole from the records.
+//!
+//! Invariant: everything that touches the machine goes through `&dyn Sys`; the caller holds the
+//! state lock for the whole operation.
+
+mod exec;
+mod files;
+mod fwmap;
+mod observe;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use netctl_firewall::{FirewallDriver, NftRunner, NftablesDriver, NoneDriver};
+use netctl_plan::{Defaults, Plan, Recorded};
+use netctl_state::{StateError, Store};
+use netctl_sys::{Sys, SysError};
+use netctl_types::DesiredState;
+
+pub use exec::ApplyReport;
+pub use files::container_files_dir;
+
+/// Which firewall driver the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirewallMode {
+    Nftables,
+    None,
+}
+
+/// Paths and defaults the engine works with (from netctl's settings).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub netns_dir: PathBuf,
+    pub etc_netns_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub firewall: FirewallMode,
+    pub defaults: Defaults,
+    /// The host's hosts file, the base of every container's (podman's `base_hosts_file`).
+    pub host_hosts: PathBuf,
+    /// The host's resolv.conf.
+    pub host_resolv: PathBuf,
+}
+
+/// An engine failure, with the context of what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{what}")]
+    Sys {
+        what: String,
+        #[source]
+        source: SysError,
+    },
+    #[error(transparent)]
+    Bridge(#[from] netctl_bridge::BridgeError),
+    #[error(transparent)]
+    Teardown(#[from] netctl_bridge::TeardownErrors),
+    #[error(transparent)]
+    Firewall(#[from] netctl_firewall::FirewallError),
+    #[error(transparent)]
+    File(#[from] netctl_dns::FileError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("step `{step}` failed; {undone}")]
+    Step {
+        step: String,
+        undone: String,
+        #[source]
+        source: Box<EngineError>,
+    },
+    #[error("applied, but the system does not match afterwards: {0}")]
+    Verify(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Runs `nft` through the sys seam.
+struct SysNft<'a>(&'a dyn Sys);
+
+impl std::fmt::Debug for SysNft<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SysNft")
+    }
+}
+
+impl NftRunner for SysNft<'_> {
+    type Error = SysError;
+
+    fn apply(&self, json: &str) -> Result<(), SysError> {
+        self.0.nft_apply(json)
+    }
+}
+
+/// One netctl operation's view of the machine and the store.
+pub struct Engine<'a> {
+    sys: &'a dyn Sys,
+    store: &'a Store,
+    cfg: Config,
+    fw: Box<dyn FirewallDriver + 'a>,
+}
+
+impl std::fmt::Debug for Engine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(sys: &'a dyn Sys, store: &'a Store, cfg: Config) -> Engine<'a> {
+        let fw: Box<dyn FirewallDriver + 'a> = match cfg.firewall {
+            FirewallMode::Nftables => Box::new(NftablesDriver::new(SysNft(sys))),
+            FirewallMode::None => Box::new(NoneDriver),
+        };
+        Engine { sys, store, cfg, fw }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Everything recorded, in one read transaction.
+    pub fn recorded(&self) -> Result<Recorded> {
+        observe::recorded(self.store)
+    }
+
+    /// The system as it is, for the recorded objects.
+    pub fn observe(&self, recorded: &Recorded) -> Result<netctl_plan::Observed> {
+        observe::observe(self, recorded)
+    }
+
+    /// What `apply` would do; changes nothing.
+    pub fn plan(&self, desired: &DesiredState, prune: bool) -> Result<Plan> {
+        let recorded = self.recorded()?;
+        let observed = self.observe(&recorded)?;
+        Ok(netctl_plan::plan(desired, &recorded, &observed, &self.cfg.defaults, prune))
+    }
+
+    /// Converges the machine to `desired`. `source` is the file and its text, recorded as the
+    /// applied generation.
+    pub fn apply(
+        &self,
+        desired: &DesiredState,
+        source: Option<(&Path, &str)>,
+        prune: bool,
+    ) -> Result<ApplyReport> {
+        exec::apply(self, desired, source, prune)
+    }
+
+    /// Removes everything netctl made for the named containers and networks (all when `None`).
+    pub fn destroy(&self, only: Option<&BTreeSet<String>>) -> Result<ApplyReport> {
+        exec::destroy(self, only)
+    }
+
+    /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping
+    /// addresses, MACs and interface names.
+    pub fn reload(&self, containers: Option<&[String]>) -> Result<Vec<String>> {
+        exec::reload(self, containers)
+    }
+}

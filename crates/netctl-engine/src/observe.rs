@@ -1,0 +1,77 @@
+//! Gathering: the store's records in one read transaction, and the kernel's and file system's
+//! view of the objects those records name.
+
+use std::collections::BTreeMap;
+
+use netctl_plan::{LinkFacts, Observed, Recorded};
+use netctl_state::{StateRead as _, Store};
+use netctl_sys::{NsRef, Sys};
+
+use crate::{Engine, EngineError, Result, files};
+
+pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
+    let tx = store.read()?;
+    let mut rec = Recorded::default();
+    for net in tx.networks()? {
+        rec.networks.insert(net.name.clone(), net);
+    }
+    for ctr in tx.containers()? {
+        rec.containers.insert(ctr.name.clone(), ctr);
+    }
+    for att in tx.attachments()? {
+        rec.attachments
+            .insert((att.container.clone(), att.network.clone()), att);
+    }
+    for helper in tx.helpers()? {
+        rec.helpers.insert(helper.container.clone(), helper);
+    }
+    Ok(rec)
+}
+
+/// Links of a namespace with their addresses, by name.
+pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, LinkFacts>> {
+    let ctx = |what: &str| {
+        let what = format!("{what} in {ns}");
+        move |source| EngineError::Sys { what, source }
+    };
+    let mut out: BTreeMap<String, LinkFacts> = sys
+        .links(ns)
+        .map_err(ctx("list links"))?
+        .into_iter()
+        .map(|l| (l.name, LinkFacts { up: l.up, ..LinkFacts::default() }))
+        .collect();
+    for addr in sys.addrs(ns).map_err(ctx("list addresses"))? {
+        if let Some(link) = out.get_mut(&addr.link_name) {
+            link.addrs.insert(addr.net);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
+    let sys = engine.sys;
+    let mut obs = Observed {
+        host_links: links_of(sys, &NsRef::Host)?,
+        ..Observed::default()
+    };
+    for ctr in rec.containers.values() {
+        let path = &ctr.netns.path;
+        let is_ns = sys.is_netns(path).map_err(|source| EngineError::Sys {
+            what: format!("check namespace {}", path.display()),
+            source,
+        })?;
+        if is_ns {
+            obs.namespaces
+                .insert(path.clone(), links_of(sys, &NsRef::path(path.clone()))?);
+            obs.files_ok
+                .insert(ctr.name.clone(), files::files_match(engine, rec, ctr));
+        }
+        if let Some(helper) = rec.helpers.get(&ctr.name)
+            && sys.is_alive(helper.pid, helper.start_time)
+        {
+            obs.helpers_alive.insert(ctr.name.clone());
+        }
+    }
+    obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
+    Ok(obs)
+}
