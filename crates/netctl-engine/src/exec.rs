@@ -46,6 +46,8 @@ struct Run<'e, 'a> {
     journal: Vec<Undo>,
     touched_containers: BTreeSet<String>,
     touched_networks: BTreeSet<String>,
+    /// Containers whose files are rewritten whole (a repair), not edited.
+    full_files: BTreeSet<String>,
     fw_rebuild: bool,
 }
 
@@ -93,6 +95,7 @@ impl<'e, 'a> Run<'e, 'a> {
             journal: Vec::new(),
             touched_containers: BTreeSet::new(),
             touched_networks: BTreeSet::new(),
+            full_files: BTreeSet::new(),
             fw_rebuild: false,
         }
     }
@@ -127,8 +130,14 @@ impl<'e, 'a> Run<'e, 'a> {
                         self.touched_networks.insert(name.clone());
                     }
                 }
-                Resource::Container { name } | Resource::Attachment { container: name, .. } => {
+                Resource::Container { name } => {
                     self.touched_containers.insert(name.clone());
+                    if step.action == Action::Repair {
+                        self.full_files.insert(name.clone());
+                    }
+                }
+                Resource::Attachment { container, .. } => {
+                    self.touched_containers.insert(container.clone());
                 }
             }
         }
@@ -191,7 +200,8 @@ impl<'e, 'a> Run<'e, 'a> {
             if let Some(ctr) = now.containers.get(name) {
                 let dir = files::container_files_dir(&self.engine.cfg, ctr);
                 let existed = dir.join("hosts").exists();
-                files::write(&self.engine.cfg, &now, ctr)?;
+                let full = self.full_files.contains(name);
+                files::sync(&self.engine.cfg, &self.before, &now, ctr, full)?;
                 if !existed {
                     self.journal.push(Undo::FilesWritten(ctr.clone()));
                 }
@@ -774,8 +784,10 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 spec.networks.remove(n);
                 continue;
             }
+            let short: String = ctr.id.chars().take(12).collect();
             let entry = spec.networks.entry(n.clone()).or_default();
             entry.interface = Some(att.interface.clone());
+            entry.aliases = att.aliases.iter().filter(|a| **a != short).cloned().collect();
         }
         desired.containers.insert(name.clone(), spec);
     }
@@ -849,4 +861,94 @@ pub(crate) fn reload(engine: &Engine<'_>, containers: Option<&[String]>) -> Resu
     run.files_phase()?;
     run.firewall_add_phase()?;
     Ok(ids)
+}
+
+/// Options of `connect`, as podman's `network connect` takes them.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub ip: Option<std::net::Ipv4Addr>,
+    pub ip6: Option<std::net::Ipv6Addr>,
+    pub mac: Option<netctl_types::MacAddr>,
+    pub aliases: Vec<String>,
+    pub interface: Option<String>,
+}
+
+fn bridge_gate(ctr: &ContainerRecord) -> Result<()> {
+    if ctr.mode == netctl_state::NetworkMode::Bridge {
+        Ok(())
+    } else {
+        Err(EngineError::Invalid(format!("\"{}\" is not supported: invalid network mode", ctr.mode)))
+    }
+}
+
+/// Attaches a recorded container to a network and converges. Re-connecting an attached network
+/// is a no-op (docker compatibility). Returns whether anything changed.
+pub(crate) fn connect(
+    engine: &Engine<'_>,
+    network: &str,
+    container: &str,
+    opts: &ConnectOptions,
+) -> Result<bool> {
+    let rec = engine.recorded()?;
+    let (ctr, net) = {
+        let read = engine.store.read()?;
+        (read.find_container(container)?, read.find_network(network)?)
+    };
+    bridge_gate(&ctr)?;
+    if rec.attachments.contains_key(&(ctr.name.clone(), net.name.clone())) {
+        return Ok(false);
+    }
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    let spec = desired.containers.get_mut(&ctr.name).expect("recorded container is desired");
+    let used: BTreeSet<String> = spec.networks.values().filter_map(|a| a.interface.clone()).collect();
+    // podman: the lowest free ethN when none is given.
+    let interface = opts.interface.clone().unwrap_or_else(|| {
+        (0..=used.len()).map(|n| format!("eth{n}")).find(|n| !used.contains(n)).expect("a free ethN")
+    });
+    spec.networks.insert(
+        net.name.clone(),
+        netctl_types::AttachmentSpec {
+            ip: opts.ip,
+            ip6: opts.ip6,
+            mac: opts.mac,
+            interface: Some(interface),
+            aliases: opts.aliases.clone(),
+        },
+    );
+    let observed = engine.observe(&rec)?;
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
+    // An imperative call changes what it was asked to change, nothing else.
+    plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));
+    plan.drift.clear();
+    execute(engine, plan, rec, None)?;
+    Ok(true)
+}
+
+/// Detaches a recorded container from a network and converges.
+pub(crate) fn disconnect(engine: &Engine<'_>, network: &str, container: &str) -> Result<()> {
+    let rec = engine.recorded()?;
+    let (ctr, net) = {
+        let read = engine.store.read()?;
+        (read.find_container(container)?, read.find_network(network)?)
+    };
+    bridge_gate(&ctr)?;
+    if !rec.attachments.contains_key(&(ctr.name.clone(), net.name.clone())) {
+        return Err(EngineError::Invalid(format!(
+            "container {} is not connected to network {}",
+            ctr.name, net.name
+        )));
+    }
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    desired
+        .containers
+        .get_mut(&ctr.name)
+        .expect("recorded container is desired")
+        .networks
+        .remove(&net.name);
+    let observed = engine.observe(&rec)?;
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
+    plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));
+    plan.drift.clear();
+    execute(engine, plan, rec, None)?;
+    Ok(())
 }

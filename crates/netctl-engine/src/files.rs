@@ -31,12 +31,14 @@ pub(crate) fn expected(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> O
         return None;
     }
     let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
-    let atts: Vec<_> = rec
+    // In interface order (eth0 first), so the primary network comes first.
+    let mut atts: Vec<_> = rec
         .attachments
         .range((ctr.name.clone(), String::new())..)
         .take_while(|((c, _), _)| *c == ctr.name)
         .map(|(_, a)| a)
         .collect();
+    atts.sort_by_key(|a| crate::fwmap::interface_order(&a.interface));
     let ips: Vec<IpAddr> = atts.iter().flat_map(|a| a.addresses.iter().map(ipnet::IpNet::addr)).collect();
     let mut container_ips = ips.clone();
     if ctr.mode == NetworkMode::None {
@@ -96,14 +98,62 @@ pub(crate) fn files_match(engine: &Engine<'_>, rec: &Recorded, ctr: &ContainerRe
         && std::fs::read_to_string(dir.join("resolv.conf")).is_ok_and(|t| t == resolv_text)
 }
 
-/// Writes a container's files (in place, keeping inodes).
-pub(crate) fn write(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> Result<()> {
-    if let Some((hosts_text, resolv_text)) = expected(cfg, rec, ctr) {
-        let dir = container_files_dir(cfg, ctr);
-        netctl_dns::write_file(&dir.join("hosts"), &hosts_text)?;
-        netctl_dns::write_file(&dir.join("resolv.conf"), &resolv_text)?;
+/// Brings a container's files up to date (in place, keeping inodes).
+///
+/// A file that is exactly what netctl last wrote (the template of `before`), or that is
+/// missing, or when `full` is asked (a repair), is rewritten whole. A file someone edited is
+/// edited the way podman does on connect and disconnect: the container's own lines for
+/// addresses it no longer has are removed, lines for new addresses are added next to the old
+/// ones, and every other line stays as the user left it.
+pub(crate) fn sync(
+    cfg: &Config,
+    before: &Recorded,
+    now: &Recorded,
+    ctr: &ContainerRecord,
+    full: bool,
+) -> Result<()> {
+    let Some((hosts_text, resolv_text)) = expected(cfg, now, ctr) else {
+        return Ok(());
+    };
+    let dir = container_files_dir(cfg, ctr);
+    let hosts_path = dir.join("hosts");
+    let current = std::fs::read_to_string(&hosts_path).ok();
+    let template_before = before
+        .containers
+        .get(&ctr.name)
+        .and_then(|old| expected(cfg, before, old))
+        .map(|(h, _)| h);
+    let pristine = current.is_none() || current == template_before;
+    if full || pristine {
+        netctl_dns::write_file(&hosts_path, &hosts_text)?;
+    } else {
+        let old_ips = container_ips(before, &ctr.name);
+        let new_ips = container_ips(now, &ctr.name);
+        let gone: Vec<IpAddr> = old_ips.iter().filter(|ip| !new_ips.contains(ip)).copied().collect();
+        let added: Vec<IpAddr> = new_ips.iter().filter(|ip| !old_ips.contains(ip)).copied().collect();
+        let old_entries = hosts::container_entries(old_ips.iter().copied(), &ctr.hostname, &ctr.name);
+        if !gone.is_empty() {
+            hosts::remove(&hosts_path, &hosts::container_entries(gone, &ctr.hostname, &ctr.name))?;
+        }
+        if !added.is_empty() {
+            hosts::add_if_exists(
+                &hosts_path,
+                &old_entries,
+                &hosts::container_entries(added, &ctr.hostname, &ctr.name),
+            )?;
+        }
     }
+    netctl_dns::write_file(&dir.join("resolv.conf"), &resolv_text)?;
     Ok(())
+}
+
+/// The addresses a container has on all its networks, as recorded.
+fn container_ips(rec: &Recorded, name: &str) -> Vec<IpAddr> {
+    rec.attachments
+        .range((name.to_owned(), String::new())..)
+        .take_while(|((c, _), _)| c == name)
+        .flat_map(|(_, a)| a.addresses.iter().map(ipnet::IpNet::addr))
+        .collect()
 }
 
 /// Removes a container's files and their directory; missing ones are fine.

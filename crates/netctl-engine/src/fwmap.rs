@@ -53,10 +53,13 @@ pub(crate) fn primary<'r>(rec: &'r Recorded, container: &str) -> Option<&'r Atta
         .range((container.to_owned(), String::new())..)
         .take_while(|((c, _), _)| c == container)
         .map(|(_, a)| a)
-        .min_by_key(|a| {
-            let n: u64 = a.interface.strip_prefix("eth").and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
-            (n, a.interface.clone())
-        })
+        .min_by_key(|a| interface_order(&a.interface))
+}
+
+/// Sort key for interface names: `ethN` by number, then anything else by name.
+pub(crate) fn interface_order(name: &str) -> (u64, String) {
+    let n = name.strip_prefix("eth").and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    (n, name.to_owned())
 }
 
 /// The firewall elements of one container (its port forwards), if it publishes any.

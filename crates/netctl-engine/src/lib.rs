@@ -28,7 +28,7 @@ use netctl_state::{StateError, Store};
 use netctl_sys::{Sys, SysError};
 use netctl_types::DesiredState;
 
-pub use exec::ApplyReport;
+pub use exec::{ApplyReport, ConnectOptions};
 pub use files::container_files_dir;
 
 /// Which firewall driver the engine uses.
@@ -140,6 +140,13 @@ impl<'a> Engine<'a> {
         observe::observe(self, recorded)
     }
 
+    /// How the system differs from the records, whatever file was applied.
+    pub fn drift(&self, recorded: &Recorded) -> Result<Vec<netctl_plan::Drift>> {
+        let observed = self.observe(recorded)?;
+        let desired = exec::desired_from_recorded(recorded, &BTreeSet::new());
+        Ok(netctl_plan::plan(&desired, recorded, &observed, &self.cfg.defaults, false).drift)
+    }
+
     /// What `apply` would do; changes nothing.
     pub fn plan(&self, desired: &DesiredState, prune: bool) -> Result<Plan> {
         let recorded = self.recorded()?;
@@ -161,6 +168,17 @@ impl<'a> Engine<'a> {
     /// Removes everything netctl made for the named containers and networks (all when `None`).
     pub fn destroy(&self, only: Option<&BTreeSet<String>>) -> Result<ApplyReport> {
         exec::destroy(self, only)
+    }
+
+    /// Attaches a container to a network (podman `network connect`); `false` when it already
+    /// was attached.
+    pub fn connect(&self, network: &str, container: &str, opts: &ConnectOptions) -> Result<bool> {
+        exec::connect(self, network, container, opts)
+    }
+
+    /// Detaches a container from a network (podman `network disconnect`).
+    pub fn disconnect(&self, network: &str, container: &str) -> Result<()> {
+        exec::disconnect(self, network, container)
     }
 
     /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping

@@ -76,6 +76,55 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Remove everything netctl made for a file's resources, or for all (--all).
     Destroy(DestroyArgs),
+    /// Networks, containers, leases and processes as recorded, and any drift observed.
+    Show,
+    /// Attach a container to a network (podman `network connect`).
+    Connect(ConnectArgs),
+    /// Detach a container from a network (podman `network disconnect`).
+    Disconnect(DisconnectArgs),
+    /// Re-create firewall rules and attachments, keeping addresses, MACs and interface names.
+    Reload(ReloadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Static IPv4 address on the network.
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// Static IPv6 address on the network.
+    #[arg(long)]
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// Static MAC address.
+    #[arg(long)]
+    pub mac: Option<netctl_types::MacAddr>,
+    /// Network-scoped alias (repeatable).
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// Interface name in the container (default: the lowest free ethN).
+    #[arg(long)]
+    pub interface: Option<String>,
+    /// Network name or unique id prefix.
+    pub network: String,
+    /// Container name or unique id prefix.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// Network name or unique id prefix.
+    pub network: String,
+    /// Container name or unique id prefix.
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["containers", "all"])))]
+pub struct ReloadArgs {
+    /// Containers to reload (names or id prefixes).
+    pub containers: Vec<String>,
+    /// Reload every bridge container.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

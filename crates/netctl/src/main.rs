@@ -47,6 +47,10 @@ fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
         Command::Plan(args) => cmd::apply::plan(&settings, args, reporter),
         Command::Apply(args) => cmd::apply::apply(&settings, args, reporter),
         Command::Destroy(args) => cmd::apply::destroy(&settings, args, reporter),
+        Command::Show => cmd::show::show(&settings, reporter),
+        Command::Connect(args) => cmd::show::connect(&settings, args, reporter),
+        Command::Disconnect(args) => cmd::show::disconnect(&settings, args, reporter),
+        Command::Reload(args) => cmd::show::reload(&settings, args, reporter),
     }
 }
 

@@ -2,4 +2,5 @@
 
 pub mod apply;
 pub mod ctx;
+pub mod show;
 pub mod validate;
