@@ -1,11 +1,78 @@
 //! Tests that need root. Each runs in its own private network, mount and pid namespace (see
 //! `netctl-testkit`); this binary is only built with `--features privileged`.
+//!
+//! They drive the real `netctl` binary with its default paths (private to the sandbox) and
+//! check observable effects: packets crossing, rules and links existing, files changing.
 
-use netctl_testkit::{Proto, sandbox_test, uplink};
+use std::process::Output;
+
+use netctl_testkit::{Proto, Sandbox, sandbox_test, uplink};
+use netctl_tests::{describe, netctl_bin};
+
+/// Runs netctl in the sandbox; the sandbox's private tmpfs mounts are netctl's default paths.
+fn netctl(args: &[&str]) -> Output {
+    std::process::Command::new(netctl_bin())
+        .args(args)
+        .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run netctl")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = netctl(args);
+    assert!(out.status.success(), "netctl {args:?}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `plan --detailed-exitcode`: 0 in sync, 2 pending; anything else fails the test.
+fn plan_code(file: &str) -> (i32, String) {
+    let out = netctl(&["plan", "-f", file, "--detailed-exitcode"]);
+    let code = out.status.code().expect("exit code");
+    assert!(code == 0 || code == 2, "plan failed: {}", describe(&out));
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Everything a user can see of netctl's work: kernel state plus the container files.
+fn full_dump(sb: &Sandbox) -> String {
+    let mut out = sb.dump();
+    for ns in ["web", "client"] {
+        if std::path::Path::new(&format!("/run/netns/{ns}")).exists() {
+            out.push_str(&sb.ns_run(ns, &["ip", "-o", "addr"]));
+            out.push_str(&sb.ns_run(ns, &["ip", "route"]));
+            out.push_str(&sb.ns_run(ns, &["ip", "-6", "route"]));
+        }
+        for file in ["hosts", "resolv.conf"] {
+            out.push_str(&std::fs::read_to_string(format!("/etc/netns/{ns}/{file}")).unwrap_or_default());
+        }
+    }
+    out
+}
+
+const TWO: &str = r#"
+[networks.demo]
+bridge = "nc-demo"
+subnets = [{ subnet = "10.89.10.0/24" }, { subnet = "fd10:89:10::/64" }]
+
+[containers.web]
+networks.demo = { ip = "10.89.10.10", ip6 = "fd10:89:10::10", aliases = ["www"] }
+ports = [
+  { host_port = 8080, container_port = 80 },
+  { host_ip = "127.0.0.1", host_port = 9000, container_port = 9000 },
+  { host_port = 7000, container_port = 7000, range = 3, protocol = "udp" },
+]
+
+[containers.client]
+networks.demo = {}
+"#;
+
+fn write(sb: &Sandbox, name: &str, text: &str) -> String {
+    sb.write_file(name, text).display().to_string()
+}
 
 sandbox_test! {
-    /// Proves the harness itself: two namespaces joined by a veth pass a TCP and a UDP packet,
-    /// and the fake uplink carries traffic out of the sandbox namespace.
+    /// The harness itself: two namespaces joined by a veth pass a TCP and a UDP packet, the fake
+    /// uplink carries traffic out of the sandbox namespace, and nothing leaks onto the machine.
     fn harness_veth_pair_passes_packets(sb) {
         sb.add_netns("a");
         sb.add_netns("b");
@@ -19,16 +86,267 @@ sandbox_test! {
         assert_eq!(sb.probe(Some("a"), Proto::Tcp, "10.200.0.2", 7000).as_deref(), Some("10.200.0.1"));
         let _udp = sb.listen(Some("b"), Proto::Udp, "10.200.0.2", 7001);
         assert_eq!(sb.probe(Some("a"), Proto::Udp, "10.200.0.2", 7001).as_deref(), Some("10.200.0.1"));
-
         // Nothing listens on this port: the probe must fail, so the checks above can fail too.
         assert_eq!(sb.probe(Some("a"), Proto::Tcp, "10.200.0.2", 7002), None);
 
-        // The fake uplink: the sandbox reaches the "outside" namespace over IPv4 and IPv6.
         let _out = sb.listen(Some(uplink::OUTSIDE_NS), Proto::Tcp, "::", 7100);
         assert_eq!(sb.probe(None, Proto::Tcp, uplink::OUTSIDE_V4, 7100).as_deref(), Some(uplink::HOST_V4));
         assert_eq!(sb.probe(None, Proto::Tcp, uplink::OUTSIDE_V6, 7100).as_deref(), Some(uplink::HOST_V6));
 
         sb.run(&["ip", "netns", "del", "a"]);
         sb.run(&["ip", "netns", "del", "b"]);
+    }
+}
+
+sandbox_test! {
+    /// Apply twice: the second run reports no changes and the machine is byte-for-byte the same;
+    /// containers talk over IPv4 and IPv6; published ports, ranges, udp and the loopback-only
+    /// binding behave; the container reaches the outside through masquerade; destroy leaves the
+    /// machine as it found it.
+    fn apply_is_idempotent_and_carries_traffic(sb) {
+        let before = sb.dump();
+        let file = write(sb, "two.toml", TWO);
+        let first = ok(&["apply", "-f", &file]);
+        assert!(first.contains("Apply complete"), "{first}");
+        let dump1 = full_dump(sb);
+        let second = ok(&["apply", "-f", &file]);
+        assert!(second.contains("No changes"), "{second}");
+        assert_eq!(dump1, full_dump(sb), "a second apply changed the machine");
+        assert_eq!(plan_code(&file).0, 0);
+
+        // Container to container, both families.
+        let _web4 = sb.listen(Some("web"), Proto::Tcp, "::", 80);
+        let client = sb.ns_run("client", &["ip", "-o", "-4", "addr", "show", "eth0"]);
+        let client_ip = client.split_whitespace().nth(3).unwrap().split('/').next().unwrap().to_owned();
+        assert_eq!(sb.probe(Some("client"), Proto::Tcp, "10.89.10.10", 80).as_deref(), Some(client_ip.as_str()));
+        assert!(sb.probe(Some("client"), Proto::Tcp, "fd10:89:10::10", 80).is_some());
+
+        // Published port from the host on loopback and on the uplink address, and from outside.
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "127.0.0.1:8080");
+        assert!(sb.probe(None, Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "uplink:8080");
+        assert!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "outside -> uplink:8080");
+        assert!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Tcp, uplink::HOST_V6, 8080).is_some(), "outside -> [uplink]:8080");
+        // Bound to 127.0.0.1 only.
+        let _admin = sb.listen(Some("web"), Proto::Tcp, "0.0.0.0", 9000);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 9000).is_some());
+        assert_eq!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Tcp, uplink::HOST_V4, 9000), None);
+        // A udp range.
+        let _u = sb.listen(Some("web"), Proto::Udp, "0.0.0.0", 7002);
+        assert!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Udp, uplink::HOST_V4, 7002).is_some(), "udp range");
+
+        // Out through the uplink: the outside sees the uplink address (masquerade).
+        let _o = sb.listen(Some(uplink::OUTSIDE_NS), Proto::Tcp, "0.0.0.0", 7100);
+        assert_eq!(sb.probe(Some("client"), Proto::Tcp, uplink::OUTSIDE_V4, 7100).as_deref(), Some(uplink::HOST_V4));
+
+        let out = ok(&["destroy", "--all"]);
+        assert!(out.contains("Destroy complete"), "{out}");
+        assert_eq!(before, sb.dump(), "destroy leaves links, addresses, routes and rules as before");
+        assert!(std::fs::read_dir("/etc/netns").unwrap().next().is_none(), "container files removed");
+    }
+}
+
+/// Applies TWO, breaks something with `breakage`, and checks plan shows drift mentioning
+/// `expect` and apply repairs it with the same addresses and MACs.
+fn drift_case(sb: &Sandbox, breakage: &[&[&str]], expect: &str) {
+    let file = write(sb, "two.toml", TWO);
+    ok(&["apply", "-f", &file]);
+    let web_before = sb.ns_run("web", &["ip", "-o", "link", "show", "eth0"]);
+    let addrs_before = sb.ns_run("web", &["ip", "-o", "addr", "show", "eth0"]);
+    for argv in breakage {
+        sb.run(argv);
+    }
+    let (code, text) = plan_code(&file);
+    assert_eq!(code, 2, "drift not detected:\n{text}");
+    assert!(text.contains(expect), "plan does not mention {expect:?}:\n{text}");
+    ok(&["apply", "-f", &file]);
+    let (code, text) = plan_code(&file);
+    assert_eq!(code, 0, "not repaired:\n{text}");
+    let mac = |s: &str| s.split("link/ether ").nth(1).map(|r| r[..17].to_owned());
+    assert_eq!(mac(&web_before), mac(&sb.ns_run("web", &["ip", "-o", "link", "show", "eth0"])), "same MAC");
+    let addrs = |s: &str| -> Vec<String> {
+        s.lines().filter(|l| !l.contains("fe80")).filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned)).collect()
+    };
+    assert_eq!(addrs(&addrs_before), addrs(&sb.ns_run("web", &["ip", "-o", "addr", "show", "eth0"])), "same addresses");
+    let _l = sb.listen(Some("web"), Proto::Tcp, "0.0.0.0", 80);
+    assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "port forward works after repair");
+}
+
+sandbox_test! {
+    fn drift_deleted_veth_is_repaired(sb) {
+        let file = write(sb, "two.toml", TWO);
+        ok(&["apply", "-f", &file]);
+        let veth = sb.ns_run("web", &["ip", "-o", "link", "show", "eth0"]);
+        // eth0@ifN: the peer's ifindex names the host veth.
+        let idx: String = veth.split("@if").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+        let host = sb.run(&["ip", "-o", "link", "show"]);
+        let name = host.lines().find(|l| l.starts_with(&format!("{idx}: "))).unwrap().split(": ").nth(1).unwrap().split('@').next().unwrap().to_owned();
+        drift_case(sb, &[&["ip", "link", "del", &name]], "veth");
+    }
+}
+
+sandbox_test! {
+    fn drift_deleted_bridge_is_repaired(sb) {
+        drift_case(sb, &[&["ip", "link", "del", "nc-demo"]], "bridge nc-demo is missing");
+    }
+}
+
+sandbox_test! {
+    fn drift_removed_address_is_repaired(sb) {
+        drift_case(sb, &[&["ip", "netns", "exec", "web", "ip", "addr", "del", "10.89.10.10/24", "dev", "eth0"]], "address 10.89.10.10/24 is missing");
+    }
+}
+
+sandbox_test! {
+    fn drift_flushed_ruleset_is_repaired(sb) {
+        drift_case(sb, &[&["nft", "flush", "ruleset"]], "nftables table inet netctl");
+    }
+}
+
+sandbox_test! {
+    fn drift_flushed_table_is_repaired(sb) {
+        drift_case(sb, &[&["nft", "flush", "table", "inet", "netctl"]], "nftables table inet netctl");
+    }
+}
+
+sandbox_test! {
+    fn drift_deleted_namespace_is_repaired(sb) {
+        drift_case(sb, &[&["ip", "netns", "del", "web"]], "network namespace /run/netns/web is missing");
+    }
+}
+
+sandbox_test! {
+    fn drift_edited_hosts_file_is_repaired(sb) {
+        drift_case(sb, &[&["sh", "-c", "echo '10.1.2.3 intruder' >> /etc/netns/web/hosts"]], "hosts or resolv.conf");
+        assert!(!std::fs::read_to_string("/etc/netns/web/hosts").unwrap().contains("intruder"));
+    }
+}
+
+sandbox_test! {
+    /// connect adds an interface with the lowest free ethN and traffic flows; a second connect
+    /// is a no-op; disconnect removes it and leaves user lines in hosts alone; reload keeps IP,
+    /// MAC and interface names and brings back rules after a flush.
+    fn connect_disconnect_reload(sb) {
+        let file = write(sb, "two.toml", TWO);
+        ok(&["apply", "-f", &file]);
+        let back = write(sb, "back.toml", "[networks.back]\nbridge = \"nc-back\"\nsubnets = [{ subnet = \"10.89.30.0/24\" }]\n");
+        ok(&["apply", "-f", &back]);
+        sb.add_netns("peer");
+        // A second container on `back` made by netctl too, to talk to.
+        let peer_file = write(sb, "peer.toml", "[networks.back]\nbridge = \"nc-back\"\nsubnets = [{ subnet = \"10.89.30.0/24\" }]\n[containers.peer]\nnetns = \"/run/netns/peer\"\nnetworks.back = { ip = \"10.89.30.50\" }\n");
+        ok(&["apply", "-f", &peer_file]);
+
+        std::fs::OpenOptions::new().append(true).open("/etc/netns/web/hosts").map(|mut f| {
+            use std::io::Write as _;
+            writeln!(f, "10.9.9.9\tuser-line").unwrap();
+        }).unwrap();
+        let out = ok(&["connect", "--alias", "db", "back", "web"]);
+        assert!(out.contains("connected"), "{out}");
+        let links = sb.ns_run("web", &["ip", "-o", "-4", "addr", "show", "eth1"]);
+        assert!(links.contains("10.89.30."), "{links}");
+        let hosts = std::fs::read_to_string("/etc/netns/web/hosts").unwrap();
+        assert!(hosts.contains("user-line"), "user lines kept on connect:\n{hosts}");
+        let _l = sb.listen(Some("peer"), Proto::Tcp, "10.89.30.50", 5432);
+        assert!(sb.probe(Some("web"), Proto::Tcp, "10.89.30.50", 5432).is_some(), "web reaches peer over the new network");
+        assert!(ok(&["connect", "back", "web"]).contains("already"), "re-connect is a no-op");
+
+        // reload keeps everything and survives a flushed ruleset.
+        let link_before = sb.ns_run("web", &["ip", "-o", "link"]);
+        let addr_before = sb.ns_run("web", &["ip", "-o", "-4", "addr"]);
+        sb.run(&["nft", "flush", "ruleset"]);
+        ok(&["reload", "--all"]);
+        let strip = |s: String| -> Vec<String> {
+            s.lines().map(|l| l.split_once(": ").map_or(l, |(_, r)| r).split("@if").next().unwrap().to_owned()).collect()
+        };
+        assert_eq!(strip(link_before), strip(sb.ns_run("web", &["ip", "-o", "link"])));
+        assert_eq!(addr_before, sb.ns_run("web", &["ip", "-o", "-4", "addr"]));
+        let _w = sb.listen(Some("web"), Proto::Tcp, "0.0.0.0", 80);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "port forward back after reload");
+
+        ok(&["disconnect", "back", "web"]);
+        assert!(!sb.ns_run("web", &["ip", "-o", "link"]).contains("eth1"));
+        let hosts = std::fs::read_to_string("/etc/netns/web/hosts").unwrap();
+        assert!(hosts.contains("user-line") && !hosts.contains("10.89.30."), "disconnect edits only its lines:\n{hosts}");
+        let err = netctl(&["disconnect", "back", "web"]);
+        assert_eq!(err.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&err.stderr).contains("is not connected"), "{}", describe(&err));
+        // apply -f FILE converges back to the file: plan shows the drift caused by connect only
+        // as far as the file says.
+        assert_eq!(plan_code(&file).0, 0);
+    }
+}
+
+sandbox_test! {
+    /// A failure part-way rolls back: the host and store are as they were before.
+    fn failed_apply_rolls_back(sb) {
+        let file = write(sb, "two.toml", TWO);
+        ok(&["apply", "-f", &file]);
+        let before = full_dump(sb);
+        let show_before = ok(&["-o", "json", "show"]);
+        // A foreign link takes the name of a new network's bridge: that step fails after the
+        // network, container and lease for it were made.
+        sb.run(&["ip", "link", "add", "name", "nc-taken", "type", "veth", "peer", "name", "nc-taken-p"]);
+        let more = TWO.to_owned() + "\n[networks.extra]\nbridge = \"nc-taken\"\nsubnets = [{ subnet = \"10.89.40.0/24\" }]\n[containers.third]\nnetworks.extra = {}\n";
+        let more_file = write(sb, "more.toml", &more);
+        let out = netctl(&["apply", "-f", &more_file]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("rolled back"), "{}", describe(&out));
+        sb.run(&["ip", "link", "del", "nc-taken"]);
+        assert_eq!(before, full_dump(sb), "host as before");
+        assert_eq!(show_before, ok(&["-o", "json", "show"]), "store as before");
+        assert!(!std::path::Path::new("/run/netns/third").exists());
+    }
+}
+
+sandbox_test! {
+    /// Isolation: `isolate = true` networks cannot reach each other, `strict` reaches and is
+    /// reached by no other bridge, a plain network is not isolated; an internal network has no
+    /// way out.
+    fn isolation_matrix_and_internal(sb) {
+        let text = r#"
+[networks.open]
+bridge = "nc-open"
+subnets = [{ subnet = "10.89.50.0/24" }]
+[networks.iso1]
+bridge = "nc-iso1"
+subnets = [{ subnet = "10.89.51.0/24" }]
+isolate = true
+[networks.iso2]
+bridge = "nc-iso2"
+subnets = [{ subnet = "10.89.52.0/24" }]
+isolate = true
+[networks.strict]
+bridge = "nc-strict"
+subnets = [{ subnet = "10.89.53.0/24" }]
+isolate = "strict"
+[networks.int]
+bridge = "nc-int"
+subnets = [{ subnet = "10.89.54.0/24" }]
+internal = true
+[containers.o]
+networks.open = { ip = "10.89.50.2" }
+[containers.i1]
+networks.iso1 = { ip = "10.89.51.2" }
+[containers.i2]
+networks.iso2 = { ip = "10.89.52.2" }
+[containers.s]
+networks.strict = { ip = "10.89.53.2" }
+[containers.n]
+networks.int = { ip = "10.89.54.2" }
+"#;
+        let file = write(sb, "iso.toml", text);
+        ok(&["apply", "-f", &file]);
+        let ips = [("o", "10.89.50.2"), ("i1", "10.89.51.2"), ("i2", "10.89.52.2"), ("s", "10.89.53.2")];
+        let _listeners: Vec<_> = ips.iter().map(|(ns, ip)| sb.listen(Some(ns), Proto::Tcp, ip, 6000)).collect();
+        let reach = |from: &str, to: &str| sb.probe(Some(from), Proto::Tcp, to, 6000).is_some();
+        assert!(reach("o", "10.89.51.2"), "open -> isolated is allowed (netavark: isolation is between isolated networks)");
+        assert!(!reach("i1", "10.89.52.2"), "isolated -> isolated is blocked");
+        assert!(!reach("i2", "10.89.51.2"), "isolated -> isolated is blocked");
+        assert!(!reach("s", "10.89.50.2"), "strict -> any other bridge is blocked");
+        assert!(!reach("o", "10.89.53.2"), "any bridge -> strict is blocked");
+        // Outward: the open network gets out, the internal one does not.
+        let _out = sb.listen(Some(uplink::OUTSIDE_NS), Proto::Tcp, "0.0.0.0", 7100);
+        assert!(sb.probe(Some("o"), Proto::Tcp, uplink::OUTSIDE_V4, 7100).is_some());
+        assert_eq!(sb.probe(Some("n"), Proto::Tcp, uplink::OUTSIDE_V4, 7100), None, "internal network has no way out");
+        assert!(!sb.ns_run("n", &["ip", "route"]).contains("default"));
     }
 }

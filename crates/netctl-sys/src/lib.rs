@@ -1,1 +1,128 @@
 //! The only door to the kernel: netlink, network namespaces, sysctls, nftables, processes.
+//!
+//! Everything netctl does to the machine goes through the narrow traits here ([`Netlink`],
+//! [`Namespaces`], [`Sysctl`], [`Nft`], [`Processes`], bundled as [`Sys`]). Two implementations:
+//!
+//! * [`LinuxSys`]: the real one. Netlink is spoken directly over `NETLINK_ROUTE` sockets (no
+//!   `ip`, no subprocess); `nft` and helper daemons are run with an argv, never a shell.
+//! * [`FakeSys`]: an in-memory model of namespaces, links, addresses, routes, sysctls, nft tables
+//!   and processes that records every call and can fail the Nth mutating one, so planners can
+//!   prove "a second apply changes nothing" and "a failure at any step rolls back".
+//!
+//! Architecture invariants:
+//! * No other netctl crate touches the kernel or spawns processes; they take `&dyn Sys`.
+//! * Work inside another network namespace never moves the calling thread or the process: a
+//!   short-lived helper thread `setns`es, opens what it needs (a netlink socket stays bound to
+//!   the namespace it was created in) or does its `/proc/sys` I/O, and exits.
+//! * Calls are synchronous and each mutating call is one kernel change (or, where the kernel
+//!   needs two steps, undoes its first step when the second fails).
+
+mod error;
+pub mod fake;
+pub mod linux;
+mod model;
+mod ns;
+
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+pub use error::{NamespaceOp, NetlinkOp, SysError, SysctlOp};
+pub use fake::FakeSys;
+pub use linux::LinuxSys;
+pub use model::{
+    Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Link, LinkChange, LinkKind, MAIN_TABLE, MAX_IFNAME_LEN,
+    NftFamily, Route, RouteProto, SpawnMode, SpawnSpec, Spawned, StdioSpec, VethPeer, VethSpec,
+    sysctl_key_display, valid_ifname,
+};
+pub use netctl_types::MacAddr;
+pub use nix::sys::signal::Signal;
+pub use ns::NsRef;
+
+/// Result of every sys call.
+pub type SysResult<T> = Result<T, SysError>;
+
+/// Links, addresses and routes (rtnetlink).
+pub trait Netlink {
+    /// All links of `ns`, by ifindex.
+    fn links(&self, ns: &NsRef) -> SysResult<Vec<Link>>;
+    /// The link called `name`, or `None`.
+    fn link(&self, ns: &NsRef, name: &str) -> SysResult<Option<Link>>;
+    /// Creates a bridge (down).
+    fn add_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> SysResult<()>;
+    /// Creates a veth pair, `spec.name` in `ns` and `spec.peer_name` directly in `spec.peer_ns`
+    /// (both down).
+    fn add_veth(&self, ns: &NsRef, spec: &VethSpec) -> SysResult<()>;
+    /// Deletes a link (a veth takes its peer with it).
+    fn del_link(&self, ns: &NsRef, name: &str) -> SysResult<()>;
+    /// Changes a link in one request.
+    fn set_link(&self, ns: &NsRef, name: &str, change: &LinkChange) -> SysResult<()>;
+    /// All addresses of `ns` (including the kernel's IPv6 link-local ones).
+    fn addrs(&self, ns: &NsRef) -> SysResult<Vec<Addr>>;
+    /// Adds an address; IPv6 ones skip duplicate address detection so they work at once.
+    fn add_addr(&self, ns: &NsRef, link: &str, net: IpNet) -> SysResult<()>;
+    fn del_addr(&self, ns: &NsRef, link: &str, net: IpNet) -> SysResult<()>;
+    /// The unicast routes of the main table, both families, including the kernel's own.
+    fn routes(&self, ns: &NsRef) -> SysResult<Vec<Route>>;
+    fn add_route(&self, ns: &NsRef, route: &Route) -> SysResult<()>;
+    fn del_route(&self, ns: &NsRef, route: &Route) -> SysResult<()>;
+}
+
+/// Named network namespaces, the way `ip netns` keeps them.
+pub trait Namespaces {
+    /// Creates a new network namespace mounted on `netns_dir/name` (made a shared mount point
+    /// first if it is not one, like `ip netns add`) and returns that path. Its `lo` is down.
+    fn create_named(&self, netns_dir: &Path, name: &str) -> SysResult<PathBuf>;
+    /// Unmounts and removes a namespace file; a missing one is fine.
+    fn delete_named(&self, path: &Path) -> SysResult<()>;
+    /// Whether `path` is a network namespace (a missing path is not).
+    fn is_netns(&self, path: &Path) -> SysResult<bool>;
+}
+
+/// `/proc/sys` inside a namespace. Keys are path components below `/proc/sys`, so interface
+/// names containing dots stay unambiguous: `&["net", "ipv4", "conf", "eth0.10", "rp_filter"]`.
+pub trait Sysctl {
+    /// The value, without the trailing newline.
+    fn sysctl_get(&self, ns: &NsRef, key: &[&str]) -> SysResult<String>;
+    fn sysctl_set(&self, ns: &NsRef, key: &[&str], value: &str) -> SysResult<()>;
+}
+
+/// nftables, in netctl's own namespace.
+pub trait Nft {
+    /// Applies a libnftables JSON document as one atomic transaction (`nft -j -f -`).
+    fn nft_apply(&self, json: &str) -> SysResult<()>;
+    /// `nft -j list table FAMILY NAME`, or `None` when the table does not exist.
+    fn nft_list_table(&self, family: NftFamily, name: &str) -> SysResult<Option<String>>;
+}
+
+/// Helper processes (pasta, slirp4netns, DNS servers).
+pub trait Processes {
+    fn spawn(&self, spec: &SpawnSpec) -> SysResult<Spawned>;
+    /// Field 22 of `/proc/PID/stat`, or `None` when there is no such process.
+    fn process_start_time(&self, pid: u32) -> Option<u64>;
+    fn kill(&self, pid: u32, signal: Signal) -> SysResult<()>;
+    /// Whether `pid` is still the process that started at `start_time` and has not exited.
+    fn is_alive(&self, pid: u32, start_time: u64) -> bool;
+}
+
+/// Everything at once; what backends take (`&dyn Sys`).
+pub trait Sys: Netlink + Namespaces + Sysctl + Nft + Processes {}
+
+impl<T: Netlink + Namespaces + Sysctl + Nft + Processes + ?Sized> Sys for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Backends hold `&dyn Sys` and may share it across threads.
+    #[test]
+    fn both_implementations_are_thread_safe_trait_objects() {
+        fn shareable<T: Send + Sync>(_: &T) {}
+        let real = LinuxSys::new();
+        let fake = FakeSys::new();
+        shareable(&real);
+        shareable(&fake);
+        let all: [&dyn Sys; 2] = [&real, &fake];
+        assert_eq!(all.len(), 2);
+    }
+}

@@ -60,6 +60,19 @@ impl Default for Settings {
     }
 }
 
+/// The keys of [`Settings`], as `NETCTL_<KEY>` variables spell them (lowercased).
+const SETTING_KEYS: [&str; 9] = [
+    "state_dir",
+    "run_dir",
+    "netns_dir",
+    "etc_netns_dir",
+    "firewall_driver",
+    "lock_timeout",
+    "default_network",
+    "default_bridge",
+    "default_subnet",
+];
+
 /// Settings given on the command line; only those present override the weaker layers.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct FlagSettings {
@@ -99,8 +112,9 @@ impl Settings {
     fn figment(config: &Path, flags: &FlagSettings) -> Figment {
         Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(config))
-            // NETCTL_CONFIG names the file itself; it is not a setting.
-            .merge(Env::prefixed("NETCTL_").ignore(&["config"]))
+            // Only the settings themselves: NETCTL_CONFIG names the file, NETCTL_LOG the log
+            // filter, and other NETCTL_* variables belong to other tools.
+            .merge(Env::prefixed("NETCTL_").only(&SETTING_KEYS))
             .merge(Serialized::defaults(flags))
     }
 }
@@ -131,6 +145,17 @@ mod tests {
             assert_eq!(s.netns_dir, Path::new("/from/flag/ns"));
             assert_eq!(s.etc_netns_dir, Path::new("/etc/netns"));
             assert_eq!(s.firewall_driver, FirewallDriver::Nftables);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn other_netctl_variables_are_not_settings() {
+        Jail::expect_with(|jail| {
+            jail.set_env("NETCTL_LOG", "debug");
+            jail.set_env("NETCTL_SOMETHING_ELSE", "x");
+            let s = Settings::load(Path::new("absent.toml"), &FlagSettings::default()).unwrap();
+            assert_eq!(s, Settings::default());
             Ok(())
         });
     }

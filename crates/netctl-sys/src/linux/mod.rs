@@ -1,0 +1,159 @@
+//! The real implementation of the sys traits, for Linux.
+//!
+//! Netlink sockets are cached per namespace inside one [`LinuxSys`] value (keyed by the
+//! namespace's nsfs inode, so a deleted and re-created named namespace gets a fresh socket);
+//! `/proc/sys` work in another namespace runs on a helper thread each time.
+
+mod netlink;
+mod netns;
+mod nft;
+mod process;
+mod rtnl;
+mod sysctl;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use crate::{Namespaces, NetlinkOp, NsRef, SysError, SysResult};
+use netns::NsKey;
+use rtnl::Conn;
+
+/// The sys seam backed by the running kernel.
+pub struct LinuxSys {
+    /// One rtnetlink socket per namespace used so far.
+    conns: Mutex<HashMap<NsKey, Conn>>,
+    /// The `nft` program (looked up in `PATH` unless it has a `/`).
+    nft: PathBuf,
+}
+
+impl LinuxSys {
+    pub fn new() -> Self {
+        Self {
+            conns: Mutex::new(HashMap::new()),
+            nft: PathBuf::from("nft"),
+        }
+    }
+
+    /// Uses `nft` at `path` instead of the one in `PATH`.
+    #[must_use]
+    pub fn with_nft_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.nft = path.into();
+        self
+    }
+
+    /// Runs `work` with the netlink socket of `ns`, opening (and caching) it first if needed.
+    /// A socket whose request failed at the socket level is dropped, not reused.
+    fn with_conn<T>(
+        &self,
+        ns: &NsRef,
+        work: impl FnOnce(&mut Conn) -> Result<T, ConnError>,
+    ) -> SysResult<T> {
+        let handle = netns::open(ns)?;
+        let key = handle.key();
+        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = match conns.entry(key) {
+            Entry::Occupied(cached) => cached.into_mut(),
+            Entry::Vacant(slot) => slot.insert(handle.run(|| {
+                Conn::open().map_err(|e| {
+                    SysError::netlink(
+                        NetlinkOp::OpenSocket,
+                        None,
+                        NetlinkOp::OpenSocket.to_string(),
+                        ns,
+                        e,
+                    )
+                })
+            })?),
+        };
+        match work(conn) {
+            Ok(value) => Ok(value),
+            Err(ConnError::Sys(err)) => Err(err),
+            Err(ConnError::Failed { context, failure }) => {
+                if failure.broken {
+                    conns.remove(&key);
+                }
+                Err(SysError::Netlink {
+                    op: context.op,
+                    link: context.link,
+                    what: context.what,
+                    ns: ns.clone(),
+                    kernel_message: failure.kernel_message,
+                    source: failure.source,
+                })
+            }
+        }
+    }
+
+    fn forget_namespace(&self, path: &Path) {
+        if let Some(key) = netns::key_of(path) {
+            self.conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
+    }
+}
+
+/// What a netlink request was about, for its error.
+#[derive(Debug)]
+struct OpContext {
+    op: NetlinkOp,
+    link: Option<String>,
+    what: String,
+}
+
+/// An error inside [`LinuxSys::with_conn`]: either already a [`SysError`], or a request failure
+/// still to be dressed with its namespace.
+#[derive(Debug)]
+enum ConnError {
+    Sys(SysError),
+    Failed {
+        context: OpContext,
+        failure: rtnl::Failure,
+    },
+}
+
+impl From<SysError> for ConnError {
+    fn from(err: SysError) -> Self {
+        Self::Sys(err)
+    }
+}
+
+impl Default for LinuxSys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for LinuxSys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sockets = self
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("LinuxSys")
+            .field("netlink_sockets", &sockets)
+            .field("nft", &self.nft)
+            .finish()
+    }
+}
+
+impl Namespaces for LinuxSys {
+    fn create_named(&self, netns_dir: &Path, name: &str) -> SysResult<PathBuf> {
+        netns::create_named(netns_dir, name)
+    }
+
+    fn delete_named(&self, path: &Path) -> SysResult<()> {
+        // Our cached socket would keep the namespace alive after its file is gone.
+        self.forget_namespace(path);
+        netns::delete_named(path)
+    }
+
+    fn is_netns(&self, path: &Path) -> SysResult<bool> {
+        netns::is_netns(path)
+    }
+}

@@ -1,0 +1,607 @@
+//! [`Netlink`] for [`LinuxSys`]: building rtnetlink requests from netctl's values and turning
+//! the kernel's replies back into them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use nix::errno::Errno;
+
+use super::rtnl::{Conn, Failure};
+use super::{ConnError, LinuxSys, OpContext, netns};
+use crate::error::{describe_add_veth, describe_addr, describe_route, os_error};
+use crate::model::{MAIN_TABLE, check_ifname, check_route, valid_ifname};
+use crate::{
+    Addr, BridgeSpec, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef, Route,
+    RouteProto, SysResult, VethPeer, VethSpec,
+};
+
+fn context(op: NetlinkOp, link: Option<&str>, what: String) -> OpContext {
+    OpContext {
+        op,
+        link: link.map(str::to_owned),
+        what,
+    }
+}
+
+/// Turns a request failure into an error about `ctx`.
+fn failed(ctx: &OpContext) -> impl FnOnce(Failure) -> ConnError + '_ {
+    move |failure| ConnError::Failed {
+        context: context(ctx.op, ctx.link.as_deref(), ctx.what.clone()),
+        failure,
+    }
+}
+
+fn kernel_said(errno: Errno) -> Failure {
+    Failure {
+        source: os_error(errno),
+        kernel_message: None,
+        broken: false,
+    }
+}
+
+/// Name, MTU and MAC: what a new link and a veth peer are created with.
+fn new_link_attributes(name: &str, mtu: Option<u32>, mac: Option<MacAddr>) -> Vec<LinkAttribute> {
+    let mut attributes = vec![LinkAttribute::IfName(name.to_owned())];
+    if let Some(mtu) = mtu {
+        attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    if let Some(mac) = mac {
+        attributes.push(LinkAttribute::Address(mac.octets().to_vec()));
+    }
+    attributes
+}
+
+/// A link message that names its link (ifindex 0: the kernel looks the name up).
+fn by_name(name: &str) -> LinkMessage {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName(name.to_owned()));
+    message
+}
+
+fn parse_link(message: LinkMessage) -> Link {
+    let mut link = Link {
+        index: message.header.index,
+        name: String::new(),
+        kind: LinkKind::Device,
+        mac: None,
+        mtu: 0,
+        up: message.header.flags.contains(LinkFlags::Up),
+        master: None,
+        alias: None,
+        peer: None,
+    };
+    let mut lower = None;
+    let mut other_namespace = false;
+    for attribute in message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => link.name = name,
+            LinkAttribute::Mtu(mtu) => link.mtu = mtu,
+            LinkAttribute::Address(bytes) => {
+                link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+            }
+            LinkAttribute::Controller(index) if index != 0 => link.master = Some(index),
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => link.alias = Some(alias),
+            LinkAttribute::Link(index) => lower = Some(index),
+            LinkAttribute::LinkNetNsId(_) => other_namespace = true,
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = match kind {
+                            InfoKind::Bridge => LinkKind::Bridge,
+                            InfoKind::Veth => LinkKind::Veth,
+                            other => LinkKind::Other(other.to_string()),
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if link.kind == LinkKind::Veth {
+        link.peer = lower.map(|index| VethPeer {
+            index,
+            other_namespace,
+        });
+    }
+    link
+}
+
+fn dump_links(conn: &mut Conn) -> Result<Vec<Link>, ConnError> {
+    let ctx = context(NetlinkOp::ListLinks, None, "list links".to_owned());
+    let replies = conn
+        .dump(&RouteNetlinkMessage::GetLink(LinkMessage::default()))
+        .map_err(failed(&ctx))?;
+    let mut links: Vec<Link> = replies
+        .into_iter()
+        .filter_map(|reply| match reply {
+            RouteNetlinkMessage::NewLink(message) => Some(parse_link(message)),
+            _ => None,
+        })
+        .collect();
+    links.sort_by_key(|link| link.index);
+    Ok(links)
+}
+
+fn link_names(conn: &mut Conn) -> Result<HashMap<u32, String>, ConnError> {
+    Ok(dump_links(conn)?
+        .into_iter()
+        .map(|link| (link.index, link.name))
+        .collect())
+}
+
+fn get_link(conn: &mut Conn, name: &str) -> Result<Option<Link>, ConnError> {
+    if !valid_ifname(name) {
+        return Ok(None);
+    }
+    let ctx = context(
+        NetlinkOp::GetLink,
+        Some(name),
+        format!("look up link {name}"),
+    );
+    match conn.request(RouteNetlinkMessage::GetLink(by_name(name)), 0) {
+        Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewLink(message) => Some(parse_link(message)),
+            _ => None,
+        })),
+        Err(failure) if failure.errno() == Some(libc::ENODEV) => Ok(None),
+        Err(failure) => Err(failed(&ctx)(failure)),
+    }
+}
+
+/// The link `name`, or an `ENODEV` error about `ctx`.
+fn require_link(conn: &mut Conn, name: &str, ctx: &OpContext) -> Result<Link, ConnError> {
+    get_link(conn, name)?.ok_or_else(|| failed(ctx)(kernel_said(Errno::ENODEV)))
+}
+
+/// Sets the alias of a link just created; deletes the link again when that fails, so creating
+/// a link with an alias is all or nothing. (The kernel ignores `IFLA_IFALIAS` on creation.)
+fn set_alias_or_undo(
+    conn: &mut Conn,
+    name: &str,
+    alias: Option<&str>,
+    ctx: &OpContext,
+) -> Result<(), ConnError> {
+    let Some(alias) = alias else {
+        return Ok(());
+    };
+    let mut message = by_name(name);
+    message
+        .attributes
+        .push(LinkAttribute::IfAlias(alias.to_owned()));
+    if let Err(failure) = conn.request(RouteNetlinkMessage::SetLink(message), 0) {
+        let _ = conn.request(RouteNetlinkMessage::DelLink(by_name(name)), 0);
+        return Err(failed(ctx)(failure));
+    }
+    Ok(())
+}
+
+fn family_of(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn address_message(index: u32, net: IpNet, adding: bool) -> AddressMessage {
+    let mut message = AddressMessage::default();
+    message.header.family = family_of(net.addr());
+    message.header.prefix_len = net.prefix_len();
+    message.header.index = index;
+    match net {
+        IpNet::V4(v4) => {
+            let ip = v4.addr();
+            message.header.scope = if ip.is_loopback() {
+                AddressScope::Host
+            } else {
+                AddressScope::Universe
+            };
+            message.attributes.push(AddressAttribute::Local(ip.into()));
+            message
+                .attributes
+                .push(AddressAttribute::Address(ip.into()));
+            // Like `ip addr add ... brd +`, which podman's addresses also get.
+            if adding && v4.prefix_len() < 31 {
+                message
+                    .attributes
+                    .push(AddressAttribute::Broadcast(v4.broadcast()));
+            }
+        }
+        IpNet::V6(v6) => {
+            let ip = v6.addr();
+            message.header.scope = if ip.is_loopback() {
+                AddressScope::Host
+            } else if ip.is_unicast_link_local() {
+                AddressScope::Link
+            } else {
+                AddressScope::Universe
+            };
+            message
+                .attributes
+                .push(AddressAttribute::Address(ip.into()));
+            if adding {
+                // No duplicate address detection: usable at once, never "tentative".
+                message.header.flags = AddressHeaderFlags::Nodad;
+                message
+                    .attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
+        }
+    }
+    message
+}
+
+fn parse_addr(message: &AddressMessage, names: &HashMap<u32, String>) -> Option<Addr> {
+    let mut local = None;
+    let mut address = None;
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            _ => {}
+        }
+    }
+    // IPv4 point-to-point links carry the peer in IFA_ADDRESS; IFA_LOCAL is ours.
+    let ip = local.or(address)?;
+    let net = IpNet::new(ip, message.header.prefix_len).ok()?;
+    Some(Addr {
+        link_index: message.header.index,
+        link_name: names
+            .get(&message.header.index)
+            .cloned()
+            .unwrap_or_default(),
+        net,
+    })
+}
+
+fn route_address(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}
+
+fn parse_route(message: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
+    let header = &message.header;
+    if header.kind != RouteType::Unicast || header.flags.contains(RouteFlags::Cloned) {
+        return None;
+    }
+    let unspecified: IpAddr = match header.address_family {
+        AddressFamily::Inet => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        AddressFamily::Inet6 => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        _ => return None,
+    };
+    let mut table = u32::from(header.table);
+    let mut dst = unspecified;
+    let mut gateway = None;
+    let mut dev = None;
+    let mut metric = 0;
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Table(id) => table = *id,
+            RouteAttribute::Destination(address) => dst = route_address(address)?,
+            RouteAttribute::Gateway(address) => gateway = route_address(address),
+            RouteAttribute::Oif(index) => dev = names.get(index).cloned(),
+            RouteAttribute::Priority(priority) => metric = *priority,
+            _ => {}
+        }
+    }
+    if table != MAIN_TABLE {
+        return None;
+    }
+    Some(Route {
+        dst: IpNet::new(dst, header.destination_prefix_length).ok()?,
+        gateway,
+        dev,
+        metric,
+        table,
+        proto: RouteProto::from_number(header.protocol.into()),
+    })
+}
+
+fn route_message(route: &Route, oif: Option<u32>, adding: bool) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    let header = &mut message.header;
+    header.address_family = family_of(route.dst.addr());
+    header.destination_prefix_length = route.dst.prefix_len();
+    if let Ok(table) = u8::try_from(route.table) {
+        header.table = table;
+    } else {
+        header.table = RouteHeader::RT_TABLE_UNSPEC;
+        message.attributes.push(RouteAttribute::Table(route.table));
+    }
+    if adding {
+        header.protocol = RouteProtocol::from(route.proto.number());
+        header.scope = if route.gateway.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        };
+        header.kind = RouteType::Unicast;
+    } else {
+        // What `ip route del` sends: match any scope, protocol and type.
+        header.scope = RouteScope::NoWhere;
+    }
+    if route.dst.prefix_len() > 0 {
+        message
+            .attributes
+            .push(RouteAttribute::Destination(route.dst.addr().into()));
+    }
+    if let Some(gateway) = route.gateway {
+        message
+            .attributes
+            .push(RouteAttribute::Gateway(gateway.into()));
+    }
+    if let Some(oif) = oif {
+        message.attributes.push(RouteAttribute::Oif(oif));
+    }
+    if route.metric != 0 {
+        message
+            .attributes
+            .push(RouteAttribute::Priority(route.metric));
+    }
+    message
+}
+
+impl LinuxSys {
+    fn change_route(&self, ns: &NsRef, route: &Route, adding: bool) -> SysResult<()> {
+        check_route(route, adding)?;
+        let op = if adding {
+            NetlinkOp::AddRoute
+        } else {
+            NetlinkOp::DelRoute
+        };
+        let ctx = context(op, route.dev.as_deref(), describe_route(adding, route));
+        self.with_conn(ns, |conn| {
+            let oif = match &route.dev {
+                Some(dev) => Some(require_link(conn, dev, &ctx)?.index),
+                None => None,
+            };
+            let message = route_message(route, oif, adding);
+            let request = if adding {
+                conn.request(
+                    RouteNetlinkMessage::NewRoute(message),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+            } else {
+                conn.request(RouteNetlinkMessage::DelRoute(message), 0)
+            };
+            request.map_err(failed(&ctx))?;
+            Ok(())
+        })
+    }
+
+    fn change_addr(&self, ns: &NsRef, link: &str, net: IpNet, adding: bool) -> SysResult<()> {
+        let op = if adding {
+            NetlinkOp::AddAddr
+        } else {
+            NetlinkOp::DelAddr
+        };
+        let ctx = context(op, Some(link), describe_addr(adding, link, net));
+        self.with_conn(ns, |conn| {
+            let index = require_link(conn, link, &ctx)?.index;
+            let message = address_message(index, net, adding);
+            let request = if adding {
+                conn.request(
+                    RouteNetlinkMessage::NewAddress(message),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+            } else {
+                conn.request(RouteNetlinkMessage::DelAddress(message), 0)
+            };
+            request.map_err(failed(&ctx))?;
+            Ok(())
+        })
+    }
+}
+
+impl Netlink for LinuxSys {
+    fn links(&self, ns: &NsRef) -> SysResult<Vec<Link>> {
+        self.with_conn(ns, dump_links)
+    }
+
+    fn link(&self, ns: &NsRef, name: &str) -> SysResult<Option<Link>> {
+        self.with_conn(ns, |conn| get_link(conn, name))
+    }
+
+    fn add_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> SysResult<()> {
+        check_ifname(&spec.name)?;
+        let ctx = context(
+            NetlinkOp::AddBridge,
+            Some(&spec.name),
+            format!("add bridge {}", spec.name),
+        );
+        self.with_conn(ns, |conn| {
+            let mut message = LinkMessage::default();
+            message.attributes = new_link_attributes(&spec.name, spec.mtu, spec.mac);
+            message
+                .attributes
+                .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                    InfoKind::Bridge,
+                )]));
+            conn.request(
+                RouteNetlinkMessage::NewLink(message),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(failed(&ctx))?;
+            set_alias_or_undo(conn, &spec.name, spec.alias.as_deref(), &ctx)
+        })
+    }
+
+    fn add_veth(&self, ns: &NsRef, spec: &VethSpec) -> SysResult<()> {
+        check_ifname(&spec.name)?;
+        check_ifname(&spec.peer_name)?;
+        let same_ns = spec.peer_ns == *ns;
+        let ctx = context(
+            NetlinkOp::AddVeth,
+            Some(&spec.name),
+            describe_add_veth(ns, spec),
+        );
+        // Opened before the request and kept open until it is answered.
+        let peer_ns_fd = if same_ns {
+            None
+        } else {
+            Some(netns::open(&spec.peer_ns)?.netns_fd()?)
+        };
+        self.with_conn(ns, |conn| {
+            let mut peer = LinkMessage::default();
+            peer.attributes = new_link_attributes(&spec.peer_name, spec.mtu, spec.peer_mac);
+            if let Some(fd) = &peer_ns_fd {
+                peer.attributes.push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
+            }
+            let mut message = LinkMessage::default();
+            message.attributes = new_link_attributes(&spec.name, spec.mtu, spec.mac);
+            message.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Veth),
+                LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+            ]));
+            conn.request(
+                RouteNetlinkMessage::NewLink(message),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(failed(&ctx))?;
+            set_alias_or_undo(conn, &spec.name, spec.alias.as_deref(), &ctx)
+        })
+    }
+
+    fn del_link(&self, ns: &NsRef, name: &str) -> SysResult<()> {
+        let ctx = context(
+            NetlinkOp::DelLink,
+            Some(name),
+            format!("delete link {name}"),
+        );
+        self.with_conn(ns, |conn| {
+            if !valid_ifname(name) {
+                return Err(failed(&ctx)(kernel_said(Errno::ENODEV)));
+            }
+            conn.request(RouteNetlinkMessage::DelLink(by_name(name)), 0)
+                .map_err(failed(&ctx))?;
+            Ok(())
+        })
+    }
+
+    fn set_link(&self, ns: &NsRef, name: &str, change: &LinkChange) -> SysResult<()> {
+        if let Some(new_name) = &change.new_name {
+            check_ifname(new_name)?;
+        }
+        let ctx = context(
+            NetlinkOp::SetLink,
+            Some(name),
+            format!("change link {name} ({change})"),
+        );
+        self.with_conn(ns, |conn| {
+            let link = require_link(conn, name, &ctx)?;
+            if change.is_empty() {
+                return Ok(());
+            }
+            let mut message = LinkMessage::default();
+            message.header.index = link.index;
+            if let Some(up) = change.up {
+                message.header.change_mask = LinkFlags::Up;
+                if up {
+                    message.header.flags = LinkFlags::Up;
+                }
+            }
+            if let Some(mtu) = change.mtu {
+                message.attributes.push(LinkAttribute::Mtu(mtu));
+            }
+            if let Some(mac) = change.mac {
+                message
+                    .attributes
+                    .push(LinkAttribute::Address(mac.octets().to_vec()));
+            }
+            match &change.master {
+                Some(Some(master)) => {
+                    let master_ctx = context(
+                        NetlinkOp::SetLink,
+                        Some(master),
+                        format!("change link {name} ({change}): no bridge {master}"),
+                    );
+                    let index = require_link(conn, master, &master_ctx)?.index;
+                    message.attributes.push(LinkAttribute::Controller(index));
+                }
+                Some(None) => message.attributes.push(LinkAttribute::Controller(0)),
+                None => {}
+            }
+            if let Some(alias) = &change.alias {
+                message
+                    .attributes
+                    .push(LinkAttribute::IfAlias(alias.clone()));
+            }
+            if let Some(new_name) = &change.new_name {
+                message
+                    .attributes
+                    .push(LinkAttribute::IfName(new_name.clone()));
+            }
+            conn.request(RouteNetlinkMessage::SetLink(message), 0)
+                .map_err(failed(&ctx))?;
+            Ok(())
+        })
+    }
+
+    fn addrs(&self, ns: &NsRef) -> SysResult<Vec<Addr>> {
+        let ctx = context(NetlinkOp::ListAddrs, None, "list addresses".to_owned());
+        self.with_conn(ns, |conn| {
+            let names = link_names(conn)?;
+            let replies = conn
+                .dump(&RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+                .map_err(failed(&ctx))?;
+            Ok(replies
+                .iter()
+                .filter_map(|reply| match reply {
+                    RouteNetlinkMessage::NewAddress(message) => parse_addr(message, &names),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    fn add_addr(&self, ns: &NsRef, link: &str, net: IpNet) -> SysResult<()> {
+        self.change_addr(ns, link, net, true)
+    }
+
+    fn del_addr(&self, ns: &NsRef, link: &str, net: IpNet) -> SysResult<()> {
+        self.change_addr(ns, link, net, false)
+    }
+
+    fn routes(&self, ns: &NsRef) -> SysResult<Vec<Route>> {
+        let ctx = context(NetlinkOp::ListRoutes, None, "list routes".to_owned());
+        self.with_conn(ns, |conn| {
+            let names = link_names(conn)?;
+            let replies = conn
+                .dump(&RouteNetlinkMessage::GetRoute(RouteMessage::default()))
+                .map_err(failed(&ctx))?;
+            Ok(replies
+                .iter()
+                .filter_map(|reply| match reply {
+                    RouteNetlinkMessage::NewRoute(message) => parse_route(message, &names),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    fn add_route(&self, ns: &NsRef, route: &Route) -> SysResult<()> {
+        self.change_route(ns, route, true)
+    }
+
+    fn del_route(&self, ns: &NsRef, route: &Route) -> SysResult<()> {
+        self.change_route(ns, route, false)
+    }
+}

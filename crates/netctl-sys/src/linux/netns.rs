@@ -1,0 +1,233 @@
+//! Network namespaces: opening them, running work inside them on a helper thread, and creating
+//! or deleting named ones the way iproute2's `ip netns add/del` does.
+//!
+//! Invariant: the calling thread never changes namespace. Work that must happen inside another
+//! namespace runs on a scoped helper thread that `setns`es first and exits afterwards, so a
+//! panic or early return can never leave netctl stranded in a container's namespace.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+
+use crate::error::os_error;
+use crate::{NamespaceOp, NsRef, SysError, SysResult};
+
+/// The calling thread's own network namespace, for passing as a netns fd.
+const THREAD_SELF_NETNS: &str = "/proc/thread-self/ns/net";
+
+/// Identity of a namespace: the nsfs inode its file refers to. Two paths to the same namespace
+/// share a key; a path that was deleted and re-created as a new namespace does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum NsKey {
+    Host,
+    Inode { dev: u64, ino: u64 },
+}
+
+/// An opened namespace, ready to run work in.
+#[derive(Debug)]
+pub(crate) enum NsHandle {
+    Host,
+    File {
+        path: PathBuf,
+        fd: OwnedFd,
+        key: NsKey,
+    },
+}
+
+/// Opens the namespace `ns` names.
+pub(crate) fn open(ns: &NsRef) -> SysResult<NsHandle> {
+    match ns {
+        NsRef::Host => Ok(NsHandle::Host),
+        NsRef::Path(path) => {
+            let file =
+                File::open(path).map_err(|e| SysError::namespace(NamespaceOp::Open, path, e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| SysError::namespace(NamespaceOp::Open, path, e))?;
+            Ok(NsHandle::File {
+                path: path.clone(),
+                key: NsKey::Inode {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                },
+                fd: file.into(),
+            })
+        }
+    }
+}
+
+/// The key of the namespace mounted at `path`, if it can be stat'ed.
+pub(crate) fn key_of(path: &Path) -> Option<NsKey> {
+    fs::metadata(path).ok().map(|meta| NsKey::Inode {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+impl NsHandle {
+    pub(crate) fn key(&self) -> NsKey {
+        match self {
+            Self::Host => NsKey::Host,
+            Self::File { key, .. } => *key,
+        }
+    }
+
+    /// Runs `work` inside this namespace: directly for the host, else on a helper thread that
+    /// enters the namespace first. A panic in `work` is passed on to the caller.
+    pub(crate) fn run<T: Send>(&self, work: impl FnOnce() -> SysResult<T> + Send) -> SysResult<T> {
+        match self {
+            Self::Host => work(),
+            Self::File { path, fd, .. } => std::thread::scope(|scope| {
+                let helper = scope.spawn(|| {
+                    nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| SysError::namespace(NamespaceOp::Enter, path, os_error(e)))?;
+                    work()
+                });
+                helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }),
+        }
+    }
+
+    /// A file descriptor of this namespace to hand to the kernel (`IFLA_NET_NS_FD`).
+    pub(crate) fn netns_fd(&self) -> SysResult<OwnedFd> {
+        match self {
+            // The calling thread never leaves the host namespace, so its own is the host's.
+            Self::Host => File::open(THREAD_SELF_NETNS)
+                .map(Into::into)
+                .map_err(|e| SysError::namespace(NamespaceOp::Open, THREAD_SELF_NETNS, e)),
+            Self::File { path, fd, .. } => fd
+                .try_clone()
+                .map_err(|e| SysError::namespace(NamespaceOp::Open, path, e)),
+        }
+    }
+}
+
+/// Creates a named namespace like `ip netns add`: `netns_dir` becomes a shared mount point (so
+/// namespaces mounted later show up in other mount namespaces that share it), an empty file is
+/// created, and a helper thread unshares a new network namespace and bind-mounts it there.
+pub(crate) fn create_named(netns_dir: &Path, name: &str) -> SysResult<PathBuf> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(SysError::InvalidInput {
+            what: "namespace name",
+            value: name.to_owned(),
+            reason: "must be a single non-empty path component",
+        });
+    }
+    let path = netns_dir.join(name);
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(netns_dir)
+        .map_err(|e| SysError::namespace(NamespaceOp::PrepareDir, &path, e))?;
+    make_shared_mount(netns_dir)
+        .map_err(|e| SysError::namespace(NamespaceOp::PrepareDir, &path, e))?;
+
+    // Mode 0 like iproute2: the file is only a mount point.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(&path)
+        .map_err(|e| SysError::namespace(NamespaceOp::CreateFile, &path, e))?;
+
+    let mounted = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| SysError::namespace(NamespaceOp::Unshare, &path, os_error(e)))?;
+                nix::mount::mount(
+                    Some(THREAD_SELF_NETNS),
+                    &path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| SysError::namespace(NamespaceOp::Mount, &path, os_error(e)))
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    if let Err(err) = mounted {
+        // Leave nothing behind: the file is ours, we just created it.
+        let _ = fs::remove_file(&path);
+        return Err(err);
+    }
+    Ok(path)
+}
+
+/// Makes `dir` a mount point with shared propagation, bind-mounting it onto itself first when
+/// it is not a mount point yet (what iproute2 does for `/run/netns`).
+fn make_shared_mount(dir: &Path) -> io::Result<()> {
+    let share = || {
+        nix::mount::mount(
+            None::<&str>,
+            dir,
+            Some("none"),
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match share() {
+        Ok(()) => Ok(()),
+        // EINVAL: not a mount point.
+        Err(Errno::EINVAL) => {
+            nix::mount::mount(
+                Some(dir),
+                dir,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(os_error)?;
+            share().map_err(os_error)
+        }
+        Err(e) => Err(os_error(e)),
+    }
+}
+
+/// Unmounts (lazily, so a process still inside keeps working) and removes a namespace file. A
+/// file that is not mounted or not there is fine.
+pub(crate) fn delete_named(path: &Path) -> SysResult<()> {
+    match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point (a leftover file); ENOENT: nothing there.
+        Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
+        Err(e) => return Err(SysError::namespace(NamespaceOp::Unmount, path, os_error(e))),
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(SysError::namespace(NamespaceOp::RemoveFile, path, e)),
+    }
+}
+
+/// Whether `path` is a network namespace: it lives on nsfs and a throwaway thread can enter it
+/// as one (`setns` refuses a namespace of another type with `EINVAL`). The file's name alone
+/// does not tell: a bind-mounted namespace reads back as its mount path, not `net:[...]`.
+pub(crate) fn is_netns(path: &Path) -> SysResult<bool> {
+    let inspect = |e| SysError::namespace(NamespaceOp::Inspect, path, e);
+    match nix::sys::statfs::statfs(path) {
+        Ok(stat) if stat.filesystem_type() == nix::sys::statfs::NSFS_MAGIC => {}
+        Ok(_) | Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(inspect(os_error(e))),
+    }
+    let file = File::open(path).map_err(inspect)?;
+    let entered = std::thread::scope(|scope| {
+        scope
+            .spawn(|| nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    match entered {
+        Ok(()) => Ok(true),
+        Err(Errno::EINVAL) => Ok(false),
+        Err(e) => Err(inspect(os_error(e))),
+    }
+}

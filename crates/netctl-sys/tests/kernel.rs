@@ -1,0 +1,460 @@
+//! `LinuxSys` against the real kernel. Each test runs in its own private network, mount and pid
+//! namespace (`netctl-testkit`); this binary is only built with `--features privileged`.
+//! Effects are checked with independent tools (`ip -j`, `sysctl`, `nft`) where that helps.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use netctl_sys::{
+    BridgeSpec, LinkChange, LinkKind, LinuxSys, MacAddr, Namespaces, Netlink, NetlinkOp, Nft,
+    NftFamily, NsRef, Processes, Route, RouteProto, Signal, SpawnMode, SpawnSpec, SysError, Sysctl,
+    VethSpec,
+};
+use netctl_testkit::{Sandbox, sandbox_test};
+use nix::errno::Errno;
+use serde_json::Value;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+/// `ip -j ARGS` in the sandbox namespace or in named namespace `ns`, parsed.
+fn ip_json(sb: &Sandbox, ns: Option<&str>, args: &[&str]) -> Value {
+    let mut argv = vec!["ip", "-j"];
+    argv.extend_from_slice(args);
+    let out = match ns {
+        Some(ns) => sb.ns_run(ns, &argv),
+        None => sb.run(&argv),
+    };
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args:?}: {e}: {out}"))
+}
+
+/// A container namespace made by `LinuxSys`, with `lo` up.
+fn container(sys: &LinuxSys, sb: &Sandbox, name: &str) -> NsRef {
+    let path = sys.create_named(&sb.netns_dir, name).unwrap();
+    let ns = NsRef::Path(path);
+    sys.set_link(&ns, "lo", &LinkChange::up()).unwrap();
+    ns
+}
+
+/// A veth `host_if` in the sandbox namespace with `eth0` in `ctr`, both up.
+fn wire(sys: &LinuxSys, ctr: &NsRef, host_if: &str) {
+    sys.add_veth(
+        &NsRef::Host,
+        &VethSpec {
+            name: host_if.into(),
+            mtu: None,
+            mac: None,
+            alias: None,
+            peer_name: "eth0".into(),
+            peer_ns: ctr.clone(),
+            peer_mac: None,
+        },
+    )
+    .unwrap();
+    sys.set_link(&NsRef::Host, host_if, &LinkChange::up())
+        .unwrap();
+    sys.set_link(ctr, "eth0", &LinkChange::up()).unwrap();
+}
+
+fn own_netns() -> PathBuf {
+    std::fs::read_link("/proc/thread-self/ns/net").unwrap()
+}
+
+sandbox_test! {
+    fn named_namespaces_are_created_and_deleted(sb) {
+        let sys = LinuxSys::new();
+        let before = own_netns();
+        let path = sys.create_named(&sb.netns_dir, "t1").unwrap();
+        assert_eq!(path, sb.netns_dir.join("t1"));
+        assert!(sys.is_netns(&path).unwrap());
+        assert!(sb.run(&["ip", "netns", "list"]).contains("t1"));
+        // A new namespace holds only lo, down; ip sees the same.
+        let links = sys.links(&NsRef::Path(path.clone())).unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!((links[0].name.as_str(), links[0].up), ("lo", false));
+        let ip_links = ip_json(sb, Some("t1"), &["link", "show"]);
+        assert_eq!(ip_links.as_array().unwrap().len(), 1);
+        assert_eq!(own_netns(), before, "the calling thread never moved");
+
+        let again = sys.create_named(&sb.netns_dir, "t1").unwrap_err();
+        assert!(again.is_exists(), "{again}");
+
+        sys.delete_named(&path).unwrap();
+        assert!(!path.exists());
+        assert!(!sys.is_netns(&path).unwrap());
+        sys.delete_named(&path).unwrap();
+        let gone = sys.links(&NsRef::Path(path)).unwrap_err();
+        assert!(gone.is_not_found(), "{gone}");
+
+        // A directory that is not a mount point yet becomes one (bind-mounted onto itself).
+        let dir = sb.path("elsewhere/netns");
+        let other = sys.create_named(&dir, "t2").unwrap();
+        assert!(sys.is_netns(&other).unwrap());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let dir_line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+            .expect("the namespace directory is a mount point");
+        assert!(dir_line.contains("shared:"), "{dir_line}");
+        sys.delete_named(&other).unwrap();
+
+        assert!(sys.is_netns(Path::new("/proc/self/ns/net")).unwrap());
+        assert!(!sys.is_netns(Path::new("/proc/self/ns/mnt")).unwrap(), "nsfs, but not net");
+        assert!(!sys.is_netns(&sb.write_file("plain", "x")).unwrap());
+        assert!(!sys.is_netns(Path::new("/nonexistent")).unwrap());
+    }
+}
+
+sandbox_test! {
+    fn bridge_and_veth_with_the_peer_born_in_the_container(sb) {
+        let sys = LinuxSys::new();
+        let before = own_netns();
+        let ctr = container(&sys, sb, "c1");
+        sys.add_bridge(&NsRef::Host, &BridgeSpec {
+            name: "nc-test".into(),
+            mtu: Some(1400),
+            mac: Some(mac("02:00:00:aa:00:01")),
+            alias: Some("netctl:test".into()),
+        }).unwrap();
+        sys.add_veth(&NsRef::Host, &VethSpec {
+            name: "veth-t".into(),
+            mtu: Some(1400),
+            mac: Some(mac("02:00:00:aa:00:02")),
+            alias: Some("netctl:veth".into()),
+            peer_name: "eth0".into(),
+            peer_ns: ctr.clone(),
+            peer_mac: Some(mac("02:42:0a:59:00:02")),
+        }).unwrap();
+        assert_eq!(own_netns(), before);
+
+        let bridge = sys.link(&NsRef::Host, "nc-test").unwrap().unwrap();
+        assert_eq!(bridge.kind, LinkKind::Bridge);
+        assert_eq!(bridge.mtu, 1400);
+        assert_eq!(bridge.mac, Some(mac("02:00:00:aa:00:01")));
+        assert_eq!(bridge.alias.as_deref(), Some("netctl:test"));
+        let host_end = sys.link(&NsRef::Host, "veth-t").unwrap().unwrap();
+        let ctr_end = sys.link(&ctr, "eth0").unwrap().unwrap();
+        assert_eq!(host_end.kind, LinkKind::Veth);
+        assert_eq!((host_end.mtu, ctr_end.mtu), (1400, 1400));
+        assert_eq!(ctr_end.mac, Some(mac("02:42:0a:59:00:02")));
+        assert_eq!(host_end.alias.as_deref(), Some("netctl:veth"));
+        let peer = host_end.peer.expect("a veth knows its peer");
+        assert_eq!(peer.index, ctr_end.index);
+        assert!(peer.other_namespace);
+        assert!(sys.link(&NsRef::Host, "eth0").unwrap().is_none(), "the peer never was in the host");
+
+        // Independent view.
+        let shown = &ip_json(sb, Some("c1"), &["-d", "link", "show", "eth0"])[0];
+        assert_eq!(shown["address"], "02:42:0a:59:00:02");
+        assert_eq!(shown["mtu"], 1400);
+        assert_eq!(shown["linkinfo"]["info_kind"], "veth");
+        let shown = &ip_json(sb, None, &["link", "show", "nc-test"])[0];
+        assert_eq!(shown["ifalias"], "netctl:test");
+
+        // Port of the bridge, up, then released and renamed.
+        sys.set_link(&NsRef::Host, "veth-t", &LinkChange {
+            up: Some(true),
+            master: Some(Some("nc-test".into())),
+            ..LinkChange::default()
+        }).unwrap();
+        let host_end = sys.link(&NsRef::Host, "veth-t").unwrap().unwrap();
+        assert!(host_end.up);
+        assert_eq!(host_end.master, Some(bridge.index));
+        assert_eq!(ip_json(sb, None, &["link", "show", "veth-t"])[0]["master"], "nc-test");
+
+        sys.set_link(&NsRef::Host, "veth-t", &LinkChange {
+            up: Some(false),
+            master: Some(None),
+            alias: Some(String::new()),
+            mac: Some(mac("02:00:00:aa:00:03")),
+            mtu: Some(1300),
+            ..LinkChange::default()
+        }).unwrap();
+        sys.set_link(&NsRef::Host, "veth-t", &LinkChange {
+            new_name: Some("veth-u".into()),
+            ..LinkChange::default()
+        }).unwrap();
+        let renamed = sys.link(&NsRef::Host, "veth-u").unwrap().unwrap();
+        assert_eq!(renamed.index, host_end.index);
+        assert_eq!((renamed.master, renamed.alias.as_deref(), renamed.up), (None, None, false));
+        assert_eq!((renamed.mac, renamed.mtu), (Some(mac("02:00:00:aa:00:03")), 1300));
+
+        // Errors carry the operation, the link and the errno.
+        let exists = sys.add_bridge(&NsRef::Host, &BridgeSpec {
+            name: "nc-test".into(), mtu: None, mac: None, alias: None,
+        }).unwrap_err();
+        assert!(exists.is_exists());
+        assert_eq!(
+            exists.to_string(),
+            "netlink: cannot add bridge nc-test in the host namespace"
+        );
+        let no_master = sys.set_link(&NsRef::Host, "veth-u", &LinkChange {
+            master: Some(Some("absent0".into())),
+            ..LinkChange::default()
+        }).unwrap_err();
+        assert!(no_master.is_not_found(), "{no_master}");
+
+        // Deleting one end deletes the pair.
+        sys.del_link(&ctr, "eth0").unwrap();
+        assert!(sys.link(&NsRef::Host, "veth-u").unwrap().is_none());
+        let missing = sys.del_link(&NsRef::Host, "veth-u").unwrap_err();
+        assert!(matches!(missing, SysError::Netlink { op: NetlinkOp::DelLink, .. }));
+        assert!(missing.is_not_found());
+        sys.del_link(&NsRef::Host, "nc-test").unwrap();
+        assert!(sys.link(&NsRef::Host, "nc-test").unwrap().is_none());
+    }
+}
+
+sandbox_test! {
+    fn addresses_are_added_listed_and_deleted(sb) {
+        let sys = LinuxSys::new();
+        let ctr = container(&sys, sb, "c1");
+        wire(&sys, &ctr, "veth-a");
+        sys.add_addr(&ctr, "eth0", net("10.89.0.2/24")).unwrap();
+        sys.add_addr(&ctr, "eth0", net("fd10:89::2/64")).unwrap();
+
+        let ours: Vec<(String, IpNet)> = sys
+            .addrs(&ctr)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.link_name == "eth0")
+            .map(|a| (a.link_name, a.net))
+            .filter(|(_, n)| !matches!(n, IpNet::V6(v6) if v6.addr().is_unicast_link_local()))
+            .collect();
+        assert_eq!(
+            ours,
+            [("eth0".to_owned(), net("10.89.0.2/24")), ("eth0".to_owned(), net("fd10:89::2/64"))]
+        );
+        let lo = sys.addrs(&ctr).unwrap();
+        assert!(lo.iter().any(|a| a.link_name == "lo" && a.net == net("127.0.0.1/8")));
+
+        let shown = &ip_json(sb, Some("c1"), &["addr", "show", "eth0"])[0]["addr_info"];
+        let v4 = shown.as_array().unwrap().iter().find(|a| a["family"] == "inet").unwrap();
+        assert_eq!(v4["broadcast"], "10.89.0.255");
+        let v6 = shown.as_array().unwrap().iter().find(|a| a["local"] == "fd10:89::2").unwrap();
+        assert_eq!(v6["prefixlen"], 64);
+        assert!(v6.get("tentative").is_none(), "NODAD: usable at once: {v6}");
+
+        let twice = sys.add_addr(&ctr, "eth0", net("10.89.0.2/24")).unwrap_err();
+        assert!(twice.is_exists());
+        // The kernel's extended ack is part of the message.
+        assert_eq!(
+            twice.to_string(),
+            "netlink: cannot add address 10.89.0.2/24 to eth0 in namespace /run/netns/c1 \
+             (kernel says: ipv4: Address already assigned)"
+        );
+        let no_link = sys.add_addr(&ctr, "eth9", net("10.0.0.1/8")).unwrap_err();
+        assert!(no_link.is_not_found());
+
+        sys.del_addr(&ctr, "eth0", net("10.89.0.2/24")).unwrap();
+        sys.del_addr(&ctr, "eth0", net("fd10:89::2/64")).unwrap();
+        let left = sys.addrs(&ctr).unwrap();
+        assert!(left.iter().all(|a| a.net != net("10.89.0.2/24") && a.net != net("fd10:89::2/64")));
+        let again = sys.del_addr(&ctr, "eth0", net("10.89.0.2/24")).unwrap_err();
+        assert!(again.is_not_found(), "{again}");
+    }
+}
+
+sandbox_test! {
+    fn routes_including_defaults_in_the_container(sb) {
+        let sys = LinuxSys::new();
+        let ctr = container(&sys, sb, "c1");
+        wire(&sys, &ctr, "veth-r");
+        sys.add_addr(&ctr, "eth0", net("10.89.0.2/24")).unwrap();
+        sys.add_addr(&ctr, "eth0", net("fd10:89::2/64")).unwrap();
+
+        let v4_default = Route::default_via("10.89.0.1".parse().unwrap()).dev("eth0").metric(100);
+        let v6_default = Route::default_via("fd10:89::1".parse().unwrap()).dev("eth0");
+        let device_route = Route::new(net("10.99.0.0/16")).dev("eth0");
+        sys.add_route(&ctr, &v4_default).unwrap();
+        sys.add_route(&ctr, &v6_default).unwrap();
+        sys.add_route(&ctr, &device_route).unwrap();
+
+        let routes = sys.routes(&ctr).unwrap();
+        let find = |dst: &str| routes.iter().find(|r| r.dst == net(dst)).cloned();
+        let got = find("0.0.0.0/0").expect("v4 default");
+        assert_eq!(got, v4_default);
+        let got = find("::/0").expect("v6 default");
+        assert_eq!((got.gateway, got.metric, got.proto), (v6_default.gateway, 1024, RouteProto::Static));
+        assert_eq!(find("10.99.0.0/16"), Some(device_route.clone()));
+        let connected = find("10.89.0.0/24").expect("the kernel's connected route");
+        assert_eq!((connected.proto, connected.dev.as_deref()), (RouteProto::Kernel, Some("eth0")));
+
+        let shown = ip_json(sb, Some("c1"), &["route", "show", "default"]);
+        assert_eq!(shown[0]["gateway"], "10.89.0.1");
+        assert_eq!(shown[0]["metric"], 100);
+        assert_eq!(shown[0]["protocol"], "static");
+
+        let twice = sys.add_route(&ctr, &v4_default).unwrap_err();
+        assert!(twice.is_exists(), "{twice}");
+        let unreachable = Route::new(net("10.50.0.0/16")).metric(5);
+        let unreachable = Route { gateway: Some("192.0.2.77".parse().unwrap()), ..unreachable };
+        let err = sys.add_route(&ctr, &unreachable).unwrap_err();
+        assert_eq!(err.errno(), Some(Errno::ENETUNREACH), "{err}");
+        assert!(err.to_string().starts_with(
+            "netlink: cannot add route 10.50.0.0/16 via 192.0.2.77 metric 5 in namespace /run/netns/c1"
+        ), "{err}");
+
+        sys.del_route(&ctr, &v4_default).unwrap();
+        sys.del_route(&ctr, &v6_default).unwrap();
+        sys.del_route(&ctr, &device_route).unwrap();
+        let gone = sys.del_route(&ctr, &v4_default).unwrap_err();
+        assert_eq!(gone.errno(), Some(Errno::ESRCH));
+        assert!(gone.is_not_found());
+        assert!(ip_json(sb, Some("c1"), &["route", "show", "default"]).as_array().unwrap().is_empty());
+    }
+}
+
+sandbox_test! {
+    fn sysctls_are_read_and_written_inside_a_namespace(sb) {
+        let sys = LinuxSys::new();
+        let ctr = container(&sys, sb, "c1");
+        let forward = ["net", "ipv4", "ip_forward"];
+        let host_before = sys.sysctl_get(&NsRef::Host, &forward).unwrap();
+        assert_eq!(sys.sysctl_get(&ctr, &forward).unwrap(), "0");
+        sys.sysctl_set(&ctr, &forward, "1").unwrap();
+        assert_eq!(sys.sysctl_get(&ctr, &forward).unwrap(), "1");
+        assert_eq!(sb.ns_run("c1", &["sysctl", "-n", "net.ipv4.ip_forward"]).trim(), "1");
+        assert_eq!(sys.sysctl_get(&NsRef::Host, &forward).unwrap(), host_before, "host untouched");
+        assert_eq!(sb.run(&["sysctl", "-n", "net.ipv4.ip_forward"]).trim(), host_before);
+
+        // An interface name with a dot.
+        sys.add_veth(&ctr, &VethSpec {
+            name: "v.10".into(), mtu: None, mac: None, alias: None,
+            peer_name: "v.11".into(), peer_ns: ctr.clone(), peer_mac: None,
+        }).unwrap();
+        let key = ["net", "ipv4", "conf", "v.10", "rp_filter"];
+        sys.sysctl_set(&ctr, &key, "2").unwrap();
+        assert_eq!(sys.sysctl_get(&ctr, &key).unwrap(), "2");
+        assert_eq!(sb.ns_run("c1", &["sysctl", "-n", "net.ipv4.conf.v/10.rp_filter"]).trim(), "2");
+
+        let missing = sys.sysctl_get(&ctr, &["net", "ipv4", "conf", "eth9", "rp_filter"]).unwrap_err();
+        assert!(missing.is_not_found());
+        assert_eq!(
+            missing.to_string(),
+            "cannot read sysctl net.ipv4.conf.eth9.rp_filter in namespace /run/netns/c1"
+        );
+    }
+}
+
+sandbox_test! {
+    fn nft_applies_a_table_atomically_and_lists_it(sb) {
+        let sys = LinuxSys::new();
+        assert_eq!(sys.nft_list_table(NftFamily::Inet, "netctl_t").unwrap(), None);
+        let doc = r#"{"nftables": [
+            {"add": {"table": {"family": "inet", "name": "netctl_t"}}},
+            {"add": {"chain": {"family": "inet", "table": "netctl_t", "name": "FORWARD",
+                               "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}},
+            {"add": {"rule": {"family": "inet", "table": "netctl_t", "chain": "FORWARD",
+                              "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}},
+                                                  "right": ["established", "related"]}},
+                                       {"accept": null}]}}}
+        ]}"#;
+        sys.nft_apply(doc).unwrap();
+        let listed: Value = serde_json::from_str(
+            &sys.nft_list_table(NftFamily::Inet, "netctl_t").unwrap().expect("table exists"),
+        ).unwrap();
+        let items = listed["nftables"].as_array().unwrap();
+        assert!(items.iter().any(|i| i["chain"]["name"] == "FORWARD"));
+        assert_eq!(items.iter().filter(|i| i.get("rule").is_some()).count(), 1);
+        assert!(sb.run(&["nft", "list", "table", "inet", "netctl_t"]).contains("ct state established,related accept"));
+
+        // A transaction whose last command fails leaves nothing of its first.
+        let bad = r#"{"nftables": [
+            {"add": {"chain": {"family": "inet", "table": "netctl_t", "name": "EXTRA"}}},
+            {"delete": {"chain": {"family": "inet", "table": "netctl_t", "name": "ABSENT"}}}
+        ]}"#;
+        let err = sys.nft_apply(bad).unwrap_err();
+        assert!(matches!(err, SysError::Nft { .. }), "{err:?}");
+        assert!(err.is_not_found(), "{err}");
+        assert!(!sb.run(&["nft", "list", "table", "inet", "netctl_t"]).contains("EXTRA"));
+
+        sys.nft_apply(r#"{"nftables": [{"delete": {"table": {"family": "inet", "name": "netctl_t"}}}]}"#).unwrap();
+        assert_eq!(sys.nft_list_table(NftFamily::Inet, "netctl_t").unwrap(), None);
+    }
+}
+
+sandbox_test! {
+    fn processes_are_spawned_identified_and_killed(sb) {
+        let sys = LinuxSys::new();
+        let child = sys.spawn(&SpawnSpec::new(["sleep", "30"])).unwrap();
+        assert_eq!(sys.process_start_time(child.pid), Some(child.start_time));
+        assert!(sys.is_alive(child.pid, child.start_time));
+        assert!(!sys.is_alive(child.pid, child.start_time + 1), "another start time is another process");
+        sys.kill(child.pid, Signal::SIGTERM).unwrap();
+        assert!(sb.wait_for(Duration::from_secs(5), || !sys.is_alive(child.pid, child.start_time)));
+
+        // A daemonizing program: the launcher exits, the daemon's pid comes from its pid file.
+        let pid_file = sb.path("daemon.pid");
+        let script = format!("sleep 30 & echo $! > {}", pid_file.display());
+        let daemon = sys.spawn(&SpawnSpec {
+            mode: SpawnMode::Daemon { pid_file: pid_file.clone(), timeout: Duration::from_secs(5) },
+            ..SpawnSpec::new(["sh", "-c", &script])
+        }).unwrap();
+        assert!(sys.is_alive(daemon.pid, daemon.start_time));
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", daemon.pid)).unwrap();
+        assert_eq!(comm.trim(), "sleep");
+        sys.kill(daemon.pid, Signal::SIGKILL).unwrap();
+
+        // A launcher that fails: its stderr becomes the message.
+        let err = sys.spawn(&SpawnSpec {
+            mode: SpawnMode::Daemon { pid_file: sb.path("never.pid"), timeout: Duration::from_secs(5) },
+            ..SpawnSpec::new(["sh", "-c", "echo 'bad option --frob' >&2; exit 3"])
+        }).unwrap_err();
+        assert_eq!(err.to_string(), "`sh` failed to start (exit status: 3): bad option --frob");
+        let err = sys.spawn(&SpawnSpec {
+            mode: SpawnMode::Daemon { pid_file: sb.path("slow.pid"), timeout: Duration::from_millis(200) },
+            ..SpawnSpec::new(["sleep", "5"])
+        }).unwrap_err();
+        assert!(matches!(err, SysError::SpawnTimeout { .. }), "{err:?}");
+
+        let err = sys.spawn(&SpawnSpec::new(["/nonexistent/helper"])).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert_eq!(err.to_string(), "cannot start `/nonexistent/helper`");
+        let err = sys.kill(child.pid, Signal::SIGTERM).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+    }
+}
+
+sandbox_test! {
+    fn namespaces_by_proc_path_and_recreated_names_get_the_right_socket(sb) {
+        let sys = LinuxSys::new();
+        let ctr = container(&sys, sb, "c1");
+        wire(&sys, &ctr, "veth-p");
+        let sleeper = sb.spawn(Some("c1"), &["sleep", "30"]);
+        // The same namespace through /proc/PID/ns/net.
+        let pid = sb.wait_for(Duration::from_secs(5), || find_sleeper().is_some());
+        assert!(pid, "sleep in c1 did not start");
+        let proc_ns = NsRef::path(format!("/proc/{}/ns/net", find_sleeper().unwrap()));
+        let names = |ns: &NsRef| -> Vec<String> {
+            sys.links(ns).unwrap().into_iter().map(|l| l.name).collect()
+        };
+        assert_eq!(names(&proc_ns), names(&ctr));
+        assert_eq!(names(&ctr), ["lo", "eth0"]);
+
+        // Deleted and re-created under the same name: a fresh namespace, not the cached one.
+        drop(sleeper);
+        sys.delete_named(ctr.as_path().unwrap()).unwrap();
+        let again = container(&sys, sb, "c1");
+        assert_eq!(again, ctr);
+        assert_eq!(names(&again), ["lo"]);
+    }
+}
+
+/// The pid of a `sleep 30` started by the sandbox (the only one there).
+fn find_sleeper() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (cmdline == b"sleep\x0030\x00").then_some(pid)
+        })
+}
