@@ -111,9 +111,9 @@ pub(crate) fn sync(
     now: &Recorded,
     ctr: &ContainerRecord,
     full: bool,
-) -> Result<()> {
+) -> Result<Sync> {
     let Some((hosts_text, resolv_text)) = expected(cfg, now, ctr) else {
-        return Ok(());
+        return Ok(Sync::Written);
     };
     let dir = container_files_dir(cfg, ctr);
     let hosts_path = dir.join("hosts");
@@ -124,7 +124,8 @@ pub(crate) fn sync(
         .and_then(|old| expected(cfg, before, old))
         .map(|(h, _)| h);
     let pristine = current.is_none() || current == template_before;
-    if full || pristine {
+    let how = if full || pristine { Sync::Written } else { Sync::Edited };
+    if how == Sync::Written {
         netctl_dns::write_file(&hosts_path, &hosts_text)?;
     } else {
         let old_ips = container_ips(before, &ctr.name);
@@ -144,7 +145,16 @@ pub(crate) fn sync(
         }
     }
     netctl_dns::write_file(&dir.join("resolv.conf"), &resolv_text)?;
-    Ok(())
+    Ok(how)
+}
+
+/// How [`sync`] brought a hosts file up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sync {
+    /// Rewritten whole from the template.
+    Written,
+    /// Edited in place around the user's own lines (so it differs from the template).
+    Edited,
 }
 
 /// The addresses a container has on all its networks, as recorded.

@@ -1,0 +1,380 @@
+//! The records netctl keeps in its store.
+//!
+//! These are netctl's own memory of what it made, not the user's desired state: every field is a
+//! concrete choice (a chosen subnet, a generated MAC, a resolved netns path), so that a later run
+//! reproduces the same objects. The store keeps them as JSON, which keeps the file inspectable and
+//! lets a newer netctl add optional fields without a schema bump (`#[serde(default)]`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use ipnet::IpNet;
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+
+/// A recorded network: what netctl created and the choices it made for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// The network's name, the key of `[networks.NAME]`.
+    pub name: String,
+    /// 64 lowercase hex characters; generated once and kept.
+    pub id: String,
+    pub driver: NetworkDriver,
+    /// The bridge interface (bridge driver) or the parent interface (macvlan), as podman's
+    /// `network_interface`.
+    pub network_interface: String,
+    /// Chosen or declared subnets, each with its gateway and lease range, in declaration order.
+    #[serde(default)]
+    pub subnets: Vec<SubnetRecord>,
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub dns_enabled: bool,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub isolate: Isolate,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Driver options not covered by a field above (podman's `options`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    pub created: SystemTime,
+}
+
+impl NetworkRecord {
+    /// The subnet record that contains `ip`, if any.
+    pub fn subnet_of(&self, ip: IpAddr) -> Option<&SubnetRecord> {
+        self.subnets.iter().find(|s| s.subnet.contains(&ip))
+    }
+}
+
+/// Network drivers netctl knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkDriver {
+    Bridge,
+    Macvlan,
+}
+
+impl fmt::Display for NetworkDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetworkDriver::Bridge => "bridge",
+            NetworkDriver::Macvlan => "macvlan",
+        })
+    }
+}
+
+/// netavark's `isolate` option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Isolate {
+    #[default]
+    #[serde(rename = "false")]
+    Off,
+    #[serde(rename = "true")]
+    On,
+    #[serde(rename = "strict")]
+    Strict,
+}
+
+/// One subnet of a network, as chosen and recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetRecord {
+    /// Always the network address form (`10.89.0.0/24`, never `10.89.0.5/24`).
+    pub subnet: IpNet,
+    /// `None` for an internal network without DNS, as podman does.
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    #[serde(default)]
+    pub lease_range: Option<LeaseRange>,
+}
+
+/// Bounds, inclusive, for automatically assigned addresses. A missing bound means the subnet's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRange {
+    #[serde(default)]
+    pub start: Option<IpAddr>,
+    #[serde(default)]
+    pub end: Option<IpAddr>,
+}
+
+/// A recorded container: a network namespace and what netctl keeps about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub name: String,
+    /// 64 lowercase hex characters; declared or generated, then kept.
+    pub id: String,
+    pub netns: NetnsRecord,
+    pub mode: NetworkMode,
+    pub hostname: String,
+    /// The container's declared spec as the binary understood it. Opaque here: the store keeps it
+    /// so that `connect`/`disconnect` can edit it and the planner can compare against it.
+    #[serde(default)]
+    pub spec: serde_json::Value,
+    /// Published ports, opaque here for the same reason.
+    #[serde(default)]
+    pub ports: serde_json::Value,
+    pub created: SystemTime,
+}
+
+/// Where a container's network namespace lives and who owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetnsRecord {
+    pub path: PathBuf,
+    /// True when netctl created the namespace (and so removes it); false for a namespace the user
+    /// pointed at, which netctl never deletes.
+    pub managed: bool,
+}
+
+/// How a container gets its network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    Bridge,
+    Pasta,
+    Slirp4netns,
+    None,
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetworkMode::Bridge => "bridge",
+            NetworkMode::Pasta => "pasta",
+            NetworkMode::Slirp4netns => "slirp4netns",
+            NetworkMode::None => "none",
+        })
+    }
+}
+
+/// A container's interface on a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    pub container: String,
+    pub network: String,
+    /// Interface name inside the container (`eth0`, ...).
+    pub interface: String,
+    /// Generated once (or declared) and kept, so reloads keep the MAC.
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// One address per subnet of the network, with the subnet's prefix length
+    /// (`10.89.0.5/24`), in the network's subnet order.
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+}
+
+/// One IPAM lease: an address of a network's subnet held by a container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    pub network: String,
+    pub subnet: IpNet,
+    pub address: IpAddr,
+    pub container: String,
+}
+
+/// A helper process netctl started for a container (pasta or slirp4netns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelperRecord {
+    pub container: String,
+    pub kind: HelperKind,
+    pub pid: u32,
+    /// The process start time (field 22 of `/proc/PID/stat`, clock ticks since boot), so a reused
+    /// pid is never mistaken for the helper.
+    pub start_time: u64,
+    pub argv: Vec<String>,
+}
+
+/// Which helper program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HelperKind {
+    Pasta,
+    Slirp4netns,
+}
+
+impl fmt::Display for HelperKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HelperKind::Pasta => "pasta",
+            HelperKind::Slirp4netns => "slirp4netns",
+        })
+    }
+}
+
+/// One applied desired-state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    /// 1 for the first apply, counting up; never reused.
+    pub number: u64,
+    /// The file the content came from, when there was one.
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    /// The file's content, byte for byte as applied.
+    pub content: String,
+    /// Lowercase hex SHA-256 of `content`, comparable with `sha256sum`.
+    pub sha256: String,
+    pub applied_at: SystemTime,
+}
+
+/// An Ethernet MAC address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// A random locally administered unicast address: bit 1 of the first octet set (local), bit 0
+    /// clear (unicast), as the kernel's `eth_random_addr` does.
+    pub fn random(rng: &mut impl Rng) -> MacAddr {
+        let mut bytes: [u8; 6] = rng.random();
+        bytes[0] = (bytes[0] & 0xfe) | 0x02;
+        MacAddr(bytes)
+    }
+
+    pub fn octets(self) -> [u8; 6] {
+        self.0
+    }
+
+    pub fn is_locally_administered(self) -> bool {
+        self.0[0] & 0x02 != 0
+    }
+
+    pub fn is_unicast(self) -> bool {
+        self.0[0] & 0x01 == 0
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, octet) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{octet:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The text given was not a MAC address in `aa:bb:cc:dd:ee:ff` form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MAC address {text:?}: expected six hex octets separated by ':'")]
+pub struct ParseMacError {
+    pub text: String,
+}
+
+impl FromStr for MacAddr {
+    type Err = ParseMacError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseMacError { text: s.to_owned() };
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for byte in &mut out {
+            let part = parts.next().ok_or_else(err)?;
+            if part.is_empty() || part.len() > 2 {
+                return Err(err());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| err())?;
+        }
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(MacAddr(out))
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A new random 64-hex-character ID, as podman's network and container IDs.
+pub fn generate_id(rng: &mut impl Rng) -> String {
+    use fmt::Write as _;
+    let bytes: [u8; 32] = rng.random();
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Whether `id` is a full ID: exactly 64 lowercase hex characters.
+pub fn is_valid_id(id: &str) -> bool {
+    id.len() == 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trips_through_text_and_json() {
+        let mac: MacAddr = "02:42:ac:11:00:02".parse().unwrap();
+        assert_eq!(mac.0, [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+        assert_eq!(mac.to_string(), "02:42:ac:11:00:02");
+        let json = serde_json::to_string(&mac).unwrap();
+        assert_eq!(json, "\"02:42:ac:11:00:02\"");
+        assert_eq!(serde_json::from_str::<MacAddr>(&json).unwrap(), mac);
+    }
+
+    #[test]
+    fn mac_parse_rejects_malformed_text() {
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "02:42:ac:11:00:zz",
+            "002:42:ac:11:00:02",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn random_macs_are_local_unicast() {
+        let mut rng = rand::rng();
+        for _ in 0..1000 {
+            let mac = MacAddr::random(&mut rng);
+            assert!(mac.is_locally_administered(), "{mac}");
+            assert!(mac.is_unicast(), "{mac}");
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_valid() {
+        let mut rng = rand::rng();
+        let id = generate_id(&mut rng);
+        assert!(is_valid_id(&id), "{id}");
+        assert_ne!(id, generate_id(&mut rng));
+        assert!(!is_valid_id(&id[..63]));
+        assert!(!is_valid_id(&id.to_uppercase()));
+    }
+
+    #[test]
+    fn isolate_serialises_as_netavark_strings() {
+        assert_eq!(serde_json::to_string(&Isolate::Off).unwrap(), "\"false\"");
+        assert_eq!(serde_json::to_string(&Isolate::On).unwrap(), "\"true\"");
+        assert_eq!(
+            serde_json::to_string(&Isolate::Strict).unwrap(),
+            "\"strict\""
+        );
+    }
+}
