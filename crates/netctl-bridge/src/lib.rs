@@ -112,7 +112,7 @@ pub enum BridgeError {
         network: String,
         what: String,
         #[source]
-        source: SysError,
+        source: Box<SysError>,
     },
     #[error("attach {container} to {network} ({interface}): {what}")]
     Attach {
@@ -121,7 +121,7 @@ pub enum BridgeError {
         interface: String,
         what: String,
         #[source]
-        source: SysError,
+        source: Box<SysError>,
     },
     #[error("{} is taken by a link netctl did not make (alias {alias:?})", name)]
     Foreign { name: String, alias: Option<String> },
@@ -149,9 +149,15 @@ pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
     let err = |what: &str| {
         let what = what.to_owned();
         let network = net.name.clone();
-        move |source| BridgeError::Network { network, what, source }
+        move |source| BridgeError::Network {
+            network,
+            what,
+            source: Box::new(source),
+        }
     };
-    let existing = sys.link(&host, &net.bridge).map_err(err("look up bridge"))?;
+    let existing = sys
+        .link(&host, &net.bridge)
+        .map_err(err("look up bridge"))?;
     let want_mac = net.bridge_mac();
     match &existing {
         None => {
@@ -168,7 +174,10 @@ pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
         }
         Some(link) => {
             if link.kind != netctl_sys::LinkKind::Bridge {
-                return Err(BridgeError::Foreign { name: net.bridge.clone(), alias: link.alias.clone() });
+                return Err(BridgeError::Foreign {
+                    name: net.bridge.clone(),
+                    alias: link.alias.clone(),
+                });
             }
             let mut change = LinkChange::default();
             if let Some(mtu) = net.mtu
@@ -242,7 +251,7 @@ fn network_sysctls(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError
         ensure_sysctl(sys, &host, &key, value).map_err(|source| BridgeError::Network {
             network: net.name.clone(),
             what: format!("set sysctl {}={value}", key.join(".")),
-            source,
+            source: Box::new(source),
         })?;
     }
     Ok(())
@@ -256,7 +265,7 @@ pub fn remove_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
         Err(source) => Err(BridgeError::Network {
             network: net.name.clone(),
             what: format!("delete bridge {}", net.bridge),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -300,21 +309,39 @@ fn setup_steps(
         let container = att.container.clone();
         let network = net.name.clone();
         let interface = att.interface.clone();
-        move |source| BridgeError::Attach { container, network, interface, what, source }
+        move |source| BridgeError::Attach {
+            container,
+            network,
+            interface,
+            what,
+            source: Box::new(source),
+        }
     };
 
     // lo up first: podman leaves it to the network backend.
     let lo = sys.link(&ctr, "lo").map_err(err("look up lo".into()))?;
     if !lo.is_some_and(|l| l.up) {
-        sys.set_link(&ctr, "lo", &LinkChange::up()).map_err(err("set lo up".into()))?;
+        sys.set_link(&ctr, "lo", &LinkChange::up())
+            .map_err(err("set lo up".into()))?;
     }
 
     // A leftover host veth with our name (a half-done earlier run) is ours to replace.
-    if let Some(old) = sys.link(&host, &att.host_veth).map_err(err("look up host veth".into()))? {
-        if !old.alias.as_deref().is_some_and(|a| a.starts_with("netctl ")) {
-            return Err(BridgeError::Foreign { name: att.host_veth.clone(), alias: old.alias });
+    if let Some(old) = sys
+        .link(&host, &att.host_veth)
+        .map_err(err("look up host veth".into()))?
+    {
+        if !old
+            .alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with("netctl "))
+        {
+            return Err(BridgeError::Foreign {
+                name: att.host_veth.clone(),
+                alias: old.alias,
+            });
         }
-        sys.del_link(&host, &att.host_veth).map_err(err(format!("delete stale veth {}", att.host_veth)))?;
+        sys.del_link(&host, &att.host_veth)
+            .map_err(err(format!("delete stale veth {}", att.host_veth)))?;
     }
     sys.add_veth(
         &host,
@@ -328,7 +355,10 @@ fn setup_steps(
             peer_mac: Some(att.mac),
         },
     )
-    .map_err(err(format!("create veth {} <-> {}", att.host_veth, att.interface)))?;
+    .map_err(err(format!(
+        "create veth {} <-> {}",
+        att.host_veth, att.interface
+    )))?;
     undo.push(Undo::Veth(att.host_veth.clone()));
 
     // Sysctls inside the container before addresses, as netavark does.
@@ -342,19 +372,29 @@ fn setup_steps(
         keys.push((vec!["net", "ipv6", "conf", ifname, "autoconf"], "0"));
     }
     for (key, value) in keys {
-        ensure_sysctl(sys, &ctr, &key, value).map_err(err(format!("set sysctl {}={value}", key.join("."))))?;
+        ensure_sysctl(sys, &ctr, &key, value)
+            .map_err(err(format!("set sysctl {}={value}", key.join("."))))?;
     }
 
     sys.set_link(
         &host,
         &att.host_veth,
-        &LinkChange { master: Some(Some(net.bridge.clone())), up: Some(true), ..LinkChange::default() },
+        &LinkChange {
+            master: Some(Some(net.bridge.clone())),
+            up: Some(true),
+            ..LinkChange::default()
+        },
     )
-    .map_err(err(format!("enslave {} to {} and set it up", att.host_veth, net.bridge)))?;
+    .map_err(err(format!(
+        "enslave {} to {} and set it up",
+        att.host_veth, net.bridge
+    )))?;
     for addr in &att.addresses {
-        sys.add_addr(&ctr, ifname, *addr).map_err(err(format!("add address {addr}")))?;
+        sys.add_addr(&ctr, ifname, *addr)
+            .map_err(err(format!("add address {addr}")))?;
     }
-    sys.set_link(&ctr, ifname, &LinkChange::up()).map_err(err(format!("set {ifname} up")))?;
+    sys.set_link(&ctr, ifname, &LinkChange::up())
+        .map_err(err(format!("set {ifname} up")))?;
 
     let mut subnets = Vec::new();
     for addr in &att.addresses {
@@ -363,14 +403,30 @@ fn setup_steps(
         if !net.internal
             && let Some(gw) = gateway
         {
-            let route = Route::default_via(gw).dev(ifname).metric(att.route_metric());
-            sys.add_route(&ctr, &route).map_err(err(format!("add route {route}")))?;
+            let route = Route::default_via(gw)
+                .dev(ifname)
+                .metric(att.route_metric());
+            sys.add_route(&ctr, &route)
+                .map_err(err(format!("add route {route}")))?;
         }
-        subnets.push(NetAddress { ipnet: *addr, gateway });
+        subnets.push(NetAddress {
+            ipnet: *addr,
+            gateway,
+        });
     }
     let mut interfaces = BTreeMap::new();
-    interfaces.insert(att.interface.clone(), NetInterface { subnets, mac_address: att.mac });
-    Ok(StatusBlock { interfaces, dns_server_ips: None, dns_search_domains: None })
+    interfaces.insert(
+        att.interface.clone(),
+        NetInterface {
+            subnets,
+            mac_address: att.mac,
+        },
+    );
+    Ok(StatusBlock {
+        interfaces,
+        dns_server_ips: None,
+        dns_search_domains: None,
+    })
 }
 
 /// Detaches a container; runs to the end whatever fails, and reports every error.
@@ -395,7 +451,7 @@ pub fn teardown(
                         network: net.name.clone(),
                         interface: att.interface.clone(),
                         what: "delete container interface".into(),
-                        source,
+                        source: Box::new(source),
                     }),
                 },
                 Ok(false) => {}
@@ -404,7 +460,7 @@ pub fn teardown(
                     network: net.name.clone(),
                     interface: att.interface.clone(),
                     what: format!("check namespace {}", att.netns.display()),
-                    source,
+                    source: Box::new(source),
                 }),
             }
         }
@@ -413,8 +469,12 @@ pub fn teardown(
             network: net.name.clone(),
             interface: att.interface.clone(),
             what: format!("delete veth {}", att.host_veth),
-            source,
+            source: Box::new(source),
         }),
     }
-    if errors.is_empty() { Ok(()) } else { Err(TeardownErrors(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(TeardownErrors(errors))
+    }
 }

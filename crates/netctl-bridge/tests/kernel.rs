@@ -1,6 +1,8 @@
 //! The bridge backend against the real kernel, inside a private sandbox per test.
 
-use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet, ensure_network, remove_network, setup, teardown};
+use netctl_bridge::{
+    BridgeAttachment, BridgeNetwork, BridgeSubnet, ensure_network, remove_network, setup, teardown,
+};
 use netctl_sys::{LinuxSys, Namespaces, Sys};
 use netctl_testkit::{Proto, Sandbox, sandbox_test};
 
@@ -10,8 +12,14 @@ fn network(internal: bool) -> BridgeNetwork {
         id: "a".repeat(64),
         bridge: "nc-web".into(),
         subnets: vec![
-            BridgeSubnet { subnet: "10.89.0.0/24".parse().unwrap(), gateway: Some("10.89.0.1".parse().unwrap()) },
-            BridgeSubnet { subnet: "fd10:89::/64".parse().unwrap(), gateway: Some("fd10:89::1".parse().unwrap()) },
+            BridgeSubnet {
+                subnet: "10.89.0.0/24".parse().unwrap(),
+                gateway: Some("10.89.0.1".parse().unwrap()),
+            },
+            BridgeSubnet {
+                subnet: "fd10:89::/64".parse().unwrap(),
+                gateway: Some("fd10:89::1".parse().unwrap()),
+            },
         ],
         mtu: Some(1400),
         internal,
@@ -26,7 +34,10 @@ fn attachment(sys: &dyn Sys, sb: &Sandbox, name: &str, n: u8) -> BridgeAttachmen
         host_veth: format!("ncv{name}"),
         interface: "eth0".into(),
         mac: netctl_types::MacAddr::from([0x02, 0, 0, 0, 0, n]),
-        addresses: vec![format!("10.89.0.{n}/24").parse().unwrap(), format!("fd10:89::{n}/64").parse().unwrap()],
+        addresses: vec![
+            format!("10.89.0.{n}/24").parse().unwrap(),
+            format!("fd10:89::{n}/64").parse().unwrap(),
+        ],
     }
 }
 

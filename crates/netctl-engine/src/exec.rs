@@ -2,6 +2,7 @@
 //! creates, and the firewall and file phases around the kernel steps.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -9,8 +10,8 @@ use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
 use netctl_firewall::Change as FwChange;
 use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
 use netctl_state::{
-    AttachRequest, ContainerRecord, MacAddr as RecMac, NetnsRecord, NetworkDriver, NetworkRecord,
-    StateRead as _, SubnetRecord, LeaseRange, choose_bridge_name, choose_ipv4_subnet,
+    AttachRequest, ContainerRecord, LeaseRange, MacAddr as RecMac, NetnsRecord, NetworkDriver,
+    NetworkRecord, StateRead as _, SubnetRecord, choose_bridge_name, choose_ipv4_subnet,
     generate_id, random_ula,
 };
 use netctl_sys::{LinkChange, NsRef};
@@ -18,6 +19,10 @@ use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec};
 use serde::Serialize;
 
 use crate::{Engine, EngineError, Result, files, fwmap, observe};
+
+/// The id podman gives its default network `podman`.
+const PODMAN_DEFAULT_NETWORK_ID: &str =
+    "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9";
 
 /// What an apply (or destroy) did.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +40,10 @@ enum Undo {
     BridgeCreated(BridgeNetwork),
     ContainerRecorded(String),
     NetnsCreated(PathBuf),
-    Attached { net: BridgeNetwork, att: BridgeAttachment },
+    Attached {
+        net: BridgeNetwork,
+        att: BridgeAttachment,
+    },
     FilesWritten(ContainerRecord),
 }
 
@@ -55,7 +63,10 @@ struct Run<'e, 'a> {
 
 fn sys_err(what: impl Into<String>) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
     let what = what.into();
-    move |source| EngineError::Sys { what, source }
+    move |source| EngineError::Sys {
+        what,
+        source: Box::new(source),
+    }
 }
 
 pub(crate) fn bridge_network(net: &NetworkRecord) -> BridgeNetwork {
@@ -66,7 +77,10 @@ pub(crate) fn bridge_network(net: &NetworkRecord) -> BridgeNetwork {
         subnets: net
             .subnets
             .iter()
-            .map(|s| BridgeSubnet { subnet: s.subnet, gateway: s.gateway })
+            .map(|s| BridgeSubnet {
+                subnet: s.subnet,
+                gateway: s.gateway,
+            })
             .collect(),
         mtu: net.mtu,
         internal: net.internal,
@@ -197,6 +211,18 @@ impl<'e, 'a> Run<'e, 'a> {
         Ok(())
     }
 
+    /// After a rollback: the whole table rebuilt from the records (or gone, if nothing is
+    /// recorded any more).
+    fn restore_firewall(&self) -> Result<()> {
+        let now = self.now()?;
+        if now.networks.is_empty() {
+            self.engine.fw.remove_all()?;
+        } else {
+            self.engine.fw.full_rebuild(&fwmap::fw_state(&now))?;
+        }
+        Ok(())
+    }
+
     fn files_phase(&mut self) -> Result<()> {
         let now = self.now()?;
         for name in &self.touched_containers {
@@ -204,7 +230,9 @@ impl<'e, 'a> Run<'e, 'a> {
                 let dir = files::container_files_dir(&self.engine.cfg, ctr);
                 let existed = dir.join("hosts").exists();
                 let full = self.full_files.contains(name);
-                if files::sync(&self.engine.cfg, &self.before, &now, ctr, full)? == files::Sync::Edited {
+                if files::sync(&self.engine.cfg, &self.before, &now, ctr, full)?
+                    == files::Sync::Edited
+                {
                     self.edited_files.insert(name.clone());
                 }
                 if !existed {
@@ -275,9 +303,10 @@ impl<'e, 'a> Run<'e, 'a> {
                 .values()
                 .flat_map(|n| n.subnets.iter().flatten().map(|s| s.subnet)),
         );
-        let mut subnets: Vec<SubnetRecord> = match &target.subnets {
-            Some(subnets) => subnets.iter().map(subnet_record).collect(),
-            None => {
+        let mut subnets: Vec<SubnetRecord> = if let Some(subnets) = &target.subnets {
+            subnets.iter().map(subnet_record).collect()
+        } else {
+            {
                 let host_addrs: Vec<ipnet::IpNet> = engine
                     .sys
                     .addrs(&NsRef::Host)
@@ -304,11 +333,15 @@ impl<'e, 'a> Run<'e, 'a> {
                 lease_range: None,
             }));
         }
-        let bridge = match &target.bridge {
-            Some(b) => b.clone(),
-            None => {
-                let recorded: Vec<String> =
-                    now.networks.values().map(|n| n.network_interface.clone()).collect();
+        let bridge = if let Some(b) = &target.bridge {
+            b.clone()
+        } else {
+            {
+                let recorded: Vec<String> = now
+                    .networks
+                    .values()
+                    .map(|n| n.network_interface.clone())
+                    .collect();
                 let links: Vec<String> = engine
                     .sys
                     .links(&NsRef::Host)
@@ -321,7 +354,12 @@ impl<'e, 'a> Run<'e, 'a> {
         };
         let record = NetworkRecord {
             name: name.to_owned(),
-            id: generate_id(&mut rand::rng()),
+            // podman's default network has a fixed id; keep it, so tools that know it agree.
+            id: if target.is_default {
+                PODMAN_DEFAULT_NETWORK_ID.to_owned()
+            } else {
+                generate_id(&mut rand::rng())
+            },
             driver: NetworkDriver::Bridge,
             network_interface: bridge,
             ipv6: target.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
@@ -397,10 +435,11 @@ impl<'e, 'a> Run<'e, 'a> {
             return Ok(());
         }
         let bn = bridge_network(net);
-        netctl_bridge::ensure_network(self.engine.sys, &bn)?;
         if link.is_none() {
-            self.journal.push(Undo::BridgeCreated(bn));
+            // Journal first: a failure half-way through ensure_network leaves a bridge too.
+            self.journal.push(Undo::BridgeCreated(bn.clone()));
         }
+        netctl_bridge::ensure_network(self.engine.sys, &bn)?;
         Ok(())
     }
 
@@ -425,9 +464,10 @@ impl<'e, 'a> Run<'e, 'a> {
         } else {
             target.id.clone()
         };
-        let is_ns = sys
-            .is_netns(&target.netns)
-            .map_err(sys_err(format!("check namespace {}", target.netns.display())))?;
+        let is_ns = sys.is_netns(&target.netns).map_err(sys_err(format!(
+            "check namespace {}",
+            target.netns.display()
+        )))?;
         if target.managed {
             if !is_ns {
                 let path = sys
@@ -450,7 +490,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let record = ContainerRecord {
             name: name.to_owned(),
             id,
-            netns: NetnsRecord { path: target.netns.clone(), managed: target.managed },
+            netns: NetnsRecord {
+                path: target.netns.clone(),
+                managed: target.managed,
+            },
             mode: target.mode,
             hostname: target.hostname.clone(),
             spec: serde_json::to_value(&target.spec).expect("specs serialise"),
@@ -476,7 +519,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let record = self.container_record(name)?;
         let sys = self.engine.sys;
         let path = &record.netns.path;
-        if !sys.is_netns(path).map_err(sys_err(format!("check namespace {}", path.display())))? {
+        if !sys
+            .is_netns(path)
+            .map_err(sys_err(format!("check namespace {}", path.display())))?
+        {
             if !record.netns.managed {
                 return Err(EngineError::Invalid(format!(
                     "container {name}: namespace {} is gone, and netctl does not create namespaces it does not manage",
@@ -511,7 +557,10 @@ impl<'e, 'a> Run<'e, 'a> {
             self.engine
                 .sys
                 .delete_named(&record.netns.path)
-                .map_err(sys_err(format!("delete network namespace {}", record.netns.path.display())))?;
+                .map_err(sys_err(format!(
+                    "delete network namespace {}",
+                    record.netns.path.display()
+                )))?;
         }
         files::remove(&self.engine.cfg, &record);
         self.engine.store.write(|tx| tx.remove_container(name))?;
@@ -545,7 +594,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let att = self.engine.store.write(|tx| tx.attach(&request))?;
         let bn = bridge_network(&net);
         let ba = bridge_attachment(&ctr, &net, &att);
-        self.journal.push(Undo::Attached { net: bn.clone(), att: ba.clone() });
+        self.journal.push(Undo::Attached {
+            net: bn.clone(),
+            att: ba.clone(),
+        });
         self.ensure_bridge(&net)?;
         netctl_bridge::setup(self.engine.sys, &bn, &ba)?;
         Ok(())
@@ -563,9 +615,17 @@ impl<'e, 'a> Run<'e, 'a> {
         drop(read);
         let bn = bridge_network(&net);
         netctl_bridge::teardown(self.engine.sys, &bn, &bridge_attachment(&ctr, &net, &att))?;
-        self.engine.store.write(|tx| tx.detach(container, network))?;
+        self.engine
+            .store
+            .write(|tx| tx.detach(container, network))?;
         // netavark's rule: the bridge goes when its last container leaves.
-        if self.engine.store.read()?.network_attachments(network)?.is_empty() {
+        if self
+            .engine
+            .store
+            .read()?
+            .network_attachments(network)?
+            .is_empty()
+        {
             netctl_bridge::remove_network(self.engine.sys, &bn)?;
         }
         Ok(())
@@ -617,10 +677,20 @@ impl<'e, 'a> Run<'e, 'a> {
         let store = self.engine.store;
         while let Some(entry) = self.journal.pop() {
             let result: Result<()> = match entry {
-                Undo::NetworkRecorded(name) => store.write(|tx| tx.remove_network(&name)).map(drop).map_err(Into::into),
-                Undo::BridgeCreated(bn) => netctl_bridge::remove_network(sys, &bn).map_err(Into::into),
-                Undo::ContainerRecorded(name) => store.write(|tx| tx.remove_container(&name)).map(drop).map_err(Into::into),
-                Undo::NetnsCreated(path) => sys.delete_named(&path).map_err(sys_err(format!("delete {}", path.display()))),
+                Undo::NetworkRecorded(name) => store
+                    .write(|tx| tx.remove_network(&name))
+                    .map(drop)
+                    .map_err(Into::into),
+                Undo::BridgeCreated(bn) => {
+                    netctl_bridge::remove_network(sys, &bn).map_err(Into::into)
+                }
+                Undo::ContainerRecorded(name) => store
+                    .write(|tx| tx.remove_container(&name))
+                    .map(drop)
+                    .map_err(Into::into),
+                Undo::NetnsCreated(path) => sys
+                    .delete_named(&path)
+                    .map_err(sys_err(format!("delete {}", path.display()))),
                 Undo::Attached { net, att } => {
                     let torn = netctl_bridge::teardown(sys, &net, &att).map_err(EngineError::from);
                     let released = store
@@ -646,7 +716,10 @@ fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {
     SubnetRecord {
         subnet: spec.subnet,
         gateway: Some(spec.effective_gateway()),
-        lease_range: spec.lease_range.as_ref().map(|r| LeaseRange { start: r.start, end: r.end }),
+        lease_range: spec.lease_range.as_ref().map(|r| LeaseRange {
+            start: r.start,
+            end: r.end,
+        }),
     }
 }
 
@@ -699,22 +772,33 @@ fn execute(
     {
         failed = Some(("write hosts and resolv.conf".to_owned(), e));
     }
+    if failed.is_none()
+        && let Err(e) = run.firewall_add_phase()
+    {
+        failed = Some(("add firewall rules".to_owned(), e));
+    }
     if let Some((step, err)) = failed {
         let (count, errors) = run.rollback();
-        // Put back the firewall elements of what still exists.
-        let fw = run.firewall_add_phase().err().map(|e| error_chain(&e));
+        // Put the firewall back as the records now say, in one transaction.
+        let fw = run.restore_firewall().err().map(|e| error_chain(&e));
         let mut undone = format!("rolled back {count} change(s) this run made");
         if !errors.is_empty() || fw.is_some() {
-            undone.push_str(&format!(
+            let _ = write!(
+                undone,
                 "; rollback met errors (the next apply repairs them): {}",
                 errors.into_iter().chain(fw).collect::<Vec<_>>().join("; ")
-            ));
+            );
         }
-        return Err(EngineError::Step { step, undone, source: Box::new(err) });
+        return Err(EngineError::Step {
+            step,
+            undone,
+            source: Box::new(err),
+        });
     }
-    run.firewall_add_phase()?;
     if let Some((path, text)) = source {
-        let g = engine.store.write(|tx| tx.record_generation(text, Some(path)))?;
+        let g = engine
+            .store
+            .write(|tx| tx.record_generation(text, Some(path)))?;
         generation = Some(g.number);
     }
     // Verify: the system now matches the records.
@@ -767,7 +851,10 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                     .map(|s| SubnetSpec {
                         subnet: s.subnet,
                         gateway: s.gateway,
-                        lease_range: s.lease_range.map(|r| netctl_types::LeaseRangeSpec { start: r.start, end: r.end }),
+                        lease_range: s.lease_range.map(|r| netctl_types::LeaseRangeSpec {
+                            start: r.start,
+                            end: r.end,
+                        }),
                     })
                     .collect(),
                 ipv6: net.ipv6,
@@ -790,7 +877,8 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
         let mut spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
         spec.id = Some(ctr.id.clone());
         // The recorded attachments are the truth (connect/disconnect edit them).
-        spec.networks.retain(|n, _| rec.attachments.contains_key(&(name.clone(), n.clone())));
+        spec.networks
+            .retain(|n, _| rec.attachments.contains_key(&(name.clone(), n.clone())));
         for ((c, n), att) in rec.attachments.range((name.clone(), String::new())..) {
             if c != name {
                 break;
@@ -802,7 +890,12 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
             let short: String = ctr.id.chars().take(12).collect();
             let entry = spec.networks.entry(n.clone()).or_default();
             entry.interface = Some(att.interface.clone());
-            entry.aliases = att.aliases.iter().filter(|a| **a != short).cloned().collect();
+            entry.aliases = att
+                .aliases
+                .iter()
+                .filter(|a| **a != short)
+                .cloned()
+                .collect();
         }
         desired.containers.insert(name.clone(), spec);
     }
@@ -892,7 +985,10 @@ fn bridge_gate(ctr: &ContainerRecord) -> Result<()> {
     if ctr.mode == netctl_state::NetworkMode::Bridge {
         Ok(())
     } else {
-        Err(EngineError::Invalid(format!("\"{}\" is not supported: invalid network mode", ctr.mode)))
+        Err(EngineError::Invalid(format!(
+            "\"{}\" is not supported: invalid network mode",
+            ctr.mode
+        )))
     }
 }
 
@@ -910,15 +1006,28 @@ pub(crate) fn connect(
         (read.find_container(container)?, read.find_network(network)?)
     };
     bridge_gate(&ctr)?;
-    if rec.attachments.contains_key(&(ctr.name.clone(), net.name.clone())) {
+    if rec
+        .attachments
+        .contains_key(&(ctr.name.clone(), net.name.clone()))
+    {
         return Ok(false);
     }
     let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
-    let spec = desired.containers.get_mut(&ctr.name).expect("recorded container is desired");
-    let used: BTreeSet<String> = spec.networks.values().filter_map(|a| a.interface.clone()).collect();
+    let spec = desired
+        .containers
+        .get_mut(&ctr.name)
+        .expect("recorded container is desired");
+    let used: BTreeSet<String> = spec
+        .networks
+        .values()
+        .filter_map(|a| a.interface.clone())
+        .collect();
     // podman: the lowest free ethN when none is given.
     let interface = opts.interface.clone().unwrap_or_else(|| {
-        (0..=used.len()).map(|n| format!("eth{n}")).find(|n| !used.contains(n)).expect("a free ethN")
+        (0..=used.len())
+            .map(|n| format!("eth{n}"))
+            .find(|n| !used.contains(n))
+            .expect("a free ethN")
     });
     spec.networks.insert(
         net.name.clone(),
@@ -947,7 +1056,10 @@ pub(crate) fn disconnect(engine: &Engine<'_>, network: &str, container: &str) ->
         (read.find_container(container)?, read.find_network(network)?)
     };
     bridge_gate(&ctr)?;
-    if !rec.attachments.contains_key(&(ctr.name.clone(), net.name.clone())) {
+    if !rec
+        .attachments
+        .contains_key(&(ctr.name.clone(), net.name.clone()))
+    {
         return Err(EngineError::Invalid(format!(
             "container {} is not connected to network {}",
             ctr.name, net.name

@@ -26,7 +26,11 @@ pub fn container_files_dir(cfg: &Config, ctr: &ContainerRecord) -> PathBuf {
 
 /// The hosts and resolv.conf a container should have, or `None` for modes whose helper writes
 /// no files.
-pub(crate) fn expected(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> Option<(String, String)> {
+pub(crate) fn expected(
+    cfg: &Config,
+    rec: &Recorded,
+    ctr: &ContainerRecord,
+) -> Option<(String, String)> {
     if !matches!(ctr.mode, NetworkMode::Bridge | NetworkMode::None) {
         return None;
     }
@@ -39,7 +43,10 @@ pub(crate) fn expected(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> O
         .map(|(_, a)| a)
         .collect();
     atts.sort_by_key(|a| crate::fwmap::interface_order(&a.interface));
-    let ips: Vec<IpAddr> = atts.iter().flat_map(|a| a.addresses.iter().map(ipnet::IpNet::addr)).collect();
+    let ips: Vec<IpAddr> = atts
+        .iter()
+        .flat_map(|a| a.addresses.iter().map(ipnet::IpNet::addr))
+        .collect();
     let mut container_ips = ips.clone();
     if ctr.mode == NetworkMode::None {
         container_ips = vec![IpAddr::from([127, 0, 0, 1])];
@@ -124,17 +131,33 @@ pub(crate) fn sync(
         .and_then(|old| expected(cfg, before, old))
         .map(|(h, _)| h);
     let pristine = current.is_none() || current == template_before;
-    let how = if full || pristine { Sync::Written } else { Sync::Edited };
+    let how = if full || pristine {
+        Sync::Written
+    } else {
+        Sync::Edited
+    };
     if how == Sync::Written {
         netctl_dns::write_file(&hosts_path, &hosts_text)?;
     } else {
         let old_ips = container_ips(before, &ctr.name);
         let new_ips = container_ips(now, &ctr.name);
-        let gone: Vec<IpAddr> = old_ips.iter().filter(|ip| !new_ips.contains(ip)).copied().collect();
-        let added: Vec<IpAddr> = new_ips.iter().filter(|ip| !old_ips.contains(ip)).copied().collect();
-        let old_entries = hosts::container_entries(old_ips.iter().copied(), &ctr.hostname, &ctr.name);
+        let gone: Vec<IpAddr> = old_ips
+            .iter()
+            .filter(|ip| !new_ips.contains(ip))
+            .copied()
+            .collect();
+        let added: Vec<IpAddr> = new_ips
+            .iter()
+            .filter(|ip| !old_ips.contains(ip))
+            .copied()
+            .collect();
+        let old_entries =
+            hosts::container_entries(old_ips.iter().copied(), &ctr.hostname, &ctr.name);
         if !gone.is_empty() {
-            hosts::remove(&hosts_path, &hosts::container_entries(gone, &ctr.hostname, &ctr.name))?;
+            hosts::remove(
+                &hosts_path,
+                &hosts::container_entries(gone, &ctr.hostname, &ctr.name),
+            )?;
         }
         if !added.is_empty() {
             hosts::add_if_exists(

@@ -58,7 +58,10 @@ pub(crate) fn primary<'r>(rec: &'r Recorded, container: &str) -> Option<&'r Atta
 
 /// Sort key for interface names: `ethN` by number, then anything else by name.
 pub(crate) fn interface_order(name: &str) -> (u64, String) {
-    let n = name.strip_prefix("eth").and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    let n = name
+        .strip_prefix("eth")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX);
     (n, name.to_owned())
 }
 
@@ -77,7 +80,13 @@ pub(crate) fn fw_container(rec: &Recorded, ctr: &ContainerRecord) -> Option<FwCo
         IpAddr::V6(v6) => Some(v6),
         IpAddr::V4(_) => None,
     });
-    Some(FwContainer { id: ctr.id.clone(), network: att.network.clone(), ipv4, ipv6, ports })
+    Some(FwContainer {
+        id: ctr.id.clone(),
+        network: att.network.clone(),
+        ipv4,
+        ipv6,
+        ports,
+    })
 }
 
 /// The whole firewall state the records call for.
@@ -102,7 +111,10 @@ pub(crate) fn firewall_ok(engine: &Engine<'_>, rec: &Recorded) -> Result<bool> {
     let listing = engine
         .sys
         .nft_list_table(NftFamily::Inet, netctl_firewall::TABLE_NAME)
-        .map_err(|source| EngineError::Sys { what: "list nftables table inet netctl".into(), source })?;
+        .map_err(|source| EngineError::Sys {
+            what: "list nftables table inet netctl".into(),
+            source: Box::new(source),
+        })?;
     let Some(listing) = listing else {
         return Ok(false);
     };
@@ -115,12 +127,10 @@ fn count_rules(json: &str) -> usize {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
         return 0;
     };
-    value["nftables"]
-        .as_array()
-        .map_or(0, |items| {
-            items
-                .iter()
-                .filter(|item| item.get("rule").is_some() || item.pointer("/add/rule").is_some())
-                .count()
-        })
+    value["nftables"].as_array().map_or(0, |items| {
+        items
+            .iter()
+            .filter(|item| item.get("rule").is_some() || item.pointer("/add/rule").is_some())
+            .count()
+    })
 }

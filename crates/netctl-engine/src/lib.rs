@@ -52,25 +52,26 @@ pub struct Config {
     pub host_resolv: PathBuf,
 }
 
-/// An engine failure, with the context of what was being done.
+/// An engine failure, with the context of what was being done. Causes are boxed so the
+/// `Result`s that carry this stay small.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
-    State(#[from] StateError),
+    State(Box<StateError>),
     #[error("{what}")]
     Sys {
         what: String,
         #[source]
-        source: SysError,
+        source: Box<SysError>,
     },
     #[error(transparent)]
-    Bridge(#[from] netctl_bridge::BridgeError),
+    Bridge(Box<netctl_bridge::BridgeError>),
     #[error(transparent)]
-    Teardown(#[from] netctl_bridge::TeardownErrors),
+    Teardown(Box<netctl_bridge::TeardownErrors>),
     #[error(transparent)]
-    Firewall(#[from] netctl_firewall::FirewallError),
+    Firewall(Box<netctl_firewall::FirewallError>),
     #[error(transparent)]
-    File(#[from] netctl_dns::FileError),
+    File(Box<netctl_dns::FileError>),
     #[error("{0}")]
     Invalid(String),
     #[error("step `{step}` failed; {undone}")]
@@ -82,6 +83,24 @@ pub enum EngineError {
     },
     #[error("applied, but the system does not match afterwards: {0}")]
     Verify(String),
+}
+
+macro_rules! boxed_from {
+    ($($ty:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$ty> for EngineError {
+            fn from(err: $ty) -> Self {
+                EngineError::$variant(Box::new(err))
+            }
+        })*
+    };
+}
+
+boxed_from! {
+    StateError => State,
+    netctl_bridge::BridgeError => Bridge,
+    netctl_bridge::TeardownErrors => Teardown,
+    netctl_firewall::FirewallError => Firewall,
+    netctl_dns::FileError => File,
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -113,7 +132,9 @@ pub struct Engine<'a> {
 
 impl std::fmt::Debug for Engine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,7 +144,12 @@ impl<'a> Engine<'a> {
             FirewallMode::Nftables => Box::new(NftablesDriver::new(SysNft(sys))),
             FirewallMode::None => Box::new(NoneDriver),
         };
-        Engine { sys, store, cfg, fw }
+        Engine {
+            sys,
+            store,
+            cfg,
+            fw,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -151,7 +177,13 @@ impl<'a> Engine<'a> {
     pub fn plan(&self, desired: &DesiredState, prune: bool) -> Result<Plan> {
         let recorded = self.recorded()?;
         let observed = self.observe(&recorded)?;
-        Ok(netctl_plan::plan(desired, &recorded, &observed, &self.cfg.defaults, prune))
+        Ok(netctl_plan::plan(
+            desired,
+            &recorded,
+            &observed,
+            &self.cfg.defaults,
+            prune,
+        ))
     }
 
     /// Converges the machine to `desired`. `source` is the file and its text, recorded as the

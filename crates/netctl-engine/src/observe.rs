@@ -32,13 +32,24 @@ pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
 pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, LinkFacts>> {
     let ctx = |what: &str| {
         let what = format!("{what} in {ns}");
-        move |source| EngineError::Sys { what, source }
+        move |source| EngineError::Sys {
+            what,
+            source: Box::new(source),
+        }
     };
     let mut out: BTreeMap<String, LinkFacts> = sys
         .links(ns)
         .map_err(ctx("list links"))?
         .into_iter()
-        .map(|l| (l.name, LinkFacts { up: l.up, ..LinkFacts::default() }))
+        .map(|l| {
+            (
+                l.name,
+                LinkFacts {
+                    up: l.up,
+                    ..LinkFacts::default()
+                },
+            )
+        })
         .collect();
     for addr in sys.addrs(ns).map_err(ctx("list addresses"))? {
         if let Some(link) = out.get_mut(&addr.link_name) {
@@ -58,7 +69,7 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         let path = &ctr.netns.path;
         let is_ns = sys.is_netns(path).map_err(|source| EngineError::Sys {
             what: format!("check namespace {}", path.display()),
-            source,
+            source: Box::new(source),
         })?;
         if is_ns {
             obs.namespaces

@@ -84,6 +84,28 @@ pub enum Command {
     Disconnect(DisconnectArgs),
     /// Re-create firewall rules and attachments, keeping addresses, MACs and interface names.
     Reload(ReloadArgs),
+    /// A container's network settings, shaped like podman's `NetworkSettings`.
+    Inspect(InspectArgs),
+    /// Networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Container name or unique id prefix.
+    pub container: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// List networks (podman's NETWORK ID, NAME, DRIVER).
+    Ls,
+    /// Networks as podman's JSON; NET is a name or a unique id prefix.
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]

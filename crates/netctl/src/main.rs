@@ -51,6 +51,8 @@ fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
         Command::Connect(args) => cmd::show::connect(&settings, args, reporter),
         Command::Disconnect(args) => cmd::show::disconnect(&settings, args, reporter),
         Command::Reload(args) => cmd::show::reload(&settings, args, reporter),
+        Command::Inspect(args) => cmd::inspect::inspect(&settings, args, reporter),
+        Command::Network(cmd) => cmd::inspect::network(&settings, cmd, reporter),
     }
 }
 

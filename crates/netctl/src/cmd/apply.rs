@@ -23,14 +23,21 @@ pub fn plan(settings: &Settings, args: &PlanArgs, reporter: &Reporter) -> anyhow
     })
 }
 
-pub fn apply(settings: &Settings, args: &ApplyArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub fn apply(
+    settings: &Settings,
+    args: &ApplyArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
     let (desired, text) = load_desired(&args.file)?;
     let ctx = Ctx::open(settings)?;
     let engine = ctx.engine();
     if args.dry_run {
         // Structural dry run: only the planner runs; no executor is built.
         let plan = engine.plan(&desired, args.prune)?;
-        reporter.result(&render_text(&plan), &json!({ "dry_run": true, "plan": plan }));
+        reporter.result(
+            &render_text(&plan),
+            &json!({ "dry_run": true, "plan": plan }),
+        );
         return Ok(Outcome::Success);
     }
     let report = engine.apply(&desired, Some((&args.file, &text)), args.prune)?;
@@ -43,11 +50,22 @@ pub fn apply(settings: &Settings, args: &ApplyArgs, reporter: &Reporter) -> anyh
     Ok(Outcome::Success)
 }
 
-pub fn destroy(settings: &Settings, args: &DestroyArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub fn destroy(
+    settings: &Settings,
+    args: &DestroyArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
     let only: Option<BTreeSet<String>> = match &args.file {
         Some(file) => {
             let (desired, _) = load_desired(file)?;
-            Some(desired.networks.keys().chain(desired.containers.keys()).cloned().collect())
+            Some(
+                desired
+                    .networks
+                    .keys()
+                    .chain(desired.containers.keys())
+                    .cloned()
+                    .collect(),
+            )
         }
         None => None,
     };

@@ -25,9 +25,17 @@ pub struct Ctx {
 impl Ctx {
     /// Takes the state lock (bounded wait) and opens the store.
     pub fn open(settings: &Settings) -> anyhow::Result<Ctx> {
-        let lock = OperationLock::acquire(&settings.state_dir, Duration::from_secs(settings.lock_timeout))?;
+        let lock = OperationLock::acquire(
+            &settings.state_dir,
+            Duration::from_secs(settings.lock_timeout),
+        )?;
         let store = Store::open(&settings.state_dir)?;
-        Ok(Ctx { store, sys: LinuxSys::new(), config: engine_config(settings)?, _lock: lock })
+        Ok(Ctx {
+            store,
+            sys: LinuxSys::new(),
+            config: engine_config(settings)?,
+            _lock: lock,
+        })
     }
 
     pub fn engine(&self) -> netctl_engine::Engine<'_> {
@@ -47,10 +55,12 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
         defaults: Defaults {
             default_network: settings.default_network.clone(),
             default_bridge: settings.default_bridge.clone(),
-            default_subnet: settings
-                .default_subnet
-                .parse()
-                .with_context(|| format!("setting default_subnet {:?} is not a subnet", settings.default_subnet))?,
+            default_subnet: settings.default_subnet.parse().with_context(|| {
+                format!(
+                    "setting default_subnet {:?} is not a subnet",
+                    settings.default_subnet
+                )
+            })?,
             netns_dir: settings.netns_dir.clone(),
         },
         host_hosts: "/etc/hosts".into(),

@@ -2,5 +2,6 @@
 
 pub mod apply;
 pub mod ctx;
+pub mod inspect;
 pub mod show;
 pub mod validate;

@@ -54,7 +54,12 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
             ctr.netns.path.display(),
             if ctr.netns.managed { " (managed)" } else { "" }
         );
-        for att in rec.attachments.range((ctr.name.clone(), String::new())..).take_while(|((c, _), _)| *c == ctr.name).map(|(_, a)| a) {
+        for att in rec
+            .attachments
+            .range((ctr.name.clone(), String::new())..)
+            .take_while(|((c, _), _)| *c == ctr.name)
+            .map(|(_, a)| a)
+        {
             let addrs: Vec<String> = att.addresses.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 text,
@@ -71,7 +76,13 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
     if !rec.helpers.is_empty() {
         text.push_str("PROCESSES\n");
         for h in rec.helpers.values() {
-            let _ = writeln!(text, "  {:<16} pid {} {}", h.container, h.pid, h.argv.join(" "));
+            let _ = writeln!(
+                text,
+                "  {:<16} pid {} {}",
+                h.container,
+                h.pid,
+                h.argv.join(" ")
+            );
         }
     }
     if drift.is_empty() {
@@ -94,7 +105,11 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
     Ok(Outcome::Success)
 }
 
-pub fn connect(settings: &Settings, args: &ConnectArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub fn connect(
+    settings: &Settings,
+    args: &ConnectArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
     let ctx = Ctx::open(settings)?;
     let opts = netctl_engine::ConnectOptions {
         ip: args.ip,
@@ -103,17 +118,26 @@ pub fn connect(settings: &Settings, args: &ConnectArgs, reporter: &Reporter) -> 
         aliases: args.alias.clone(),
         interface: args.interface.clone(),
     };
-    let changed = ctx.engine().connect(&args.network, &args.container, &opts)?;
+    let changed = ctx
+        .engine()
+        .connect(&args.network, &args.container, &opts)?;
     let text = if changed {
         format!("connected {} to {}\n", args.container, args.network)
     } else {
-        format!("{} is already connected to {}\n", args.container, args.network)
+        format!(
+            "{} is already connected to {}\n",
+            args.container, args.network
+        )
     };
     reporter.result(&text, &json!({ "changed": changed }));
     Ok(Outcome::Success)
 }
 
-pub fn disconnect(settings: &Settings, args: &DisconnectArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub fn disconnect(
+    settings: &Settings,
+    args: &DisconnectArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
     let ctx = Ctx::open(settings)?;
     ctx.engine().disconnect(&args.network, &args.container)?;
     reporter.result(
@@ -123,11 +147,19 @@ pub fn disconnect(settings: &Settings, args: &DisconnectArgs, reporter: &Reporte
     Ok(Outcome::Success)
 }
 
-pub fn reload(settings: &Settings, args: &ReloadArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub fn reload(
+    settings: &Settings,
+    args: &ReloadArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<Outcome> {
     let ctx = Ctx::open(settings)?;
-    let which = if args.all { None } else { Some(args.containers.as_slice()) };
+    let which = if args.all {
+        None
+    } else {
+        Some(args.containers.as_slice())
+    };
     let ids = ctx.engine().reload(which)?;
-    let text: String = ids.iter().map(|id| format!("{id}\n")).collect();
+    let text: String = ids.iter().flat_map(|id| [id.as_str(), "\n"]).collect();
     reporter.result(&text, &ids);
     Ok(Outcome::Success)
 }

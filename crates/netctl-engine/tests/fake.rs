@@ -1,0 +1,208 @@
+//! The engine against the recording fake: a converged apply makes no mutating call, and a
+//! failure injected at every kernel call of an apply leaves the machine and the store as they
+//! were.
+
+use std::path::{Path, PathBuf};
+
+use netctl_engine::{Config, Engine, FirewallMode};
+use netctl_plan::Defaults;
+use netctl_state::{StateRead as _, Store};
+use netctl_sys::FakeSys;
+use netctl_types::DesiredState;
+
+const FILE: &str = r#"
+[networks.demo]
+bridge = "nc-demo"
+subnets = [{ subnet = "10.89.10.0/24" }, { subnet = "fd10:89:10::/64" }]
+
+[networks.back]
+subnets = [{ subnet = "10.89.20.0/24" }]
+isolate = true
+
+[containers.web]
+networks.demo = { ip = "10.89.10.10", aliases = ["www"] }
+networks.back = {}
+ports = ["8080:80/tcp", "127.0.0.1:9000-9001:9000-9001/udp"]
+
+[containers.client]
+networks.demo = {}
+
+[containers.quiet]
+mode = "none"
+"#;
+
+struct World {
+    dir: tempfile::TempDir,
+    sys: FakeSys,
+    store: Store,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hosts"), "127.0.0.1\tlocalhost\n").unwrap();
+        std::fs::write(dir.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        World {
+            sys: FakeSys::new(),
+            store,
+            dir,
+        }
+    }
+
+    fn config(&self) -> Config {
+        let root = self.dir.path();
+        Config {
+            netns_dir: PathBuf::from("/run/netns"),
+            etc_netns_dir: root.join("etc-netns"),
+            run_dir: root.join("run"),
+            firewall: FirewallMode::Nftables,
+            defaults: Defaults {
+                default_network: "podman".into(),
+                default_bridge: "podman0".into(),
+                default_subnet: "10.88.0.0/16".parse().unwrap(),
+                netns_dir: PathBuf::from("/run/netns"),
+            },
+            host_hosts: root.join("hosts"),
+            host_resolv: root.join("resolv.conf"),
+        }
+    }
+
+    /// The fake machine's state, less the host-wide forwarding switches: netctl turns those on
+    /// and, like netavark, never turns them off (other software may rely on them).
+    fn machine(&self) -> String {
+        self.sys
+            .state()
+            .lines()
+            .filter(|l| {
+                !l.contains("net.ipv4.ip_forward") && !l.contains("net.ipv6.conf.all.forwarding")
+            })
+            .flat_map(|l| [l, "\n"])
+            .collect()
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::new(&self.sys, &self.store, self.config())
+    }
+
+    /// Everything the store holds, as text (ids and times vary between runs, counts do not).
+    fn store_dump(&self) -> String {
+        let r = self.store.read().unwrap();
+        format!(
+            "networks={:?} containers={:?} attachments={} leases={:?}",
+            r.networks()
+                .unwrap()
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>(),
+            r.containers()
+                .unwrap()
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+            r.attachments().unwrap().len(),
+            r.all_leases()
+                .unwrap()
+                .iter()
+                .map(|l| l.address)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    walk(&e.path(), out);
+                }
+                out.push(e.path());
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.path().join("etc-netns"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn desired() -> DesiredState {
+    toml::from_str(FILE).unwrap()
+}
+
+#[test]
+fn second_apply_makes_no_mutating_call() {
+    let w = World::new();
+    let first = w.engine().apply(&desired(), None, false).unwrap();
+    assert!(!first.plan.is_empty());
+    assert!(!w.sys.mutating_calls().is_empty());
+    w.sys.clear_calls();
+    let second = w.engine().apply(&desired(), None, false).unwrap();
+    assert!(
+        second.plan.is_empty(),
+        "{}",
+        netctl_plan::render_text(&second.plan)
+    );
+    assert_eq!(w.sys.mutating_calls(), Vec::<String>::new());
+    // The first apply wrote files for every container with files.
+    assert!(w.files().iter().any(|p| p.ends_with("web/hosts")));
+}
+
+#[test]
+fn failure_at_every_mutating_call_rolls_back_everything() {
+    // Count the mutating calls of a clean apply.
+    let probe = World::new();
+    probe.engine().apply(&desired(), None, false).unwrap();
+    let total = probe.sys.mutating_calls().len();
+    assert!(
+        total > 20,
+        "an apply of this file makes many calls ({total})"
+    );
+
+    for n in 1..=total {
+        let w = World::new();
+        let machine_before = w.machine();
+        let store_before = w.store_dump();
+        w.sys.fail_at(n);
+        let result = w.engine().apply(&desired(), None, false);
+        // The Nth call may be one whose failure the engine tolerates (a probe that finds the
+        // table missing, say); then the apply succeeded and the machine must be whole.
+        let Err(err) = result else {
+            let again = w.engine().apply(&desired(), None, false).unwrap();
+            assert!(
+                again.plan.is_empty(),
+                "call {n}: apply succeeded but did not converge"
+            );
+            continue;
+        };
+        let text = format!("{err}");
+        assert!(text.contains("rolled back"), "call {n}: {text}");
+        assert_eq!(
+            w.machine(),
+            machine_before,
+            "call {n}: machine not restored after: {text}"
+        );
+        assert_eq!(
+            w.store_dump(),
+            store_before,
+            "call {n}: store not restored after: {text}"
+        );
+        assert!(
+            w.files().is_empty(),
+            "call {n}: files left behind: {:?}",
+            w.files()
+        );
+        // And the next apply succeeds from there.
+        w.engine().apply(&desired(), None, false).unwrap();
+    }
+}
+
+#[test]
+fn destroy_all_leaves_nothing() {
+    let w = World::new();
+    let machine_before = w.machine();
+    w.engine().apply(&desired(), None, false).unwrap();
+    w.engine().destroy(None).unwrap();
+    assert_eq!(w.machine(), machine_before);
+    assert_eq!(w.store_dump(), World::new().store_dump());
+    assert!(w.files().iter().all(|p| p.is_dir()), "{:?}", w.files());
+}
