@@ -43,7 +43,9 @@ fn full_dump(sb: &Sandbox) -> String {
             out.push_str(&sb.ns_run(ns, &["ip", "-6", "route"]));
         }
         for file in ["hosts", "resolv.conf"] {
-            out.push_str(&std::fs::read_to_string(format!("/etc/netns/{ns}/{file}")).unwrap_or_default());
+            out.push_str(
+                &std::fs::read_to_string(format!("/etc/netns/{ns}/{file}")).unwrap_or_default(),
+            );
         }
     }
     out
@@ -104,11 +106,9 @@ sandbox_test! {
     /// binding behave; the container reaches the outside through masquerade; destroy leaves the
     /// machine as it found it.
     fn apply_is_idempotent_and_carries_traffic(sb) {
-        // netctl turns forwarding on and, like netavark, leaves it on (other software may rely
-        // on it); with IPv6 forwarding the kernel adds anycast routes. Start from a host that
-        // forwards already, so the before/after comparison is about what netctl owns.
-        sb.sysctl("net.ipv4.ip_forward", "1");
-        sb.sysctl("net.ipv6.conf.all.forwarding", "1");
+        // Start from a host that forwards already, so the before/after comparison is about
+        // what netctl owns (see `enable_forwarding`).
+        sb.enable_forwarding();
         let before = sb.dump();
         let file = write(sb, "two.toml", TWO);
         let first = ok(&["apply", "-f", &file]);
@@ -162,18 +162,35 @@ fn drift_case(sb: &Sandbox, breakage: &[&[&str]], expect: &str) {
     }
     let (code, text) = plan_code(&file);
     assert_eq!(code, 2, "drift not detected:\n{text}");
-    assert!(text.contains(expect), "plan does not mention {expect:?}:\n{text}");
+    assert!(
+        text.contains(expect),
+        "plan does not mention {expect:?}:\n{text}"
+    );
     ok(&["apply", "-f", &file]);
     let (code, text) = plan_code(&file);
     assert_eq!(code, 0, "not repaired:\n{text}");
     let mac = |s: &str| s.split("link/ether ").nth(1).map(|r| r[..17].to_owned());
-    assert_eq!(mac(&web_before), mac(&sb.ns_run("web", &["ip", "-o", "link", "show", "eth0"])), "same MAC");
+    assert_eq!(
+        mac(&web_before),
+        mac(&sb.ns_run("web", &["ip", "-o", "link", "show", "eth0"])),
+        "same MAC"
+    );
     let addrs = |s: &str| -> Vec<String> {
-        s.lines().filter(|l| !l.contains("fe80")).filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned)).collect()
+        s.lines()
+            .filter(|l| !l.contains("fe80"))
+            .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+            .collect()
     };
-    assert_eq!(addrs(&addrs_before), addrs(&sb.ns_run("web", &["ip", "-o", "addr", "show", "eth0"])), "same addresses");
+    assert_eq!(
+        addrs(&addrs_before),
+        addrs(&sb.ns_run("web", &["ip", "-o", "addr", "show", "eth0"])),
+        "same addresses"
+    );
     let _l = sb.listen(Some("web"), Proto::Tcp, "0.0.0.0", 80);
-    assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "port forward works after repair");
+    assert!(
+        sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(),
+        "port forward works after repair"
+    );
 }
 
 sandbox_test! {

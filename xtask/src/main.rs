@@ -29,8 +29,12 @@ fn main() -> anyhow::Result<()> {
         Some("ci") => ci(),
         Some("deps") => deps(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("demo") => demo(),
+        Some("demo-inside") => {
+            demo_inside(args.get(1).context("demo-inside needs the netctl path")?)
+        }
         _ => {
-            eprintln!("usage: cargo xtask <ci|deps|bench [ipam]>");
+            eprintln!("usage: cargo xtask <ci|deps|demo|bench [ipam]>");
             bail!("unknown or missing task")
         }
     }
@@ -115,6 +119,94 @@ fn deps() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The quickstart, for real, in a private sandbox: a fresh network namespace (so the machine's
+/// own interfaces are never touched) with private /run/netns, /etc/netns and state dirs.
+fn demo() -> anyhow::Result<()> {
+    deps()?;
+    if !is_root() {
+        bail!("the demo creates namespaces, bridges and nftables rules: run it as root");
+    }
+    step("build netctl", cargo(&["build", "--quiet", "-p", "netctl"]))?;
+    let netctl = project_root().join("target/debug/netctl");
+    let me = std::env::current_exe()?;
+    let mut sandbox = Command::new("unshare");
+    sandbox
+        .args([
+            "--net",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--",
+        ])
+        .arg(me)
+        .arg("demo-inside")
+        .arg(netctl);
+    step("quickstart in a private sandbox", sandbox)
+}
+
+fn demo_inside(netctl: &str) -> anyhow::Result<()> {
+    for dir in ["/run/netns", "/etc/netns", "/run/netctl", "/var/lib/netctl"] {
+        std::fs::create_dir_all(dir)?;
+        run_quiet("mount", &["-t", "tmpfs", "tmpfs", dir])?;
+    }
+    run_quiet("ip", &["link", "set", "lo", "up"])?;
+    let example = "config/examples/quickstart.toml";
+    let show = |args: &[&str]| -> anyhow::Result<()> {
+        println!("\n$ netctl {}", args.join(" "));
+        let mut cmd = Command::new(netctl);
+        cmd.args(args).env("NETCTL_CONFIG", "/nonexistent");
+        let status = cmd.status()?;
+        if !status.success() {
+            bail!("netctl {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    show(&["apply", "-f", example])?;
+    show(&["show"])?;
+    show(&["inspect", "web"])?;
+    // A web server in the `web` container, reached through the published port and by `client`.
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "web",
+            "socat",
+            "TCP-LISTEN:80,reuseaddr,fork",
+            "SYSTEM:echo hello from web",
+        ])
+        .spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    println!("\n$ socat - TCP:127.0.0.1:8080   # the published port");
+    let out = Command::new("socat")
+        .args(["-T2", "-", "TCP:127.0.0.1:8080"])
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let reached = String::from_utf8_lossy(&out.stdout).contains("hello from web");
+    let _ = server.kill();
+    let _ = server.wait();
+    show(&["apply", "-f", example])?;
+    show(&["destroy", "--all"])?;
+    if !reached {
+        bail!("the published port did not answer");
+    }
+    println!(
+        "\nquickstart ok: applied, answered on 127.0.0.1:8080, re-applied with no changes, destroyed"
+    );
+    Ok(())
+}
+
+fn run_quiet(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(program).args(args).status()?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
 fn bench(which: Option<&str>) -> anyhow::Result<()> {
     match which {
         None | Some("ipam") => step(
@@ -176,7 +268,9 @@ fn cargo(args: &[&str]) -> Command {
 
 fn step(what: &str, mut cmd: Command) -> anyhow::Result<()> {
     println!("xtask: {what}");
-    let status = cmd.status().with_context(|| format!("cannot start {what}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {what}"))?;
     if !status.success() {
         bail!("{what} failed ({status})");
     }

@@ -45,6 +45,7 @@ sandbox_test! {
     fn two_containers_reach_each_other_v4_and_v6(sb) {
         let sys = LinuxSys::new();
         let net = network(false);
+        sb.enable_forwarding();
         let before = sb.dump();
         ensure_network(&sys, &net).unwrap();
         let a = attachment(&sys, sb, "a", 10);

@@ -914,6 +914,9 @@ pub(crate) fn destroy(engine: &Engine<'_>, only: Option<&BTreeSet<String>>) -> R
     // Only deletions: a destroy never repairs or changes what it keeps.
     let mut plan = plan;
     plan.steps.retain(|s| s.action == Action::Delete);
+    for step in &mut plan.steps {
+        step.reason = None;
+    }
     plan.drift.clear();
     let report = execute(engine, plan, before, None)?;
     if only.is_none() && engine.recorded()?.networks.is_empty() {

@@ -274,6 +274,14 @@ impl Sandbox {
         self.run(&["ip", "-6", "route", "add", "default", "via", OUTSIDE_V6]);
     }
 
+    /// Turns on IPv4 and IPv6 forwarding in the sandbox, as on a container host. netctl turns it
+    /// on and (like netavark) leaves it on; IPv6 forwarding also makes the kernel add anycast
+    /// routes. Call this before taking a "before" dump that is compared after a teardown.
+    pub fn enable_forwarding(&self) {
+        self.sysctl("net.ipv4.ip_forward", "1");
+        self.sysctl("net.ipv6.conf.all.forwarding", "1");
+    }
+
     /// Writes a sysctl in the sandbox's own network namespace.
     pub fn sysctl(&self, key: &str, value: &str) {
         self.run(&["sysctl", "-qw", &format!("{key}={value}")]);
