@@ -20,6 +20,10 @@ use serde::Serialize;
 
 use crate::{Engine, EngineError, Result, files, fwmap, observe};
 
+/// Up to this many touched containers and networks, firewall changes are incremental element
+/// batches; beyond it the table is rebuilt in one transaction.
+const INCREMENTAL_LIMIT: usize = 8;
+
 /// The id podman gives its default network `podman`.
 const PODMAN_DEFAULT_NETWORK_ID: &str =
     "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9";
@@ -163,6 +167,11 @@ impl<'e, 'a> Run<'e, 'a> {
     /// Removes the firewall elements of everything touched, from the state before the run, so
     /// port forwards go before routes and bridges.
     fn firewall_remove_phase(&mut self) {
+        // Each incremental change is one `nft` run; past a handful, one rebuild of the whole
+        // table (one transaction) is cheaper than many small ones.
+        if self.touched_containers.len() + self.touched_networks.len() > INCREMENTAL_LIMIT {
+            self.fw_rebuild = true;
+        }
         if self.fw_rebuild {
             return;
         }
@@ -209,6 +218,54 @@ impl<'e, 'a> Run<'e, 'a> {
             }
         }
         Ok(())
+    }
+
+    /// Checks, directly, that what the run touched is in place: each touched container's
+    /// namespace, its host veths, and its interfaces with their addresses.
+    fn verify_touched(&self) -> Result<()> {
+        let now = self.now()?;
+        let sys = self.engine.sys;
+        let mut problems = Vec::new();
+        for name in &self.touched_containers {
+            let Some(ctr) = now.containers.get(name) else {
+                continue;
+            };
+            let ns = NsRef::path(ctr.netns.path.clone());
+            let links = observe::links_of(sys, &ns)?;
+            for ((_, n), att) in now
+                .attachments
+                .range((name.clone(), String::new())..)
+                .take_while(|((c, _), _)| c == name)
+            {
+                let Some(net) = now.networks.get(n) else {
+                    continue;
+                };
+                let veth = veth_name(&ctr.id, &net.id);
+                if sys
+                    .link(&NsRef::Host, &veth)
+                    .map_err(sys_err("look up veth"))?
+                    .is_none()
+                {
+                    problems.push(format!("{name} -> {n}: host veth {veth} is missing"));
+                }
+                match links.get(&att.interface) {
+                    None => problems.push(format!(
+                        "{name} -> {n}: interface {} is missing",
+                        att.interface
+                    )),
+                    Some(link) => {
+                        for addr in att.addresses.iter().filter(|a| !link.addrs.contains(a)) {
+                            problems.push(format!("{name} -> {n}: address {addr} is missing"));
+                        }
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Verify(problems.join("; ")))
+        }
     }
 
     /// After a rollback: the whole table rebuilt from the records (or gone, if nothing is
@@ -744,7 +801,17 @@ pub(crate) fn apply(
     let before = engine.recorded()?;
     let observed = engine.observe(&before)?;
     let plan = netctl_plan::plan(desired, &before, &observed, &engine.cfg.defaults, prune);
-    execute(engine, plan, before, source)
+    execute(engine, plan, before, source, Verify::All)
+}
+
+/// How much of the system an execution checks afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    /// Observe everything and re-plan (apply, destroy).
+    All,
+    /// Only the containers and networks the run touched (connect, disconnect): constant cost
+    /// however many containers exist.
+    Touched,
 }
 
 fn execute(
@@ -752,6 +819,7 @@ fn execute(
     plan: Plan,
     before: Recorded,
     source: Option<(&Path, &str)>,
+    verify: Verify,
 ) -> Result<ApplyReport> {
     let mut generation = None;
     if plan.is_empty() {
@@ -800,6 +868,11 @@ fn execute(
             .store
             .write(|tx| tx.record_generation(text, Some(path)))?;
         generation = Some(g.number);
+    }
+    if let Verify::Touched = verify {
+        return run
+            .verify_touched()
+            .map(|()| ApplyReport { plan, generation });
     }
     // Verify: the system now matches the records.
     let after = engine.recorded()?;
@@ -918,7 +991,7 @@ pub(crate) fn destroy(engine: &Engine<'_>, only: Option<&BTreeSet<String>>) -> R
         step.reason = None;
     }
     plan.drift.clear();
-    let report = execute(engine, plan, before, None)?;
+    let report = execute(engine, plan, before, None, Verify::All)?;
     if only.is_none() && engine.recorded()?.networks.is_empty() {
         engine.fw.remove_all()?;
     }
@@ -1042,12 +1115,12 @@ pub(crate) fn connect(
             aliases: opts.aliases.clone(),
         },
     );
-    let observed = engine.observe(&rec)?;
+    let observed = crate::observe::assumed(&rec);
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
     // An imperative call changes what it was asked to change, nothing else.
     plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));
     plan.drift.clear();
-    execute(engine, plan, rec, None)?;
+    execute(engine, plan, rec, None, Verify::Touched)?;
     Ok(true)
 }
 
@@ -1075,10 +1148,10 @@ pub(crate) fn disconnect(engine: &Engine<'_>, network: &str, container: &str) ->
         .expect("recorded container is desired")
         .networks
         .remove(&net.name);
-    let observed = engine.observe(&rec)?;
+    let observed = crate::observe::assumed(&rec);
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
     plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));
     plan.drift.clear();
-    execute(engine, plan, rec, None)?;
+    execute(engine, plan, rec, None, Verify::Touched)?;
     Ok(())
 }

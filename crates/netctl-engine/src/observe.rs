@@ -86,3 +86,55 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
     obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
     Ok(obs)
 }
+
+/// What the system would look like if it matched the records exactly, without asking it.
+/// Imperative calls (connect, disconnect) plan against this: they act on one attachment and
+/// must not pay for observing every container (their own result is verified directly).
+pub(crate) fn assumed(rec: &Recorded) -> Observed {
+    let mut obs = Observed {
+        firewall_ok: true,
+        ..Observed::default()
+    };
+    for net in rec.networks.values() {
+        let mut facts = LinkFacts {
+            up: true,
+            ..LinkFacts::default()
+        };
+        for s in &net.subnets {
+            if let Some(gw) = s.gateway {
+                facts.addrs.insert(
+                    ipnet::IpNet::new(gw, s.subnet.prefix_len()).expect("prefix of a subnet"),
+                );
+            }
+        }
+        obs.host_links.insert(net.network_interface.clone(), facts);
+    }
+    for ctr in rec.containers.values() {
+        let mut links = BTreeMap::new();
+        for ((_, n), att) in rec
+            .attachments
+            .range((ctr.name.clone(), String::new())..)
+            .take_while(|((c, _), _)| *c == ctr.name)
+        {
+            links.insert(
+                att.interface.clone(),
+                LinkFacts {
+                    up: true,
+                    addrs: att.addresses.iter().copied().collect(),
+                },
+            );
+            if let Some(net) = rec.networks.get(n) {
+                obs.host_links.insert(
+                    netctl_plan::veth_name(&ctr.id, &net.id),
+                    LinkFacts::default(),
+                );
+            }
+        }
+        obs.namespaces.insert(ctr.netns.path.clone(), links);
+        obs.files_ok.insert(ctr.name.clone(), true);
+        if rec.helpers.contains_key(&ctr.name) {
+            obs.helpers_alive.insert(ctr.name.clone());
+        }
+    }
+    obs
+}
