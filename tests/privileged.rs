@@ -392,3 +392,51 @@ networks.int = { ip = "10.89.54.2" }
         assert!(!sb.ns_run("n", &["ip", "route"]).contains("default"));
     }
 }
+
+const NETAVARK_SETUP: &str = r#"{"container_id":"6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666","container_name":"web",
+ "port_mappings":[{"host_ip":"","container_port":80,"host_port":8080,"range":1,"protocol":"tcp"}],
+ "networks":{"podman":{"interface_name":"eth0","static_ips":["10.88.0.2"],"aliases":["web"]}},
+ "network_info":{"podman":{"name":"podman","id":"2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9",
+   "driver":"bridge","network_interface":"podman0","subnets":[{"subnet":"10.88.0.0/16","gateway":"10.88.0.1"}],
+   "ipv6_enabled":false,"internal":false,"dns_enabled":false,"ipam_options":{"driver":"host-local"}}}}"#;
+
+sandbox_test! {
+    /// netavark's protocol, as podman speaks it: setup prints the status block, the container
+    /// has podman's address, the published port answers, `netctl show` lists it, and teardown
+    /// leaves nothing behind; errors are one JSON object on stdout with exit code 1.
+    fn netavark_protocol_setup_and_teardown(sb) {
+        sb.enable_forwarding();
+        let before = sb.dump();
+        sb.add_netns("c1");
+        let input = sb.write_file("nv.json", NETAVARK_SETUP).display().to_string();
+        let out = ok(&["netavark", "--config", "/run/netctl-sandbox/nv", "-f", &input, "setup", "/run/netns/c1"]);
+        let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+        assert_eq!(status["podman"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.88.0.2/16", "{status}");
+        assert_eq!(status["podman"]["interfaces"]["eth0"]["subnets"][0]["gateway"], "10.88.0.1", "{status}");
+        let _l = sb.listen(Some("c1"), Proto::Tcp, "0.0.0.0", 80);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "published port");
+        assert!(ok(&["show"]).contains("6ce776ea58b5"));
+        let inspect: serde_json::Value = serde_json::from_str(&ok(&["-o", "json", "inspect", "web"])).unwrap();
+        assert_eq!(inspect["IPAddress"], "10.88.0.2", "default network fills the top level: {inspect}");
+
+        // Invoked under the name `netavark`, as podman does.
+        let link = sb.path("netavark");
+        std::os::unix::fs::symlink(netctl_bin(), &link).unwrap();
+        let version = sb.run(&[link.to_str().unwrap(), "version"]);
+        assert!(version.contains("\"version\""), "{version}");
+        let teardown = std::process::Command::new(&link)
+            .args(["-f", &input, "teardown", "/run/netns/c1"])
+            .env("NETCTL_CONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        assert!(teardown.status.success(), "{}", describe(&teardown));
+        assert!(!ok(&["show"]).contains("6ce776ea58b5"));
+        sb.run(&["ip", "netns", "del", "c1"]);
+        assert_eq!(before, sb.dump(), "teardown leaves links, addresses, routes and rules as before");
+
+        let bad = netctl(&["netavark", "setup", "/nonexistent/ns"]);
+        assert_eq!(bad.status.code(), Some(1));
+        let err: serde_json::Value = serde_json::from_slice(&bad.stdout).expect("error JSON on stdout");
+        assert!(err["error"].as_str().unwrap().contains("/nonexistent/ns"), "{err}");
+    }
+}

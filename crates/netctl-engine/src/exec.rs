@@ -198,8 +198,15 @@ impl<'e, 'a> Run<'e, 'a> {
     /// Adds the firewall elements of everything touched from the records as they are now.
     fn firewall_add_phase(&mut self) -> Result<()> {
         let now = self.now()?;
-        let state = fwmap::fw_state(&now);
         let fw = &self.engine.fw;
+        if now.networks.is_empty() {
+            // Nothing left to filter for: the table goes, as it came.
+            if !self.touched_networks.is_empty() || self.fw_rebuild {
+                fw.remove_all()?;
+            }
+            return Ok(());
+        }
+        let state = fwmap::fw_state(&now);
         if self.fw_rebuild {
             fw.full_rebuild(&state)?;
             return Ok(());
@@ -412,10 +419,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let record = NetworkRecord {
             name: name.to_owned(),
             // podman's default network has a fixed id; keep it, so tools that know it agree.
-            id: if target.is_default {
-                PODMAN_DEFAULT_NETWORK_ID.to_owned()
-            } else {
-                generate_id(&mut rand::rng())
+            id: match &target.id {
+                Some(id) => id.clone(),
+                None if target.is_default => PODMAN_DEFAULT_NETWORK_ID.to_owned(),
+                None => generate_id(&mut rand::rng()),
             },
             driver: NetworkDriver::Bridge,
             network_interface: bridge,
@@ -806,7 +813,7 @@ pub(crate) fn apply(
 
 /// How much of the system an execution checks afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verify {
+pub(crate) enum Verify {
     /// Observe everything and re-plan (apply, destroy).
     All,
     /// Only the containers and networks the run touched (connect, disconnect): constant cost
@@ -814,7 +821,7 @@ enum Verify {
     Touched,
 }
 
-fn execute(
+pub(crate) fn execute(
     engine: &Engine<'_>,
     plan: Plan,
     before: Recorded,
@@ -939,6 +946,7 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                     netctl_state::Isolate::Strict => netctl_types::Isolate::Strict,
                 },
                 labels: net.labels.clone(),
+                id: Some(net.id.clone()),
                 ..NetworkSpec::default()
             },
         );
@@ -991,11 +999,7 @@ pub(crate) fn destroy(engine: &Engine<'_>, only: Option<&BTreeSet<String>>) -> R
         step.reason = None;
     }
     plan.drift.clear();
-    let report = execute(engine, plan, before, None, Verify::All)?;
-    if only.is_none() && engine.recorded()?.networks.is_empty() {
-        engine.fw.remove_all()?;
-    }
-    Ok(report)
+    execute(engine, plan, before, None, Verify::All)
 }
 
 /// Re-creates firewall rules and attachments, keeping addresses, MACs and interface names.

@@ -18,6 +18,7 @@ mod exec;
 mod files;
 mod fwmap;
 mod observe;
+mod podman;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -211,6 +212,21 @@ impl<'a> Engine<'a> {
     /// Detaches a container from a network (podman `network disconnect`).
     pub fn disconnect(&self, network: &str, container: &str) -> Result<()> {
         exec::disconnect(self, network, container)
+    }
+
+    /// netavark's `setup`: attaches a podman container (addresses chosen by podman) and returns
+    /// podman's status blocks.
+    pub fn netavark_setup(
+        &self,
+        netns: PathBuf,
+        opts: &netctl_types::NetworkOptions,
+    ) -> Result<std::collections::BTreeMap<String, netctl_types::StatusBlock>> {
+        podman::setup(self, netns, opts)
+    }
+
+    /// netavark's `teardown`.
+    pub fn netavark_teardown(&self, opts: &netctl_types::NetworkOptions) -> Result<()> {
+        podman::teardown(self, opts)
     }
 
     /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping

@@ -268,6 +268,12 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
         ));
         replace = true;
     }
+    if let Some(id) = &target.id
+        && *id != rec.id
+    {
+        changes.push(Change::new("id", Some(rec.id.clone()), Some(id.clone())));
+        replace = true;
+    }
     let rec_subnets = render::subnets_of_record(rec);
     if let Some(subnets) = &target.subnets {
         let want = render::subnets_of_target(subnets);

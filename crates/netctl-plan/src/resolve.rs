@@ -24,6 +24,8 @@ pub struct TargetState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetNetwork {
     pub name: String,
+    /// Declared id (podman passes its own); `None`: generated at apply, or kept as recorded.
+    pub id: Option<String>,
     /// Declared bridge name, or the recorded one; `None`: chosen at apply.
     pub bridge: Option<String>,
     /// Declared subnets; `None`: chosen at apply (or kept as recorded).
@@ -84,6 +86,7 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
             let rec = recorded.networks.get(name);
             let net = TargetNetwork {
                 name: name.clone(),
+                id: spec.id.clone(),
                 bridge: spec
                     .bridge
                     .clone()
@@ -123,6 +126,7 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
 fn default_network(defaults: &Defaults) -> TargetNetwork {
     TargetNetwork {
         name: defaults.default_network.clone(),
+        id: None,
         bridge: Some(defaults.default_bridge.clone()),
         subnets: Some(vec![SubnetSpec {
             subnet: defaults.default_subnet,

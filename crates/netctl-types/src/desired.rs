@@ -77,6 +77,9 @@ pub struct NetworkSpec {
     /// Free-form labels, kept for the user.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// 64 lowercase hex; generated and recorded if absent (podman passes its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// One subnet of a network.

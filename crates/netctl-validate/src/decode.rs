@@ -28,7 +28,7 @@ type Key<'i> = Spanned<DeString<'i>>;
 
 const ROOT_KEYS: &[&str] = &["networks", "containers"];
 const NETWORK_KEYS: &[&str] = &[
-    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "labels",
+    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "labels", "id",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];
@@ -345,6 +345,7 @@ impl Decoder<'_> {
                 }
                 "isolate" => spec.isolate = self.isolate(value, field).unwrap_or_default(),
                 "labels" => spec.labels = self.labels(value, &at),
+                "id" => spec.id = self.container_id(value, field),
                 _ => self.unknown_key(key, field, NETWORK_KEYS, "a network"),
             }
         }
@@ -553,7 +554,7 @@ impl Decoder<'_> {
                 value.span(),
                 field,
                 format!(
-                    "invalid container id `{text}`: expected 64 lowercase hex digits (leave it out to have one generated)"
+                    "invalid id `{text}`: expected 64 lowercase hex digits (leave it out to have one generated)"
                 ),
             );
             None

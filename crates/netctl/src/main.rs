@@ -27,6 +27,20 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // Called as `netavark` (podman's helper_binaries_dir link) or `netctl netavark ...`.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name);
+    if argv0.is_some_and(|n| n == "netavark") {
+        init_logging();
+        return cmd::netavark::main(args);
+    }
+    if args.get(1).is_some_and(|a| a == "netavark") {
+        init_logging();
+        return cmd::netavark::main(args[1..].to_vec());
+    }
     let cli = Cli::parse();
     init_logging();
     let reporter = Reporter::new(cli.global.output);

@@ -3,5 +3,6 @@
 pub mod apply;
 pub mod ctx;
 pub mod inspect;
+pub mod netavark;
 pub mod show;
 pub mod validate;

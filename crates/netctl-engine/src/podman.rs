@@ -1,0 +1,298 @@
+//! netavark's `setup` and `teardown`, for podman: the networks and per-network options podman
+//! sends become records (podman's network ids, podman's addresses as static ones), so
+//! `netctl show`, `inspect`, `plan` and `reload` know podman's containers too.
+//!
+//! Like `connect`, these act only on the container and networks named in the request, plan
+//! against the records (no full observation) and verify only what they touched, so their cost
+//! does not grow with the number of containers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use netctl_plan::Resource;
+use netctl_state::StateRead as _;
+use netctl_types::{
+    AttachmentSpec, ContainerMode, ContainerSpec, Isolate, LeaseRangeSpec, MacAddr, NetAddress,
+    NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec, PortTable,
+    StatusBlock, SubnetSpec,
+};
+
+use crate::exec::{Verify, desired_from_recorded, execute};
+use crate::{Engine, EngineError, Result};
+
+/// Marks a network netctl recorded because podman asked for it: like netavark, netctl removes
+/// such a network's bridge and rules when its last container leaves (podman keeps the network
+/// definition itself).
+pub const PODMAN_LABEL: &str = "netctl.podman";
+
+/// A podman network definition as a desired network.
+fn network_spec(net: &Network) -> Result<NetworkSpec> {
+    if net.driver != "bridge" {
+        return Err(EngineError::Invalid(format!(
+            "network {}: driver {:?} is not supported (only bridge)",
+            net.name, net.driver
+        )));
+    }
+    let bridge = net.network_interface.clone().ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "network {}: no network_interface (bridge name)",
+            net.name
+        ))
+    })?;
+    let mtu = match net.options.get("mtu") {
+        Some(m) if !m.is_empty() && m != "0" => Some(m.parse::<u32>().map_err(|_| {
+            EngineError::Invalid(format!(
+                "network {}: mtu option {m:?} is not a number",
+                net.name
+            ))
+        })?),
+        _ => None,
+    };
+    let isolate = match net.options.get("isolate").map(String::as_str) {
+        None | Some("" | "false") => Isolate::Disabled,
+        Some("true") => Isolate::Enabled,
+        Some("strict") => Isolate::Strict,
+        Some(other) => {
+            return Err(EngineError::Invalid(format!(
+                "network {}: isolate option {other:?} is not true, false or strict",
+                net.name
+            )));
+        }
+    };
+    Ok(NetworkSpec {
+        bridge: Some(bridge),
+        subnets: net
+            .subnets
+            .iter()
+            .map(|s| SubnetSpec {
+                subnet: s.subnet.trunc(),
+                gateway: s.gateway,
+                lease_range: s.lease_range.as_ref().map(|r| LeaseRangeSpec {
+                    start: r.start_ip,
+                    end: r.end_ip,
+                }),
+            })
+            .collect(),
+        ipv6: net.ipv6_enabled,
+        internal: net.internal,
+        mtu,
+        isolate,
+        labels: {
+            let mut labels = net.labels.clone();
+            labels.insert(PODMAN_LABEL.to_owned(), "true".to_owned());
+            labels
+        },
+        id: Some(net.id.clone()),
+        ..NetworkSpec::default()
+    })
+}
+
+fn keep_step(resource: &Resource, container: &str, networks: &BTreeSet<String>) -> bool {
+    match resource {
+        Resource::Network { name } => networks.contains(name),
+        Resource::Container { name } => name == container,
+        Resource::Attachment {
+            container: c,
+            network,
+        } => c == container && networks.contains(network),
+        Resource::Firewall => false,
+    }
+}
+
+/// netavark `setup NSPATH`: attaches the container to the requested networks and returns one
+/// status block per network.
+pub(crate) fn setup(
+    engine: &Engine<'_>,
+    netns: PathBuf,
+    opts: &NetworkOptions,
+) -> Result<BTreeMap<String, StatusBlock>> {
+    if opts.networks.is_empty() {
+        return Err(EngineError::Invalid("no networks given to set up".into()));
+    }
+    let rec = engine.recorded()?;
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    let name = if opts.container_name.is_empty() {
+        opts.container_id.chars().take(12).collect()
+    } else {
+        opts.container_name.clone()
+    };
+    let mut wanted = BTreeSet::new();
+    let mut new_attachments = BTreeMap::new();
+    for (net_name, per) in opts.networks.iter() {
+        let net_name = net_name.to_owned();
+        let info = opts.network_info.get(&net_name).ok_or_else(|| {
+            EngineError::Invalid(format!("network {net_name} is missing from network_info"))
+        })?;
+        let spec = network_spec(info)?;
+        // A recorded network keeps its record (podman does not change a network in place).
+        desired.networks.entry(net_name.clone()).or_insert(spec);
+        wanted.insert(net_name.clone());
+        let mut ip = None;
+        let mut ip6 = None;
+        for addr in per.static_ips.iter().flatten() {
+            match addr {
+                IpAddr::V4(v4) => ip = Some(*v4),
+                IpAddr::V6(v6) => ip6 = Some(*v6),
+            }
+        }
+        new_attachments.insert(
+            net_name.clone(),
+            AttachmentSpec {
+                ip,
+                ip6,
+                mac: per.static_mac,
+                interface: Some(per.interface_name.clone()),
+                aliases: per.aliases.clone().unwrap_or_default(),
+            },
+        );
+    }
+    let ports: Vec<PortSpec> = opts
+        .port_mappings
+        .iter()
+        .flatten()
+        .flat_map(|p| {
+            // c/common may send a comma list of protocols; one mapping each.
+            p.protocol
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|proto| {
+                    Ok(PortSpec::Table(PortTable {
+                        host_ip: if p.host_ip.is_empty() {
+                            None
+                        } else {
+                            Some(p.host_ip.parse().map_err(|_| {
+                                EngineError::Invalid(format!(
+                                    "port mapping host_ip {:?} is not an address",
+                                    p.host_ip
+                                ))
+                            })?)
+                        },
+                        host_port: Some(p.host_port),
+                        container_port: p.container_port,
+                        range: p.range.max(1),
+                        protocol: proto.parse().map_err(|_| {
+                            EngineError::Invalid(format!("unknown protocol {proto:?}"))
+                        })?,
+                    }))
+                })
+                .collect::<Vec<Result<PortSpec>>>()
+        })
+        .collect::<Result<_>>()?;
+    let spec = desired
+        .containers
+        .entry(name.clone())
+        .or_insert_with(|| ContainerSpec {
+            netns: NetnsSpec::Path(netns.clone()),
+            mode: ContainerMode::Bridge,
+            hostname: opts.container_hostname.clone(),
+            id: Some(opts.container_id.clone()),
+            ..ContainerSpec::default()
+        });
+    spec.networks.extend(new_attachments);
+    spec.ports = ports;
+    let observed = crate::observe::assumed(&rec);
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
+    plan.steps
+        .retain(|s| keep_step(&s.resource, &name, &wanted));
+    plan.drift.clear();
+    execute(engine, plan, rec, None, Verify::Touched)?;
+    status_blocks(engine, &name, &wanted)
+}
+
+/// The status podman expects, from the records.
+fn status_blocks(
+    engine: &Engine<'_>,
+    container: &str,
+    networks: &BTreeSet<String>,
+) -> Result<BTreeMap<String, StatusBlock>> {
+    let read = engine.store.read()?;
+    let mut out = BTreeMap::new();
+    for net_name in networks {
+        let net = read
+            .network(net_name)?
+            .ok_or_else(|| EngineError::Invalid(format!("network {net_name} is not recorded")))?;
+        let att = read.attachment(container, net_name)?.ok_or_else(|| {
+            EngineError::Invalid(format!("{container} is not attached to {net_name}"))
+        })?;
+        let subnets = att
+            .addresses
+            .iter()
+            .map(|a| NetAddress {
+                ipnet: *a,
+                gateway: net
+                    .subnets
+                    .iter()
+                    .find(|s| s.subnet.contains(&a.addr()))
+                    .and_then(|s| s.gateway),
+            })
+            .collect();
+        let mut interfaces = BTreeMap::new();
+        interfaces.insert(
+            att.interface.clone(),
+            NetInterface {
+                subnets,
+                mac_address: MacAddr::from(att.mac.octets()),
+            },
+        );
+        out.insert(
+            net_name.clone(),
+            StatusBlock {
+                interfaces,
+                dns_server_ips: Some(Vec::new()),
+                dns_search_domains: Some(Vec::new()),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// netavark `teardown NSPATH`: detaches the container from the requested networks; when none
+/// is left, the container is forgotten. Works when the namespace is already gone.
+pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()> {
+    let rec = engine.recorded()?;
+    let Ok(ctr) = engine.store.read()?.find_container(&opts.container_id) else {
+        // Nothing recorded: nothing of ours to take down (podman may retry a teardown).
+        return Ok(());
+    };
+    let wanted: BTreeSet<String> = opts.networks.names().map(ToOwned::to_owned).collect();
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    let spec = desired
+        .containers
+        .get_mut(&ctr.name)
+        .expect("recorded container is desired");
+    spec.networks.retain(|n, _| !wanted.contains(n));
+    if spec.networks.is_empty() {
+        desired.containers.remove(&ctr.name);
+    }
+    // Networks podman brought that are left without containers go too (netavark's "complete
+    // teardown" of a network when its last container leaves).
+    let mut dropped = BTreeSet::new();
+    for name in &wanted {
+        let podman_made = rec
+            .networks
+            .get(name)
+            .is_some_and(|n| n.labels.contains_key(PODMAN_LABEL));
+        let in_use = desired
+            .containers
+            .values()
+            .any(|c| c.networks.contains_key(name));
+        if podman_made && !in_use {
+            desired.networks.remove(name);
+            dropped.insert(name.clone());
+        }
+    }
+    let observed = crate::observe::assumed(&rec);
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, true);
+    plan.steps.retain(|s| match &s.resource {
+        Resource::Container { name } => *name == ctr.name,
+        Resource::Attachment { container, network } => {
+            *container == ctr.name && wanted.contains(network)
+        }
+        Resource::Network { name } => dropped.contains(name),
+        Resource::Firewall => false,
+    });
+    plan.drift.clear();
+    execute(engine, plan, rec, None, Verify::Touched)?;
+    Ok(())
+}

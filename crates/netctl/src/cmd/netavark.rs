@@ -1,0 +1,146 @@
+//! netavark's command line and JSON protocol, so podman can use netctl as its network backend:
+//! run as `netavark` (a link named so, in podman's `helper_binaries_dir`) or as
+//! `netctl netavark ...`.
+//!
+//! Protocol (netavark 1.x): `setup NSPATH` and `teardown NSPATH` read NetworkOptions from
+//! `--file` or stdin; setup prints `{NETWORK: StatusBlock}` on stdout. Errors are
+//! `{"error": "..."}` on stdout with exit code 1; logs go to stderr.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::cmd::ctx::Ctx;
+use crate::settings::{FirewallDriver, FlagSettings, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netavark",
+    version = "1.4.0",
+    about = "netctl speaking netavark's protocol"
+)]
+pub struct NetavarkCli {
+    /// Read NetworkOptions from this file instead of stdin.
+    #[arg(short = 'f', long = "file", global = true)]
+    file: Option<PathBuf>,
+    /// netavark's state directory; netctl keeps its own state (see netctl's settings).
+    #[arg(short = 'c', long = "config", global = true)]
+    config: Option<PathBuf>,
+    /// Accepted for compatibility; netctl runs as root.
+    #[arg(short = 'r', long = "rootless", global = true)]
+    rootless: Option<String>,
+    /// Accepted for compatibility; netctl does not run aardvark-dns.
+    #[arg(short = 'a', long = "aardvark-binary", global = true)]
+    aardvark_binary: Option<PathBuf>,
+    /// nftables (iptables and firewalld are served by nftables too) or none.
+    #[arg(long = "firewall-driver", env = "NETAVARK_FW", global = true)]
+    firewall_driver: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long = "plugin-directory", global = true)]
+    plugin_directory: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: NetavarkCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum NetavarkCommand {
+    /// Configure the networks of a container's namespace.
+    Setup { netns: PathBuf },
+    /// Undo setup.
+    Teardown { netns: PathBuf },
+    /// Print version information as JSON.
+    Version,
+    /// Update a network's DNS servers (netctl runs no DNS server: accepted, nothing to do).
+    Update {
+        network: String,
+        #[arg(long = "network-dns-servers", num_args = 0..)]
+        network_dns_servers: Vec<String>,
+    },
+}
+
+/// Runs the netavark personality with `args` (argv, with argv[0] first).
+pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let cli = match NetavarkCli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match run(&cli) {
+        Ok(Some(out)) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(err) => {
+            let chain = err
+                .chain()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            println!("{}", serde_json::json!({ "error": chain }));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
+    let firewall_driver = match cli.firewall_driver.as_deref() {
+        None | Some("") => None,
+        Some("nftables" | "iptables" | "firewalld") => Some(FirewallDriver::Nftables),
+        Some("none") => Some(FirewallDriver::None),
+        Some(other) => anyhow::bail!("unknown firewall driver {other:?}"),
+    };
+    let flags = FlagSettings {
+        firewall_driver,
+        ..FlagSettings::default()
+    };
+    let config = std::env::var_os("NETCTL_CONFIG").map_or_else(
+        || PathBuf::from(crate::settings::DEFAULT_CONFIG_FILE),
+        PathBuf::from,
+    );
+    let settings = Settings::load(&config, &flags)?;
+    match &cli.command {
+        NetavarkCommand::Version => Ok(Some(
+            serde_json::json!({
+                "version": "1.4.0",
+                "commit": "netctl",
+                "build_time": "",
+                "target": std::env::consts::ARCH,
+                "netctl_version": env!("CARGO_PKG_VERSION"),
+            })
+            .to_string(),
+        )),
+        NetavarkCommand::Update { .. } => Ok(None),
+        NetavarkCommand::Setup { netns } => {
+            std::fs::metadata(netns)
+                .with_context(|| format!("invalid namespace path {}", netns.display()))?;
+            let opts = read_options(cli)?;
+            let ctx = Ctx::open(&settings)?;
+            let status = ctx.engine().netavark_setup(netns.clone(), &opts)?;
+            Ok(Some(serde_json::to_string(&status)?))
+        }
+        NetavarkCommand::Teardown { .. } => {
+            let opts = read_options(cli)?;
+            let ctx = Ctx::open(&settings)?;
+            ctx.engine().netavark_teardown(&opts)?;
+            Ok(None)
+        }
+    }
+}
+
+fn read_options(cli: &NetavarkCli) -> anyhow::Result<netctl_types::NetworkOptions> {
+    let text = match &cli.file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("failed to load network options from {}", path.display()))?,
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("failed to read network options from stdin")?;
+            text
+        }
+    };
+    serde_json::from_str(&text).context("failed to load network options")
+}
