@@ -561,7 +561,8 @@ impl<'e, 'a> Run<'e, 'a> {
             mode: target.mode,
             hostname: target.hostname.clone(),
             spec: serde_json::to_value(&target.spec).expect("specs serialise"),
-            ports: serde_json::to_value(&target.ports).expect("ports serialise"),
+            ports: serde_json::to_value(choose_host_ports(&target.ports, &self.now()?, name)?)
+                .expect("ports serialise"),
             created: SystemTime::now(),
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
@@ -574,7 +575,8 @@ impl<'e, 'a> Run<'e, 'a> {
         let mut record = self.container_record(name)?;
         record.hostname.clone_from(&target.hostname);
         record.spec = serde_json::to_value(&target.spec).expect("specs serialise");
-        record.ports = serde_json::to_value(&target.ports).expect("ports serialise");
+        record.ports = serde_json::to_value(choose_host_ports(&target.ports, &self.now()?, name)?)
+            .expect("ports serialise");
         self.engine.store.write(|tx| tx.put_container(&record))?;
         Ok(())
     }
@@ -774,6 +776,53 @@ impl<'e, 'a> Run<'e, 'a> {
         }
         (count, errors)
     }
+}
+
+/// First host port of the range podman (and Linux) use for ephemeral ports.
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u32> = 32768..=60999;
+
+/// Gives every mapping whose host port is left to netctl (`0`) a free run of host ports: the
+/// lowest in the ephemeral range that no other recorded container publishes with that
+/// protocol. (netctl does not probe sockets: only ports it publishes itself are known.)
+fn choose_host_ports(
+    ports: &[netctl_types::PortMapping],
+    now: &Recorded,
+    container: &str,
+) -> Result<Vec<netctl_types::PortMapping>> {
+    let mut used: BTreeSet<(String, u32)> = now
+        .containers
+        .values()
+        .filter(|c| c.name != container)
+        .flat_map(fwmap::ports_of)
+        .chain(ports.iter().filter(|p| p.host_port != 0).cloned())
+        .flat_map(|p| {
+            (0..u32::from(p.range.max(1)))
+                .map(move |i| (p.protocol.clone(), u32::from(p.host_port) + i))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(ports.len());
+    for port in ports {
+        let mut port = port.clone();
+        if port.host_port == netctl_types::CHOOSE_HOST_PORT {
+            let len = u32::from(port.range.max(1));
+            let start = EPHEMERAL_PORTS
+                .clone()
+                .find(|&p| {
+                    p + len - 1 <= *EPHEMERAL_PORTS.end()
+                        && (p..p + len).all(|q| !used.contains(&(port.protocol.clone(), q)))
+                })
+                .ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "container {container}: no free host port for {}/{}",
+                        port.container_port, port.protocol
+                    ))
+                })?;
+            port.host_port = u16::try_from(start).expect("ephemeral ports fit in u16");
+            used.extend((start..start + len).map(|q| (port.protocol.clone(), q)));
+        }
+        out.push(port);
+    }
+    Ok(out)
 }
 
 fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {

@@ -196,6 +196,15 @@ pub(crate) fn ports_str(ports: &[PortMapping]) -> String {
                 format!("{}:", p.host_ip)
             };
             let range = p.range.max(1);
+            if p.host_port == 0 {
+                // Chosen at apply (podman's `-p 80`).
+                let ctr = if range == 1 {
+                    p.container_port.to_string()
+                } else {
+                    format!("{}-{}", p.container_port, p.container_port + range - 1)
+                };
+                return format!("{host_ip}(auto):{ctr}/{}", p.protocol);
+            }
             if range == 1 {
                 format!(
                     "{host_ip}{}:{}/{}",

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
-    ContainerMode, ContainerSpec, DesiredState, Isolate, MacAddr, NetnsSpec, PortMapping,
-    SubnetSpec, normalize_ports,
+    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, Isolate, MacAddr, NetnsSpec,
+    PortMapping, SubnetSpec, normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -193,12 +193,26 @@ fn resolve_container(
             (net.clone(), target)
         })
         .collect();
-    let ports = normalize_ports(
+    let mut ports = normalize_ports(
         spec.ports
             .iter()
             .flat_map(|p| p.to_mappings().unwrap_or_default())
             .collect(),
     );
+    // A host port left to netctl keeps the one chosen when it was first applied.
+    if let Some(rec) = rec {
+        let chosen = recorded_ports(rec);
+        for port in ports.iter_mut().filter(|p| p.host_port == CHOOSE_HOST_PORT) {
+            if let Some(was) = chosen.iter().find(|c| {
+                c.host_ip == port.host_ip
+                    && c.protocol == port.protocol
+                    && c.container_port == port.container_port
+                    && c.range == port.range
+            }) {
+                port.host_port = was.host_port;
+            }
+        }
+    }
     TargetContainer {
         name: name.to_owned(),
         id,
