@@ -19,6 +19,9 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("socat", "socat"),
     ("util-linux", "unshare"),
     ("procps", "sysctl"),
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("busybox-static", "busybox"),
 ];
 
 fn main() -> anyhow::Result<()> {

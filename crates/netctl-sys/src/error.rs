@@ -199,6 +199,10 @@ pub enum SysError {
         source: io::Error,
     },
 
+    /// A process outlived `SIGKILL` for `waited` (it is stuck in the kernel, typically).
+    #[error("process {pid} is still running {waited:?} after SIGKILL")]
+    StillRunning { pid: u32, waited: Duration },
+
     /// The caller passed something the kernel would refuse anyway (checked before any change).
     #[error("invalid {what} `{value}`: {reason}")]
     InvalidInput {
@@ -240,7 +244,10 @@ impl SysError {
                     None
                 };
             }
-            Self::SpawnFailed { .. } | Self::SpawnTimeout { .. } | Self::InvalidInput { .. } => {
+            Self::SpawnFailed { .. }
+            | Self::SpawnTimeout { .. }
+            | Self::StillRunning { .. }
+            | Self::InvalidInput { .. } => {
                 return None;
             }
         };

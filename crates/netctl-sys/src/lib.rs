@@ -22,6 +22,7 @@ pub mod fake;
 pub mod linux;
 mod model;
 mod ns;
+mod terminate;
 
 use std::path::{Path, PathBuf};
 
@@ -32,12 +33,13 @@ pub use fake::FakeSys;
 pub use linux::LinuxSys;
 pub use model::{
     Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Link, LinkChange, LinkKind, MAIN_TABLE, MAX_IFNAME_LEN,
-    NftFamily, Route, RouteProto, SpawnMode, SpawnSpec, Spawned, StdioSpec, VethPeer, VethSpec,
-    sysctl_key_display, valid_ifname,
+    NftFamily, Route, RouteProto, RunOutput, SpawnMode, SpawnSpec, Spawned, StdioSpec, VethPeer,
+    VethSpec, sysctl_key_display, valid_ifname,
 };
 pub use netctl_types::MacAddr;
 pub use nix::sys::signal::Signal;
 pub use ns::NsRef;
+pub use terminate::{KILL_WAIT, Termination, terminate};
 
 /// Result of every sys call.
 pub type SysResult<T> = Result<T, SysError>;
@@ -98,6 +100,12 @@ pub trait Nft {
 /// Helper processes (pasta, slirp4netns, DNS servers).
 pub trait Processes {
     fn spawn(&self, spec: &SpawnSpec) -> SysResult<Spawned>;
+    /// Runs a short-lived program to completion and returns how it ended and what it printed
+    /// (a feature probe such as `slirp4netns --help`). The spec's stdout and stderr are
+    /// captured; its mode must be [`SpawnMode::Foreground`]. After `timeout` the program is
+    /// killed and the call fails with [`SysError::SpawnTimeout`]. A non-zero exit is not an
+    /// error here: the caller reads [`RunOutput::success`].
+    fn run(&self, spec: &SpawnSpec, timeout: std::time::Duration) -> SysResult<RunOutput>;
     /// Field 22 of `/proc/PID/stat`, or `None` when there is no such process.
     fn process_start_time(&self, pid: u32) -> Option<u64>;
     fn kill(&self, pid: u32, signal: Signal) -> SysResult<()>;

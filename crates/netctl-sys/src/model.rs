@@ -401,6 +401,31 @@ pub enum SpawnMode {
         pid_file: PathBuf,
         timeout: Duration,
     },
+    /// The program stays in the foreground and says it is ready by writing a byte to its
+    /// standard input, which is the write end of a pipe (slirp4netns `--ready-fd=0`). `spawn`
+    /// returns once that byte arrives. If the program closes the pipe (exits) first, or
+    /// `timeout` passes, it is killed and reaped and `spawn` fails, so a failed start leaves no
+    /// process behind. The spec's stdin is ignored; stdout and stderr go where the spec says (a
+    /// log file, typically, which the caller reads to explain a failure).
+    ///
+    /// Standard input rather than some higher descriptor: the standard library places the three
+    /// standard streams itself, while moving any other descriptor into place needs `pre_exec`
+    /// (unsafe code, and it can land on the descriptor the standard library uses to report a
+    /// failed `exec`).
+    ReadyPipe { timeout: Duration },
+}
+
+/// How a program run to completion by [`Processes::run`](crate::Processes::run) ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunOutput {
+    /// Whether it exited with status 0.
+    pub success: bool,
+    /// Its exit status in words (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    pub status: String,
+    /// Everything it wrote to standard output (lossily decoded as UTF-8).
+    pub stdout: String,
+    /// Everything it wrote to standard error (lossily decoded as UTF-8).
+    pub stderr: String,
 }
 
 /// A program to start. It runs with exactly `argv`, never through a shell, in its own process

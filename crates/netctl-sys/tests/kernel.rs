@@ -3,13 +3,13 @@
 //! Effects are checked with independent tools (`ip -j`, `sysctl`, `nft`) where that helps.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use netctl_sys::{
     BridgeSpec, LinkChange, LinkKind, LinuxSys, MacAddr, Namespaces, Netlink, NetlinkOp, Nft,
-    NftFamily, NsRef, Processes, Route, RouteProto, Signal, SpawnMode, SpawnSpec, SysError, Sysctl,
-    VethSpec,
+    NftFamily, NsRef, Processes, Route, RouteProto, Signal, SpawnMode, SpawnSpec, StdioSpec,
+    SysError, Sysctl, Termination, VethSpec, terminate,
 };
 use netctl_testkit::{Sandbox, sandbox_test};
 use nix::errno::Errno;
@@ -457,4 +457,98 @@ fn find_sleeper() -> Option<u32> {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             (cmdline == b"sleep\x0030\x00").then_some(pid)
         })
+}
+
+sandbox_test! {
+    fn ready_pipe_programs_start_when_they_say_so_and_leave_nothing_when_they_fail(sb) {
+        let sys = LinuxSys::new();
+        let ready = |script: &str, timeout: Duration, log: &Path| SpawnSpec {
+            mode: SpawnMode::ReadyPipe { timeout },
+            stdout: StdioSpec::File(log.to_owned()),
+            stderr: StdioSpec::File(log.to_owned()),
+            ..SpawnSpec::new(["sh", "-c", script])
+        };
+        // Ready: the byte on stdin (the pipe) returns the running program.
+        let log = sb.path("ok.log");
+        let started = Instant::now();
+        let child = sys
+            .spawn(&ready("echo starting; sleep 0.2; printf 1 >&0; exec sleep 30", Duration::from_secs(5), &log))
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200), "returned before the byte");
+        assert!(sys.is_alive(child.pid, child.start_time));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "starting\n");
+        assert_eq!(terminate(&sys, child.pid, child.start_time, Duration::from_secs(2)).unwrap(), Termination::Terminated);
+
+        // Exits before saying it is ready: its status, and its log stays for the caller.
+        let log = sb.path("fail.log");
+        let err = sys.spawn(&ready("echo 'bad option' >&2; exit 4", Duration::from_secs(5), &log)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`sh` failed to start (exit status: 4): it stopped before reporting that it was ready"
+        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "bad option\n");
+
+        // Never ready: killed at the timeout, nothing left running.
+        let err = sys
+            .spawn(&ready("echo $$ > /run/netctl-sandbox/slow.pid; exec sleep 30", Duration::from_millis(300), &sb.path("slow.log")))
+            .unwrap_err();
+        assert!(matches!(err, SysError::SpawnTimeout { .. }), "{err:?}");
+        let pid: u32 = std::fs::read_to_string(sb.path("slow.pid")).unwrap().trim().parse().unwrap();
+        assert_eq!(sys.process_start_time(pid), None, "the slow program was reaped");
+    }
+}
+
+sandbox_test! {
+    fn run_captures_output_and_status_and_is_bounded(sb) {
+        let sys = LinuxSys::new();
+        let out = sys
+            .run(&SpawnSpec::new(["sh", "-c", "echo out; echo err >&2; exit 3"]), Duration::from_secs(5))
+            .unwrap();
+        assert!(!out.success);
+        assert_eq!(out.status, "exit status: 3");
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("out\n", "err\n"));
+        let help = sys.run(&SpawnSpec::new(["slirp4netns", "--help"]), Duration::from_secs(5)).unwrap();
+        assert!(help.success && help.stdout.contains("--api-socket"), "{help:?}");
+
+        let started = Instant::now();
+        let err = sys.run(&SpawnSpec::new(["sleep", "30"]), Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, SysError::SpawnTimeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(sb.wait_for(Duration::from_secs(2), || find_sleeper().is_none()), "the timed-out program was killed");
+
+        let err = sys.run(&SpawnSpec::new(["/nonexistent/probe"]), Duration::from_secs(1)).unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        let daemon = SpawnSpec {
+            mode: SpawnMode::Daemon { pid_file: sb.path("x.pid"), timeout: Duration::from_secs(1) },
+            ..SpawnSpec::new(["true"])
+        };
+        assert!(matches!(sys.run(&daemon, Duration::from_secs(1)), Err(SysError::InvalidInput { .. })));
+    }
+}
+
+sandbox_test! {
+    fn terminate_escalates_to_sigkill_and_never_signals_a_stranger(sb) {
+        let sys = LinuxSys::new();
+        // Ignores SIGTERM: killed after the grace period.
+        let stubborn = sys.spawn(&SpawnSpec {
+            mode: SpawnMode::ReadyPipe { timeout: Duration::from_secs(5) },
+            ..SpawnSpec::new(["sh", "-c", "trap '' TERM; printf 1 >&0; while :; do sleep 0.05; done"])
+        }).unwrap();
+        let started = Instant::now();
+        assert_eq!(
+            terminate(&sys, stubborn.pid, stubborn.start_time, Duration::from_millis(300)).unwrap(),
+            Termination::Killed
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(!sys.is_alive(stubborn.pid, stubborn.start_time));
+
+        // A recorded start time that is not the process's: it is somebody else, left alone.
+        let other = sb.spawn(None, &["sleep", "30"]);
+        let real_start = sys.process_start_time(other.pid()).unwrap();
+        assert_eq!(
+            terminate(&sys, other.pid(), real_start + 1, Duration::from_millis(100)).unwrap(),
+            Termination::AlreadyGone
+        );
+        assert!(sys.is_alive(other.pid(), real_start));
+    }
 }

@@ -32,8 +32,8 @@ use crate::error::{describe_add_veth, describe_addr, describe_route, os_error};
 use crate::model::{check_ifname, check_route, check_sysctl_key};
 use crate::{
     Addr, BridgeSpec, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp, Namespaces,
-    Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteProto, Signal, SpawnMode,
-    SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp, VethPeer, VethSpec,
+    Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteProto, RunOutput, Signal,
+    SpawnMode, SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp, VethPeer, VethSpec,
     sysctl_key_display,
 };
 use nft::NftModel;
@@ -115,6 +115,8 @@ struct World {
     nft: NftModel,
     nft_applied: Vec<String>,
     processes: BTreeMap<u32, FakeProcess>,
+    /// What [`Processes::run`] returns, by program (`argv[0]`).
+    run_outputs: BTreeMap<String, RunOutput>,
     next_pid: u32,
     next_start_time: u64,
     next_mac: u32,
@@ -272,6 +274,7 @@ impl World {
             nft: NftModel::default(),
             nft_applied: Vec::new(),
             processes: BTreeMap::new(),
+            run_outputs: BTreeMap::new(),
             next_pid: FIRST_PID,
             next_start_time: FIRST_START_TIME,
             next_mac: 1,
@@ -429,6 +432,12 @@ impl FakeSys {
         self.world()
             .namespaces
             .insert(NsRef::Path(path.into()), Netns::new());
+    }
+
+    /// Scripts what [`Processes::run`] returns for `program` (`argv[0]`). A program with no
+    /// scripted output does not exist (`ENOENT`), as on a machine without it.
+    pub fn set_run_output(&self, program: &str, output: RunOutput) {
+        self.world().run_outputs.insert(program.to_owned(), output);
     }
 
     /// Ends a process as if it had exited by itself.
@@ -1125,8 +1134,12 @@ impl Processes for FakeSys {
     fn spawn(&self, spec: &SpawnSpec) -> SysResult<Spawned> {
         let program = spec.program();
         let mut line = format!("spawn {}", spec.command_line());
-        if let SpawnMode::Daemon { pid_file, .. } = &spec.mode {
-            let _ = write!(line, " (daemon, pid file {})", pid_file.display());
+        match &spec.mode {
+            SpawnMode::Foreground => {}
+            SpawnMode::Daemon { pid_file, .. } => {
+                let _ = write!(line, " (daemon, pid file {})", pid_file.display());
+            }
+            SpawnMode::ReadyPipe { .. } => line.push_str(" (ready pipe)"),
         }
         let mut world = self.world();
         if let Some(errno) = world.write(line) {
@@ -1154,6 +1167,33 @@ impl Processes for FakeSys {
             },
         );
         Ok(Spawned { pid, start_time })
+    }
+
+    fn run(&self, spec: &SpawnSpec, _timeout: std::time::Duration) -> SysResult<RunOutput> {
+        let program = spec.program();
+        let mut world = self.world();
+        // Recorded as mutating: in general a program run can change anything.
+        if let Some(errno) = world.write(format!("run {}", spec.command_line())) {
+            return Err(SysError::Spawn {
+                program,
+                source: os_error(errno),
+            });
+        }
+        if spec.argv.is_empty() {
+            return Err(SysError::InvalidInput {
+                what: "command line",
+                value: String::new(),
+                reason: "argv must name a program",
+            });
+        }
+        world
+            .run_outputs
+            .get(&program)
+            .cloned()
+            .ok_or_else(|| SysError::Spawn {
+                program,
+                source: os_error(Errno::ENOENT),
+            })
     }
 
     fn process_start_time(&self, pid: u32) -> Option<u64> {

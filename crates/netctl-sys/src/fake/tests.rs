@@ -609,3 +609,90 @@ process 1000 aardvark-dns --config /run/netctl/dns run
 "
     );
 }
+
+#[test]
+fn run_returns_the_scripted_output_and_a_missing_program_is_not_found() {
+    let sys = FakeSys::new();
+    let help = RunOutput {
+        success: true,
+        status: "exit status: 0".into(),
+        stdout: "--enable-ipv6\n".into(),
+        stderr: String::new(),
+    };
+    sys.set_run_output("slirp4netns", help.clone());
+    let timeout = std::time::Duration::from_secs(1);
+    let out = sys
+        .run(&SpawnSpec::new(["slirp4netns", "--help"]), timeout)
+        .unwrap();
+    assert_eq!(out, help);
+    let err = sys
+        .run(&SpawnSpec::new(["pasta", "--help"]), timeout)
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(err.to_string(), "cannot start `pasta`");
+
+    sys.fail_at(1);
+    let err = sys
+        .run(&SpawnSpec::new(["slirp4netns", "--help"]), timeout)
+        .unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EIO));
+    assert_eq!(
+        sys.mutating_calls(),
+        [
+            "run slirp4netns --help",
+            "run pasta --help",
+            "run slirp4netns --help"
+        ]
+    );
+}
+
+#[test]
+fn ready_pipe_spawns_are_recorded_as_such() {
+    let sys = FakeSys::new();
+    let spec = SpawnSpec {
+        mode: SpawnMode::ReadyPipe {
+            timeout: std::time::Duration::from_secs(5),
+        },
+        ..SpawnSpec::new(["slirp4netns", "-r", "0", "/run/netns/c1", "tap0"])
+    };
+    let child = sys.spawn(&spec).unwrap();
+    assert!(sys.is_alive(child.pid, child.start_time));
+    assert_eq!(
+        sys.mutating_calls(),
+        ["spawn slirp4netns -r 0 /run/netns/c1 tap0 (ready pipe)"]
+    );
+}
+
+#[test]
+fn terminate_signals_only_a_live_process_and_reports_how_it_ended() {
+    let sys = FakeSys::new();
+    let grace = std::time::Duration::from_secs(1);
+    let child = sys.spawn(&SpawnSpec::new(["pasta"])).unwrap();
+    assert_eq!(
+        crate::terminate(&sys, child.pid, child.start_time + 1, grace).unwrap(),
+        crate::Termination::AlreadyGone,
+        "another start time is another process: left alone"
+    );
+    assert!(sys.is_alive(child.pid, child.start_time));
+    assert_eq!(
+        crate::terminate(&sys, child.pid, child.start_time, grace).unwrap(),
+        crate::Termination::Terminated
+    );
+    assert!(!sys.is_alive(child.pid, child.start_time));
+    assert_eq!(
+        crate::terminate(&sys, child.pid, child.start_time, grace).unwrap(),
+        crate::Termination::AlreadyGone
+    );
+    assert_eq!(
+        sys.mutating_calls(),
+        ["spawn pasta", "kill 1000 SIGTERM"],
+        "one SIGTERM, no signal to a process that is gone"
+    );
+
+    // A signal that fails for another reason than "gone" is an error.
+    let other = sys.spawn(&SpawnSpec::new(["slirp4netns"])).unwrap();
+    sys.fail_at_with(1, Errno::EPERM);
+    let err = crate::terminate(&sys, other.pid, other.start_time, grace).unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::EPERM));
+    assert!(sys.is_alive(other.pid, other.start_time));
+}

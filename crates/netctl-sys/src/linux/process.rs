@@ -2,10 +2,11 @@
 //! `/proc/PID/stat` to tell a live process of ours from a recycled pid.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag};
@@ -13,10 +14,19 @@ use nix::unistd::Pid;
 
 use super::LinuxSys;
 use crate::error::os_error;
-use crate::{Processes, Signal, SpawnMode, SpawnSpec, Spawned, StdioSpec, SysError, SysResult};
+use crate::{
+    Processes, RunOutput, Signal, SpawnMode, SpawnSpec, Spawned, StdioSpec, SysError, SysResult,
+};
 
-/// How often a daemon's launcher is checked for having exited.
+/// How often a daemon's launcher is checked for having exited (and a ready pipe for its byte).
 const LAUNCHER_POLL: Duration = Duration::from_millis(10);
+
+/// How long a program that closed its ready pipe without writing gets to exit by itself before
+/// it is killed.
+const CLOSED_PIPE_EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// How long [`Processes::run`] waits for a killed program's output after its timeout.
+const RUN_KILL_WAIT: Duration = Duration::from_secs(1);
 
 /// The state letter and start time (fields 3 and 22) of `/proc/PID/stat`.
 fn stat_fields(pid: u32) -> Option<(char, u64)> {
@@ -87,7 +97,110 @@ fn read_pid_file(program: &str, path: &Path) -> SysResult<u32> {
         })
 }
 
+/// What came out of a ready pipe.
+enum ReadyWait {
+    /// A byte: the program is ready.
+    Ready,
+    /// End of file: the program closed the pipe (exited) without saying it was ready.
+    Closed,
+    TimedOut,
+    Failed(io::Error),
+}
+
+/// Waits up to `timeout` for one byte on `pipe` (made non-blocking here).
+fn wait_ready(mut pipe: io::PipeReader, timeout: Duration) -> ReadyWait {
+    if let Err(errno) = nix::fcntl::fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
+        return ReadyWait::Failed(os_error(errno));
+    }
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    loop {
+        match pipe.read(&mut byte) {
+            Ok(0) => return ReadyWait::Closed,
+            Ok(_) => return ReadyWait::Ready,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if started.elapsed() >= timeout {
+                    return ReadyWait::TimedOut;
+                }
+                std::thread::sleep(LAUNCHER_POLL);
+            }
+            Err(e) => return ReadyWait::Failed(e),
+        }
+    }
+}
+
+/// Kills and reaps a child that must not be left behind.
+fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Reaps `child` in the background when it exits, so it does not linger as our zombie.
+fn reap_later(mut child: Child) {
+    std::thread::spawn(move || child.wait());
+}
+
 impl LinuxSys {
+    /// Waits for a ready-pipe program's byte; on success returns it identified, on any failure
+    /// kills and reaps it.
+    fn finish_ready_start(
+        mut child: Child,
+        program: &str,
+        pipe: io::PipeReader,
+        timeout: Duration,
+    ) -> SysResult<Spawned> {
+        match wait_ready(pipe, timeout) {
+            ReadyWait::Ready => {
+                let pid = child.id();
+                // Not reaped yet, so its /proc entry is there even if it exited at once.
+                let Some((_, start_time)) = stat_fields(pid) else {
+                    kill_and_reap(&mut child);
+                    return Err(SysError::Spawn {
+                        program: program.to_owned(),
+                        source: io::Error::other("cannot read its start time from /proc"),
+                    });
+                };
+                reap_later(child);
+                Ok(Spawned { pid, start_time })
+            }
+            ReadyWait::Closed => {
+                let started = Instant::now();
+                let status = loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break status.to_string(),
+                        Ok(None) if started.elapsed() < CLOSED_PIPE_EXIT_WAIT => {
+                            std::thread::sleep(LAUNCHER_POLL);
+                        }
+                        _ => {
+                            kill_and_reap(&mut child);
+                            break "closed its ready pipe and was killed".to_owned();
+                        }
+                    }
+                };
+                Err(SysError::SpawnFailed {
+                    program: program.to_owned(),
+                    status,
+                    output: "it stopped before reporting that it was ready".to_owned(),
+                })
+            }
+            ReadyWait::TimedOut => {
+                kill_and_reap(&mut child);
+                Err(SysError::SpawnTimeout {
+                    program: program.to_owned(),
+                    timeout,
+                })
+            }
+            ReadyWait::Failed(source) => {
+                kill_and_reap(&mut child);
+                Err(SysError::Spawn {
+                    program: program.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+
     /// Waits for a daemon's launcher to exit, returns the daemon's pid from the pid file.
     fn finish_daemon_start(
         mut launcher: Child,
@@ -150,9 +263,11 @@ impl Processes for LinuxSys {
         command
             .args(args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .stdin(stdio(&spec.stdin, true).map_err(spawn_error)?)
             // Its own process group: a Ctrl-C aimed at netctl must not take helpers down.
             .process_group(0);
+        if !matches!(spec.mode, SpawnMode::ReadyPipe { .. }) {
+            command.stdin(stdio(&spec.stdin, true).map_err(spawn_error)?);
+        }
         let pid = match &spec.mode {
             SpawnMode::Foreground => {
                 command
@@ -163,15 +278,25 @@ impl Processes for LinuxSys {
                 // Not reaped yet, so its /proc entry is there.
                 let Some((_, start_time)) = stat_fields(pid) else {
                     // Without a start time it could never be told from a recycled pid.
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    kill_and_reap(&mut child);
                     return Err(spawn_error(io::Error::other(
                         "cannot read its start time from /proc",
                     )));
                 };
-                // Reap it when it exits so it does not linger as a zombie of ours.
-                std::thread::spawn(move || child.wait());
+                reap_later(child);
                 return Ok(Spawned { pid, start_time });
+            }
+            SpawnMode::ReadyPipe { timeout } => {
+                let (reader, writer) = io::pipe().map_err(spawn_error)?;
+                command
+                    .stdin(Stdio::from(writer))
+                    .stdout(stdio(&spec.stdout, false).map_err(spawn_error)?)
+                    .stderr(stdio(&spec.stderr, false).map_err(spawn_error)?);
+                let child = command.spawn().map_err(spawn_error)?;
+                // `command` holds our copy of the write end; the pipe reports end of file only
+                // once the program's copy is the last one and it closes it.
+                drop(command);
+                return Self::finish_ready_start(child, &program, reader, *timeout);
             }
             SpawnMode::Daemon { pid_file, timeout } => {
                 // A stale file from an earlier run must not be mistaken for the new daemon's.
@@ -198,6 +323,57 @@ impl Processes for LinuxSys {
                 output: String::new(),
             })?;
         Ok(Spawned { pid, start_time })
+    }
+
+    fn run(&self, spec: &SpawnSpec, timeout: Duration) -> SysResult<RunOutput> {
+        let program = spec.program();
+        let Some((argv0, args)) = spec.argv.split_first() else {
+            return Err(SysError::InvalidInput {
+                what: "command line",
+                value: String::new(),
+                reason: "argv must name a program",
+            });
+        };
+        if spec.mode != SpawnMode::Foreground {
+            return Err(SysError::InvalidInput {
+                what: "run mode",
+                value: spec.command_line(),
+                reason: "a program run to completion must be spawned in the foreground mode",
+            });
+        }
+        let spawn_error = |source| SysError::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let child = Command::new(argv0)
+            .args(args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(stdio(&spec.stdin, true).map_err(spawn_error)?)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(spawn_error)?;
+        let pid = child.id();
+        // Collecting the output and the exit status on a thread keeps the timeout honest even
+        // when the program fills a pipe and blocks.
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        let Ok(output) = result.recv_timeout(timeout) else {
+            // Still unreaped (the thread waits on it), so the pid is still this program.
+            let _ = self.kill(pid, Signal::SIGKILL);
+            let _ = result.recv_timeout(RUN_KILL_WAIT);
+            return Err(SysError::SpawnTimeout { program, timeout });
+        };
+        let output = output.map_err(spawn_error)?;
+        Ok(RunOutput {
+            success: output.status.success(),
+            status: output.status.to_string(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
     }
 
     fn process_start_time(&self, pid: u32) -> Option<u64> {

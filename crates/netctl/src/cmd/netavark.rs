@@ -32,9 +32,11 @@ pub struct NetavarkCli {
     /// Accepted for compatibility; netctl runs as root.
     #[arg(short = 'r', long = "rootless", global = true)]
     rootless: Option<String>,
-    /// Accepted for compatibility; netctl does not run aardvark-dns.
+    /// Accepted for compatibility; netctl does not run aardvark-dns. An OS string, not a path:
+    /// podman sends `--aardvark-binary=` (empty) when it found no aardvark-dns, and clap's path
+    /// parser rejects empty values.
     #[arg(short = 'a', long = "aardvark-binary", global = true)]
-    aardvark_binary: Option<PathBuf>,
+    aardvark_binary: Option<std::ffi::OsString>,
     /// nftables (iptables and firewalld are served by nftables too) or none.
     #[arg(long = "firewall-driver", env = "NETAVARK_FW", global = true)]
     firewall_driver: Option<String>,
