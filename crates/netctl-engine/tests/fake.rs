@@ -26,6 +26,7 @@ ports = ["8080:80/tcp", "127.0.0.1:9000-9001:9000-9001/udp"]
 
 [containers.client]
 networks.demo = {}
+ports = ["80"] # host port chosen at apply, then kept
 
 [containers.quiet]
 mode = "none"
