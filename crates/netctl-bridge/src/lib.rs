@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 use netctl_sys::{BridgeSpec, LinkChange, NsRef, Route, Sys, SysError, VethSpec};
-use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock};
+use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock, error_chain};
 
 /// Metric of the default route of a container's first interface (netavark's default); later
 /// interfaces get the next ones so two networks' default routes never collide.
@@ -131,17 +131,6 @@ pub enum BridgeError {
 #[derive(Debug, thiserror::Error)]
 #[error("teardown met {} error(s): {}", .0.len(), .0.iter().map(|e| error_chain(e)).collect::<Vec<_>>().join("; "))]
 pub struct TeardownErrors(pub Vec<BridgeError>);
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
 
 /// Makes the network's bridge exist as recorded; only changes what differs.
 pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {

@@ -15,7 +15,7 @@ use netctl_state::{
     generate_id, random_ula,
 };
 use netctl_sys::{LinkChange, NsRef};
-use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec};
+use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
 use serde::Serialize;
 
 use crate::{Engine, EngineError, Result, files, fwmap, observe};
@@ -669,16 +669,35 @@ impl<'e, 'a> Run<'e, 'a> {
         Ok(())
     }
 
-    fn detach(&mut self, container: &str, network: &str) -> Result<()> {
+    /// An attachment with its container and network, as recorded (all three, or `None`).
+    fn attachment_parts(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<
+        Option<(
+            netctl_state::AttachmentRecord,
+            ContainerRecord,
+            NetworkRecord,
+        )>,
+    > {
         let read = self.engine.store.read()?;
-        let (Some(att), Some(ctr), Some(net)) = (
-            read.attachment(container, network)?,
-            read.container(container)?,
-            read.network(network)?,
-        ) else {
+        Ok(
+            match (
+                read.attachment(container, network)?,
+                read.container(container)?,
+                read.network(network)?,
+            ) {
+                (Some(att), Some(ctr), Some(net)) => Some((att, ctr, net)),
+                _ => None,
+            },
+        )
+    }
+
+    fn detach(&mut self, container: &str, network: &str) -> Result<()> {
+        let Some((att, ctr, net)) = self.attachment_parts(container, network)? else {
             return Ok(());
         };
-        drop(read);
         let bn = bridge_network(&net);
         netctl_bridge::teardown(self.engine.sys, &bn, &bridge_attachment(&ctr, &net, &att))?;
         self.engine
@@ -711,17 +730,11 @@ impl<'e, 'a> Run<'e, 'a> {
 
     /// Re-creates an attachment with its recorded addresses, MAC and interface name.
     fn attachment_repair(&mut self, container: &str, network: &str) -> Result<()> {
-        let read = self.engine.store.read()?;
-        let (Some(att), Some(ctr), Some(net)) = (
-            read.attachment(container, network)?,
-            read.container(container)?,
-            read.network(network)?,
-        ) else {
+        let Some((att, ctr, net)) = self.attachment_parts(container, network)? else {
             return Err(EngineError::Invalid(format!(
                 "attachment {container} -> {network} is not recorded"
             )));
         };
-        drop(read);
         let bn = bridge_network(&net);
         let ba = bridge_attachment(&ctr, &net, &att);
         netctl_bridge::ensure_network(self.engine.sys, &bn)?;
@@ -836,17 +849,6 @@ fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {
     }
 }
 
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
-
 /// Plan, execute, record, verify.
 pub(crate) fn apply(
     engine: &Engine<'_>,
@@ -887,7 +889,7 @@ pub(crate) fn execute(
     let mut failed = None;
     for step in &plan.steps {
         if let Err(e) = run.step(&step.resource, step.action) {
-            failed = Some((format!("{} {}", action_word(step.action), step.resource), e));
+            failed = Some((format!("{} {}", step.action, step.resource), e));
             break;
         }
     }
@@ -950,16 +952,6 @@ pub(crate) fn execute(
         return Err(EngineError::Verify(problems.join("; ")));
     }
     Ok(ApplyReport { plan, generation })
-}
-
-fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Repair => "repair",
-        Action::Delete => "delete",
-    }
 }
 
 /// A desired state that keeps everything recorded except the named containers and networks

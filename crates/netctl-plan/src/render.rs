@@ -85,6 +85,12 @@ pub fn render_text(plan: &Plan) -> String {
     out
 }
 
+impl Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(action_word(*self))
+    }
+}
+
 fn action_word(action: Action) -> &'static str {
     match action {
         Action::Create => "create",

@@ -33,6 +33,18 @@ pub use ports::{
     CHOOSE_HOST_PORT, PortMapping, PortSpecError, Protocol, ProtocolParseError, canonical_host_ip,
     expand_ports, normalize_ports, parse_port_spec,
 };
+/// An error and all its causes on one line, `outer: cause: root cause`, as netctl prints them.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
 pub use wire::{
     LeaseRange, NetAddress, NetInterface, Network, NetworkAttachments, NetworkOptions,
     PerNetworkOptions, Route, StatusBlock, Subnet,
