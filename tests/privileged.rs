@@ -231,6 +231,12 @@ sandbox_test! {
 }
 
 sandbox_test! {
+    fn drift_deleted_table_is_repaired(sb) {
+        drift_case(sb, &[&["nft", "delete", "table", "inet", "netctl"]], "nftables table inet netctl");
+    }
+}
+
+sandbox_test! {
     fn drift_deleted_namespace_is_repaired(sb) {
         drift_case(sb, &[&["ip", "netns", "del", "web"]], "network namespace /run/netns/web is missing");
     }
