@@ -218,7 +218,7 @@ impl<'a> Engine<'a> {
     /// podman's status blocks.
     pub fn netavark_setup(
         &self,
-        netns: PathBuf,
+        netns: &Path,
         opts: &netctl_types::NetworkOptions,
     ) -> Result<std::collections::BTreeMap<String, netctl_types::StatusBlock>> {
         podman::setup(self, netns, opts)

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::Path;
 
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
@@ -104,7 +104,7 @@ fn keep_step(resource: &Resource, container: &str, networks: &BTreeSet<String>) 
 /// status block per network.
 pub(crate) fn setup(
     engine: &Engine<'_>,
-    netns: PathBuf,
+    netns: &Path,
     opts: &NetworkOptions,
 ) -> Result<BTreeMap<String, StatusBlock>> {
     if opts.networks.is_empty() {
@@ -183,7 +183,7 @@ pub(crate) fn setup(
         .containers
         .entry(name.clone())
         .or_insert_with(|| ContainerSpec {
-            netns: NetnsSpec::Path(netns.clone()),
+            netns: NetnsSpec::Path(netns.to_path_buf()),
             mode: ContainerMode::Bridge,
             hostname: opts.container_hostname.clone(),
             id: Some(opts.container_id.clone()),

@@ -120,7 +120,7 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
                 .with_context(|| format!("invalid namespace path {}", netns.display()))?;
             let opts = read_options(cli)?;
             let ctx = Ctx::open(&settings)?;
-            let status = ctx.engine().netavark_setup(netns.clone(), &opts)?;
+            let status = ctx.engine().netavark_setup(netns, &opts)?;
             Ok(Some(serde_json::to_string(&status)?))
         }
         NetavarkCommand::Teardown { .. } => {
@@ -133,16 +133,39 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
 }
 
 fn read_options(cli: &NetavarkCli) -> anyhow::Result<netctl_types::NetworkOptions> {
-    let text = match &cli.file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("failed to load network options from {}", path.display()))?,
-        None => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("failed to read network options from stdin")?;
-            text
-        }
+    let text = if let Some(path) = &cli.file {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("failed to load network options from {}", path.display()))?
+    } else {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read network options from stdin")?;
+        text
     };
     serde_json::from_str(&text).context("failed to load network options")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// podman 4 (c/common) passes `--aardvark-binary=` empty when it found no aardvark-dns.
+    #[test]
+    fn parses_podmans_global_options_with_an_empty_aardvark_binary() {
+        let cli = NetavarkCli::try_parse_from([
+            "netavark",
+            "--config",
+            "/run/containers/networks",
+            "--rootless=false",
+            "--aardvark-binary=",
+            "setup",
+            "/run/netns/netns-1",
+        ])
+        .expect("podman's command line parses");
+        assert_eq!(cli.aardvark_binary, Some(std::ffi::OsString::new()));
+        assert!(
+            matches!(&cli.command, NetavarkCommand::Setup { netns } if netns.to_str() == Some("/run/netns/netns-1"))
+        );
+    }
 }
