@@ -3,7 +3,8 @@
 //! It models what planners and backends depend on: namespaces (each new one has `lo`, down),
 //! links (bridges, veth pairs spanning namespaces, masters, aliases, renames), addresses,
 //! routes (the kernel's connected routes are derived from addresses on up links), sysctls,
-//! nftables tables ([`nft`]), and processes. It behaves like the kernel where a planner could
+//! nftables tables ([`nft`]), and processes (programs run to completion return what
+//! [`FakeSys::set_run_output`] scripted). It behaves like the kernel where a planner could
 //! get the order wrong: a gateway must be reachable through an up link (`ENETUNREACH`), a link
 //! that is up cannot be renamed (`EBUSY`, as on kernels before live renames), setting a link down drops its IPv6 addresses and its
 //! routes, deleting one end of a veth pair or its namespace deletes the other end.
