@@ -1,0 +1,240 @@
+//! Per-network and per-container data, as elements of the table's sets and maps.
+//!
+//! Invariants:
+//! * A network or a container turns into elements of a fixed list of sets/maps, so the number of
+//!   commands to add or remove it never depends on what else is in the table.
+//! * Elements are kept sorted per set, so batches (and their snapshots) are stable.
+//! * The first value given for a map key wins, as the first matching rule did in netavark; a
+//!   conflicting later one is dropped here (a rebuild still succeeds) and is rejected by nft
+//!   when it comes alone through the fast path.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use nftables::expr::Expression;
+use nftables::schema::{Element, NfCmd, NfListObject};
+
+use crate::expr::{Expr, concat, number, prefix, string};
+use crate::layout::{Store, TABLE_FAMILY, TABLE_NAME};
+use crate::model::{FwContainer, FwNetwork, HostIp, Isolate, Protocol};
+
+/// One part of an element key or value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Atom {
+    Ifname(String),
+    Net(IpNet),
+    Addr(IpAddr),
+    Proto(Protocol),
+    /// A raw number: only the presence probe uses it (protocol 0, which no mapping has).
+    Number(u32),
+    Port(u16),
+}
+
+impl Atom {
+    fn to_expr(&self) -> Expr {
+        match self {
+            Atom::Ifname(name) => string(name.clone()),
+            Atom::Net(net) => prefix(net.network().to_string(), net.prefix_len()),
+            Atom::Addr(addr) => string(addr.to_string()),
+            Atom::Proto(proto) => string(proto.as_str()),
+            Atom::Number(n) => number(*n),
+            Atom::Port(port) => number(u32::from(*port)),
+        }
+    }
+}
+
+type Key = Vec<Atom>;
+
+/// Elements grouped by the set or map they belong to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Elements {
+    stores: BTreeMap<Store, BTreeMap<Key, Option<Atom>>>,
+}
+
+/// What to do with a group of elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ElementOp {
+    /// `add element`: succeeds when an identical element is already there.
+    Add,
+    /// `add element` then `delete element`: removes the elements whether or not they are
+    /// there (the add makes the delete safe), and fails when a key holds a different value,
+    /// so another container's port is never removed by mistake.
+    Remove,
+}
+
+impl Elements {
+    fn insert(&mut self, store: Store, key: Key, value: Option<Atom>) {
+        self.stores
+            .entry(store)
+            .or_default()
+            .entry(key)
+            .or_insert(value);
+    }
+
+    fn insert_pair(&mut self, stores: (Store, Store), key: Key, addr: IpAddr, port: u16) {
+        self.insert(stores.0, key.clone(), Some(Atom::Addr(addr)));
+        self.insert(stores.1, key, Some(Atom::Port(port)));
+    }
+
+    /// The elements one network contributes.
+    pub(crate) fn add_network(&mut self, network: &FwNetwork) {
+        let bridge = || Atom::Ifname(network.bridge.clone());
+        self.insert(Store::Bridges, vec![bridge()], None);
+        self.insert(Store::BridgePairs, vec![bridge(), bridge()], None);
+        if matches!(network.isolate, Isolate::Enabled | Isolate::Strict) {
+            self.insert(Store::IsolatedBridges, vec![bridge()], None);
+        }
+        if network.isolate == Isolate::Strict {
+            self.insert(Store::StrictBridges, vec![bridge()], None);
+        }
+        if network.internal {
+            self.insert(Store::InternalBridges, vec![bridge()], None);
+            return;
+        }
+        for subnet in &network.subnets {
+            let subnet = subnet.trunc();
+            let (nat, same) = match subnet {
+                IpNet::V4(_) => (Store::NatSubnetsV4, Store::SameSubnetV4),
+                IpNet::V6(_) => (Store::NatSubnetsV6, Store::SameSubnetV6),
+            };
+            self.insert(nat, vec![Atom::Net(subnet)], None);
+            self.insert(same, vec![Atom::Net(subnet), Atom::Net(subnet)], None);
+        }
+    }
+
+    /// The elements one container attachment contributes: its port forwards.
+    ///
+    /// Like netavark, a port published on one host address of a family the container has no
+    /// address in is left out, and so is every family the container lacks.
+    pub(crate) fn add_container(&mut self, container: &FwContainer) {
+        for port in &container.ports {
+            let proto = Atom::Proto(port.protocol);
+            for (host_port, container_port) in port.pairs() {
+                if let Some(v4) = container.ipv4
+                    && port.host_ip.covers_v4()
+                {
+                    let (stores, key) = match port.host_ip {
+                        HostIp::Addr(ip) => (
+                            (Store::Dnat4IpAddr, Store::Dnat4IpPort),
+                            vec![Atom::Addr(ip), proto.clone(), Atom::Port(host_port)],
+                        ),
+                        _ => (
+                            (Store::Dnat4AnyAddr, Store::Dnat4AnyPort),
+                            vec![proto.clone(), Atom::Port(host_port)],
+                        ),
+                    };
+                    self.insert_pair(stores, key, IpAddr::V4(v4), container_port);
+                }
+                if let Some(v6) = container.ipv6
+                    && port.host_ip.covers_v6()
+                {
+                    let (stores, key) = match port.host_ip {
+                        HostIp::Addr(ip) => (
+                            (Store::Dnat6IpAddr, Store::Dnat6IpPort),
+                            vec![Atom::Addr(ip), proto.clone(), Atom::Port(host_port)],
+                        ),
+                        _ => (
+                            (Store::Dnat6AnyAddr, Store::Dnat6AnyPort),
+                            vec![proto.clone(), Atom::Port(host_port)],
+                        ),
+                    };
+                    self.insert_pair(stores, key, IpAddr::V6(v6), container_port);
+                }
+            }
+        }
+    }
+
+    /// One element per set and map that no real network or container can produce: an
+    /// interface name with a `/`, the limited-broadcast and a reserved multicast prefix, and
+    /// protocol number 0.
+    pub(crate) fn sentinels() -> Self {
+        let mut elements = Elements::default();
+        let ifname = || Atom::Ifname("netctl/probe".to_owned());
+        let net4 = || Atom::Net(IpNet::from(IpAddr::V4(Ipv4Addr::BROADCAST)));
+        let net6 = || {
+            Atom::Net(IpNet::from(IpAddr::V6(Ipv6Addr::new(
+                0xff00, 0, 0, 0, 0, 0, 0, 0,
+            ))))
+        };
+        let v4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let v6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let any_key = || vec![Atom::Number(0), Atom::Port(0)];
+        for store in Store::ALL {
+            let (key, value) = match store {
+                Store::Bridges
+                | Store::IsolatedBridges
+                | Store::StrictBridges
+                | Store::InternalBridges => (vec![ifname()], None),
+                Store::BridgePairs => (vec![ifname(), ifname()], None),
+                Store::NatSubnetsV4 => (vec![net4()], None),
+                Store::NatSubnetsV6 => (vec![net6()], None),
+                Store::SameSubnetV4 => (vec![net4(), net4()], None),
+                Store::SameSubnetV6 => (vec![net6(), net6()], None),
+                Store::Dnat4AnyAddr => (any_key(), Some(Atom::Addr(v4))),
+                Store::Dnat6AnyAddr => (any_key(), Some(Atom::Addr(v6))),
+                Store::Dnat4AnyPort | Store::Dnat6AnyPort => (any_key(), Some(Atom::Port(0))),
+                Store::Dnat4IpAddr => (
+                    vec![Atom::Addr(v4), Atom::Number(0), Atom::Port(0)],
+                    Some(Atom::Addr(v4)),
+                ),
+                Store::Dnat4IpPort => (
+                    vec![Atom::Addr(v4), Atom::Number(0), Atom::Port(0)],
+                    Some(Atom::Port(0)),
+                ),
+                Store::Dnat6IpAddr => (
+                    vec![Atom::Addr(v6), Atom::Number(0), Atom::Port(0)],
+                    Some(Atom::Addr(v6)),
+                ),
+                Store::Dnat6IpPort => (
+                    vec![Atom::Addr(v6), Atom::Number(0), Atom::Port(0)],
+                    Some(Atom::Port(0)),
+                ),
+            };
+            elements.insert(store, key, value);
+        }
+        elements
+    }
+
+    /// The commands for these elements: per set or map, in table order, one `add element`
+    /// (or an add and a delete for [`ElementOp::Remove`]). Empty sets give no command, since
+    /// nft rejects an empty element list.
+    pub(crate) fn commands(&self, op: ElementOp) -> Vec<NfCmd<'static>> {
+        let mut commands = Vec::new();
+        for (store, elements) in &self.stores {
+            if elements.is_empty() {
+                continue;
+            }
+            let elem: Vec<Expr> = elements
+                .iter()
+                .map(|(key, value)| {
+                    let key = concat(key.iter().map(Atom::to_expr).collect());
+                    match value {
+                        None => key,
+                        Some(value) => Expression::List(vec![key, value.to_expr()]),
+                    }
+                })
+                .collect();
+            let element = || {
+                NfListObject::Element(Element {
+                    family: TABLE_FAMILY,
+                    table: Cow::Borrowed(TABLE_NAME),
+                    name: Cow::Borrowed(store.name()),
+                    elem: Cow::Owned(elem.clone()),
+                })
+            };
+            commands.push(NfCmd::Add(element()));
+            if op == ElementOp::Remove {
+                commands.push(NfCmd::Delete(element()));
+            }
+        }
+        commands
+    }
+
+    /// How many elements there are in all.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.stores.values().map(BTreeMap::len).sum()
+    }
+}
