@@ -446,3 +446,95 @@ sandbox_test! {
         assert!(err["error"].as_str().unwrap().contains("/nonexistent/ns"), "{err}");
     }
 }
+
+const USER_MODE: &str = r#"
+[containers.worker]
+mode = "pasta"
+ports = ["127.0.0.1:7000-7002:7000-7002/tcp", "127.0.0.1:7100:7100/udp"]
+pasta = ["--mtu", "1500"]
+
+[containers.runner]
+mode = "slirp4netns"
+ports = [
+  { host_ip = "127.0.0.1", host_port = 5000, container_port = 80, range = 2 },
+  { host_ip = "127.0.0.1", host_port = 5100, container_port = 5100, protocol = "udp" },
+]
+slirp4netns = { cidr = "10.0.3.0/24", mtu = 1400, enable_ipv6 = false, allow_host_loopback = true }
+"#;
+
+/// Pids of running `name` helpers, by command line (pasta runs as `passt.avx2` and the like).
+fn helper_pids(name: &str) -> Vec<String> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("^{name} ")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+sandbox_test! {
+    /// pasta and slirp4netns containers: ports (tcp, udp, a range) reach listeners inside, the
+    /// namespace looks as the options say, a killed helper is drift that apply repairs, and
+    /// destroy leaves no helper running.
+    fn pasta_and_slirp4netns_containers(sb) {
+        let file = write(sb, "user.toml", USER_MODE);
+        ok(&["apply", "-f", &file]);
+        assert!(ok(&["apply", "-f", &file]).contains("No changes"));
+
+        // pasta copies the uplink's address and routes; the MTU is the one asked for.
+        let addr = sb.ns_run("worker", &["ip", "-o", "-4", "addr", "show", "uplink0"]);
+        assert!(addr.contains("192.0.2.10/24"), "{addr}");
+        assert!(sb.ns_run("worker", &["ip", "route"]).contains("default via 192.0.2.1"));
+        assert!(sb.ns_run("worker", &["ip", "-o", "link", "show", "uplink0"]).contains("mtu 1500"));
+        // slirp4netns: cidr+100, gateway cidr+2, its MTU; resolv.conf points at cidr+3.
+        assert!(sb.ns_run("runner", &["ip", "-o", "-4", "addr", "show", "tap0"]).contains("10.0.3.100/24"));
+        assert!(sb.ns_run("runner", &["ip", "route"]).contains("default via 10.0.3.2"));
+        assert!(sb.ns_run("runner", &["ip", "-o", "link", "show", "tap0"]).contains("mtu 1400"));
+        assert!(std::fs::read_to_string("/etc/netns/runner/resolv.conf").unwrap().contains("nameserver 10.0.3.3"));
+        let inspect: serde_json::Value = serde_json::from_str(&ok(&["-o", "json", "inspect", "runner"])).unwrap();
+        assert_eq!(inspect["IPAddress"], "10.0.3.100", "{inspect}");
+        assert_eq!(inspect["Ports"]["81/tcp"][0]["HostPort"], "5001", "{inspect}");
+
+        let _p = sb.listen(Some("worker"), Proto::Tcp, "0.0.0.0", 7002);
+        let _pu = sb.listen(Some("worker"), Proto::Udp, "0.0.0.0", 7100);
+        let _s = sb.listen(Some("runner"), Proto::Tcp, "0.0.0.0", 81);
+        let _su = sb.listen(Some("runner"), Proto::Udp, "0.0.0.0", 5100);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 7002).is_some(), "pasta tcp range");
+        assert!(sb.probe(None, Proto::Udp, "127.0.0.1", 7100).is_some(), "pasta udp");
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 5001).is_some(), "slirp tcp range");
+        assert!(sb.probe(None, Proto::Udp, "127.0.0.1", 5100).is_some(), "slirp udp");
+
+        // Kill pasta: plan shows it, apply brings the ports back.
+        sb.run(&["pkill", "-f", "^pasta "]);
+        // A dying process lingers a moment (state D) after its command line is gone.
+        assert!(
+            sb.wait_for(std::time::Duration::from_secs(5), || plan_code(&file).0 == 2),
+            "a killed helper shows as drift"
+        );
+        let (_, text) = plan_code(&file);
+        assert!(text.contains("helper process is not running"), "{text}");
+        ok(&["apply", "-f", &file]);
+        assert_eq!(plan_code(&file).0, 0);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 7002).is_some(), "pasta ports back after repair");
+
+        ok(&["destroy", "--all"]);
+        assert!(helper_pids("pasta").is_empty() && helper_pids("slirp4netns").is_empty(), "no helper left");
+        assert!(!std::path::Path::new("/run/netns/worker").exists());
+    }
+}
+
+sandbox_test! {
+    /// A helper that refuses its options fails the apply with its own message, and nothing is
+    /// left: no process, no namespace, no record.
+    fn failing_helper_leaves_nothing(sb) {
+        let file = write(sb, "bad.toml", "[containers.w]\nmode = \"pasta\"\npasta = [\"--no-such-pasta-option\"]\n");
+        let out = netctl(&["apply", "-f", &file]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-pasta-option"), "{}", describe(&out));
+        assert!(helper_pids("pasta").is_empty());
+        assert!(!std::path::Path::new("/run/netns/w").exists());
+        assert!(!ok(&["show"]).contains(" w "), "no record left");
+    }
+}

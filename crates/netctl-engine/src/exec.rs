@@ -10,9 +10,9 @@ use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
 use netctl_firewall::Change as FwChange;
 use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
 use netctl_state::{
-    AttachRequest, ContainerRecord, LeaseRange, MacAddr as RecMac, NetnsRecord, NetworkDriver,
-    NetworkRecord, StateRead as _, SubnetRecord, choose_bridge_name, choose_ipv4_subnet,
-    generate_id, random_ula,
+    AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
+    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, StateRead as _, SubnetRecord,
+    choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
 };
 use netctl_sys::{LinkChange, NsRef};
 use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
@@ -49,6 +49,7 @@ enum Undo {
         att: BridgeAttachment,
     },
     FilesWritten(ContainerRecord),
+    HelperStarted(HelperRecord),
 }
 
 struct Run<'e, 'a> {
@@ -513,15 +514,6 @@ impl<'e, 'a> Run<'e, 'a> {
         let target = self.target.containers.get(name).ok_or_else(|| {
             EngineError::Invalid(format!("container {name} is not in the desired state"))
         })?;
-        if !matches!(
-            target.mode,
-            netctl_state::NetworkMode::Bridge | netctl_state::NetworkMode::None
-        ) {
-            return Err(EngineError::Invalid(format!(
-                "container {name}: mode {} is not supported by this version of netctl yet",
-                target.mode
-            )));
-        }
         let sys = self.engine.sys;
         let id = if target.id.is_empty() {
             generate_id(&mut rand::rng())
@@ -567,6 +559,67 @@ impl<'e, 'a> Run<'e, 'a> {
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
         self.journal.push(Undo::ContainerRecorded(name.to_owned()));
+        self.start_helper(&record)
+    }
+
+    /// Starts the container's pasta or slirp4netns (nothing for other modes) and records it.
+    fn start_helper(&mut self, ctr: &ContainerRecord) -> Result<()> {
+        let sys = self.engine.sys;
+        let run_dir = &self.engine.cfg.run_dir;
+        let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+        let ports = fwmap::ports_of(ctr);
+        let (kind, pid, start_time, argv) = match ctr.mode {
+            NetworkMode::Pasta => {
+                let mut cfg = netctl_pasta::PastaConfig::new(
+                    &ctr.netns.path,
+                    netctl_pasta::pid_file(run_dir, &ctr.name),
+                );
+                cfg.ports = ports;
+                cfg.options.clone_from(&spec.pasta);
+                let started = netctl_pasta::start(sys, &cfg)?;
+                (
+                    HelperKind::Pasta,
+                    started.pid,
+                    started.start_time,
+                    started.argv,
+                )
+            }
+            NetworkMode::Slirp4netns => {
+                let mut cfg = netctl_slirp::SlirpConfig::new(
+                    &ctr.netns.path,
+                    netctl_slirp::files_dir(run_dir, &ctr.name),
+                );
+                cfg.options = spec.slirp4netns.clone().unwrap_or_default();
+                cfg.ports = ports;
+                let started = netctl_slirp::start(sys, &cfg)?;
+                (
+                    HelperKind::Slirp4netns,
+                    started.pid,
+                    started.start_time,
+                    started.argv,
+                )
+            }
+            NetworkMode::Bridge | NetworkMode::None => return Ok(()),
+        };
+        let helper = HelperRecord {
+            container: ctr.name.clone(),
+            kind,
+            pid,
+            start_time,
+            argv,
+        };
+        // Journal before recording: a failed record must not leave the process running.
+        self.journal.push(Undo::HelperStarted(helper.clone()));
+        self.engine.store.write(|tx| tx.put_helper(&helper))?;
+        Ok(())
+    }
+
+    /// Stops the container's recorded helper, if any, and forgets it.
+    fn stop_helper(&mut self, name: &str) -> Result<()> {
+        if let Some(helper) = self.engine.store.read()?.helper(name)? {
+            stop_helper_process(self.engine, &helper)?;
+            self.engine.store.write(|tx| tx.remove_helper(name))?;
+        }
         Ok(())
     }
 
@@ -578,6 +631,11 @@ impl<'e, 'a> Run<'e, 'a> {
         record.ports = serde_json::to_value(choose_host_ports(&target.ports, &self.now()?, name)?)
             .expect("ports serialise");
         self.engine.store.write(|tx| tx.put_container(&record))?;
+        if matches!(record.mode, NetworkMode::Pasta | NetworkMode::Slirp4netns) {
+            // pasta takes its ports on the command line: a change means a new helper.
+            self.stop_helper(name)?;
+            self.start_helper(&record)?;
+        }
         Ok(())
     }
 
@@ -600,6 +658,18 @@ impl<'e, 'a> Run<'e, 'a> {
             sys.set_link(&NsRef::path(path.clone()), "lo", &LinkChange::up())
                 .map_err(sys_err("set lo up"))?;
         }
+        if matches!(record.mode, NetworkMode::Pasta | NetworkMode::Slirp4netns) {
+            let alive = self
+                .engine
+                .store
+                .read()?
+                .helper(name)?
+                .is_some_and(|h| sys.is_alive(h.pid, h.start_time));
+            if !alive {
+                self.stop_helper(name)?;
+                self.start_helper(&record)?;
+            }
+        }
         // Files are rewritten in the files phase (the container is touched).
         Ok(())
     }
@@ -619,6 +689,7 @@ impl<'e, 'a> Run<'e, 'a> {
         for network in networks {
             self.detach(name, &network)?;
         }
+        self.stop_helper(name)?;
         if record.netns.managed {
             self.engine
                 .sys
@@ -782,6 +853,14 @@ impl<'e, 'a> Run<'e, 'a> {
                     files::remove(&self.engine.cfg, &ctr);
                     Ok(())
                 }
+                Undo::HelperStarted(helper) => {
+                    let stopped = stop_helper_process(self.engine, &helper);
+                    let forgotten = store
+                        .write(|tx| tx.remove_helper(&helper.container))
+                        .map(drop)
+                        .map_err(EngineError::from);
+                    stopped.and(forgotten)
+                }
             };
             if let Err(e) = result {
                 errors.push(error_chain(&e));
@@ -836,6 +915,24 @@ fn choose_host_ports(
         out.push(port);
     }
     Ok(out)
+}
+
+/// Stops a recorded helper process (gone already is fine).
+fn stop_helper_process(engine: &Engine<'_>, helper: &HelperRecord) -> Result<()> {
+    match helper.kind {
+        HelperKind::Pasta => {
+            netctl_pasta::stop(engine.sys, helper.pid, helper.start_time)?;
+        }
+        HelperKind::Slirp4netns => {
+            let socket = netctl_slirp::SlirpConfig::new(
+                "",
+                netctl_slirp::files_dir(&engine.cfg.run_dir, &helper.container),
+            )
+            .api_socket;
+            netctl_slirp::stop(engine.sys, helper.pid, helper.start_time, &socket)?;
+        }
+    }
+    Ok(())
 }
 
 fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {

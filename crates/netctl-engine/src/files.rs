@@ -24,17 +24,57 @@ pub fn container_files_dir(cfg: &Config, ctr: &ContainerRecord) -> PathBuf {
     }
 }
 
-/// The hosts and resolv.conf a container should have, or `None` for modes whose helper writes
-/// no files.
-pub(crate) fn expected(
+/// The hosts and resolv.conf a container should have (podman's rules for each mode).
+pub(crate) fn expected(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> (String, String) {
+    let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+    match ctr.mode {
+        NetworkMode::Bridge | NetworkMode::None => bridge_files(cfg, rec, ctr, &spec),
+        NetworkMode::Pasta | NetworkMode::Slirp4netns => user_mode_files(cfg, ctr, &spec),
+    }
+}
+
+/// pasta: no entry of its own (podman adds none; the namespace has the host's addresses);
+/// slirp4netns: its fixed address (cidr+100) and DNS forwarder (cidr+3).
+fn user_mode_files(cfg: &Config, ctr: &ContainerRecord, spec: &ContainerSpec) -> (String, String) {
+    let host_resolv = read_host_resolv(&cfg.host_resolv);
+    let (entries, resolv_params) = if ctr.mode == NetworkMode::Slirp4netns {
+        let opts = spec.slirp4netns.clone().unwrap_or_default();
+        (
+            netctl_slirp::hosts_entries(&opts, &ctr.hostname, &ctr.name),
+            netctl_slirp::resolv_params(&opts, &spec.dns_servers, &spec.dns_search, host_resolv),
+        )
+    } else {
+        (
+            Vec::new(),
+            ResolvParams {
+                host_content: host_resolv,
+                nameservers: spec.dns_servers.clone(),
+                searches: spec.dns_search.clone(),
+                options: Vec::new(),
+                keep_host_servers: spec.dns_servers.is_empty(),
+                ipv6: true,
+            },
+        )
+    };
+    let hosts_text = hosts::new_hosts(&HostsParams {
+        extra_hosts: spec
+            .extra_hosts
+            .iter()
+            .filter_map(|e| hosts::parse_extra_host(e).ok())
+            .collect(),
+        base: std::fs::read_to_string(&cfg.host_hosts).ok(),
+        host_containers_internal: None,
+        container_entries: entries,
+    });
+    (hosts_text, resolv::new_resolv_conf(&resolv_params))
+}
+
+fn bridge_files(
     cfg: &Config,
     rec: &Recorded,
     ctr: &ContainerRecord,
-) -> Option<(String, String)> {
-    if !matches!(ctr.mode, NetworkMode::Bridge | NetworkMode::None) {
-        return None;
-    }
-    let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+    spec: &ContainerSpec,
+) -> (String, String) {
     // In interface order (eth0 first), so the primary network comes first.
     let mut atts: Vec<_> = rec
         .attachments
@@ -82,7 +122,7 @@ pub(crate) fn expected(
         keep_host_servers: spec.dns_servers.is_empty(),
         ipv6: ips.iter().any(IpAddr::is_ipv6),
     });
-    Some((hosts_text, resolv_text))
+    (hosts_text, resolv_text)
 }
 
 /// The host's resolv.conf, following a systemd-resolved or NetworkManager stub to the real
@@ -97,9 +137,7 @@ fn read_host_resolv(path: &Path) -> Option<String> {
 
 /// Whether a container's files exist with the content netctl would write.
 pub(crate) fn files_match(engine: &Engine<'_>, rec: &Recorded, ctr: &ContainerRecord) -> bool {
-    let Some((hosts_text, resolv_text)) = expected(&engine.cfg, rec, ctr) else {
-        return true;
-    };
+    let (hosts_text, resolv_text) = expected(&engine.cfg, rec, ctr);
     let dir = container_files_dir(&engine.cfg, ctr);
     std::fs::read_to_string(dir.join("hosts")).is_ok_and(|t| t == hosts_text)
         && std::fs::read_to_string(dir.join("resolv.conf")).is_ok_and(|t| t == resolv_text)
@@ -119,17 +157,14 @@ pub(crate) fn sync(
     ctr: &ContainerRecord,
     full: bool,
 ) -> Result<Sync> {
-    let Some((hosts_text, resolv_text)) = expected(cfg, now, ctr) else {
-        return Ok(Sync::Written);
-    };
+    let (hosts_text, resolv_text) = expected(cfg, now, ctr);
     let dir = container_files_dir(cfg, ctr);
     let hosts_path = dir.join("hosts");
     let current = std::fs::read_to_string(&hosts_path).ok();
     let template_before = before
         .containers
         .get(&ctr.name)
-        .and_then(|old| expected(cfg, before, old))
-        .map(|(h, _)| h);
+        .map(|old| expected(cfg, before, old).0);
     let pristine = current.is_none() || current == template_before;
     let how = if full || pristine {
         Sync::Written

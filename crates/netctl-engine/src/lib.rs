@@ -73,6 +73,10 @@ pub enum EngineError {
     Firewall(Box<netctl_firewall::FirewallError>),
     #[error(transparent)]
     File(Box<netctl_dns::FileError>),
+    #[error(transparent)]
+    Pasta(Box<netctl_pasta::PastaError>),
+    #[error(transparent)]
+    Slirp(Box<netctl_slirp::SlirpError>),
     #[error("{0}")]
     Invalid(String),
     #[error("step `{step}` failed; {undone}")]
@@ -102,6 +106,8 @@ boxed_from! {
     netctl_bridge::TeardownErrors => Teardown,
     netctl_firewall::FirewallError => Firewall,
     netctl_dns::FileError => File,
+    netctl_pasta::PastaError => Pasta,
+    netctl_slirp::SlirpError => Slirp,
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

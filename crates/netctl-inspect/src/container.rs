@@ -358,6 +358,53 @@ pub fn container_inspect(
     Ok(settings)
 }
 
+/// `inspect` for a container without networks whose interfaces were read from its live
+/// namespace (pasta, slirp4netns): podman's rule for a status with no networks, one status
+/// block copied to the top level. podman shows no addresses at all for these modes; netctl
+/// shows what the namespace has.
+pub fn container_inspect_status(
+    ctr: &ContainerRecord,
+    status: &netctl_types::StatusBlock,
+) -> Result<NetworkSettings, InspectError> {
+    let mut config = BasicNetworkConfig::default();
+    // BTreeMap: interfaces in name order, as podman sorts them.
+    for iface in status.interfaces.values() {
+        for address in &iface.subnets {
+            let ip = address.ipnet.addr();
+            let gateway = gateway_text(address.gateway);
+            match address.ipnet {
+                IpNet::V4(_) if config.ip_address.is_empty() => {
+                    config.ip_address = ip.to_string();
+                    config.ip_prefix_len = address.ipnet.prefix_len();
+                    config.gateway = gateway;
+                }
+                IpNet::V4(_) => config.secondary_ip_addresses.push(secondary(address.ipnet)),
+                IpNet::V6(_) if config.global_ipv6_address.is_empty() => {
+                    config.global_ipv6_address = ip.to_string();
+                    config.global_ipv6_prefix_len = address.ipnet.prefix_len();
+                    config.ipv6_gateway = gateway;
+                }
+                IpNet::V6(_) => config
+                    .secondary_ipv6_addresses
+                    .push(secondary(address.ipnet)),
+            }
+        }
+        if config.mac_address.is_empty() {
+            config.mac_address = iface.mac_address.to_string();
+        } else {
+            config
+                .additional_mac_addresses
+                .push(iface.mac_address.to_string());
+        }
+    }
+    Ok(NetworkSettings {
+        basic: config,
+        ports: port_bindings(&recorded_ports(ctr)?),
+        sandbox_key: ctr.netns.path.display().to_string(),
+        ..NetworkSettings::default()
+    })
+}
+
 /// The container's published ports as recorded; a null (never set) value means none.
 pub fn recorded_ports(ctr: &ContainerRecord) -> Result<Vec<PortMapping>, InspectError> {
     if ctr.ports.is_null() {

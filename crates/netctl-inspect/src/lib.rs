@@ -17,7 +17,8 @@ pub mod text;
 
 pub use container::{
     AdditionalNetwork, Address, BasicNetworkConfig, ContainerPort, ContainerPortParseError,
-    HostPort, InspectError, NetworkSettings, container_inspect, port_bindings, recorded_ports,
+    HostPort, InspectError, NetworkSettings, container_inspect, container_inspect_status,
+    port_bindings, recorded_ports,
 };
 pub use network::{
     IPAM_DRIVER, NetworkRow, format_rfc3339, network_inspect, network_ls_row, render_network_table,

@@ -32,6 +32,12 @@ pub fn render_container_text(settings: &NetworkSettings) -> String {
     field(&mut out, "", "sandbox key", &settings.sandbox_key);
     if settings.networks.is_empty() {
         field(&mut out, "", "networks", "none");
+        // pasta and slirp4netns: what the helper gave the namespace, at the top level.
+        if !settings.basic.mac_address.is_empty() {
+            field(&mut out, "", "mac address", &settings.basic.mac_address);
+        }
+        family(&mut out, &settings.basic, Family::V4);
+        family(&mut out, &settings.basic, Family::V6);
     }
     for (name, network) in &settings.networks {
         let _ = writeln!(out, "network {name}");

@@ -1,6 +1,8 @@
 //! `inspect CONTAINER`, `network ls`, `network inspect NET`: podman-shaped views of the records.
 
-use netctl_state::StateRead as _;
+use anyhow::Context as _;
+use netctl_state::{NetworkMode, StateRead as _};
+use netctl_sys::NsRef;
 
 use crate::Outcome;
 use crate::cli::{InspectArgs, NetworkCommand};
@@ -16,6 +18,18 @@ pub fn inspect(
     let ctx = Ctx::open(settings)?;
     let read = ctx.store.read()?;
     let ctr = read.find_container(&args.container)?;
+    if matches!(ctr.mode, NetworkMode::Pasta | NetworkMode::Slirp4netns) {
+        // No networks of netctl's: read the addresses, MAC and routes the helper gave the
+        // namespace (podman shows nothing here for pasta).
+        let live = netctl_pasta::live::observe(&ctx.sys, &NsRef::path(ctr.netns.path.clone()))
+            .with_context(|| format!("cannot read the network of {}", ctr.netns.path.display()))?;
+        let settings_json = netctl_inspect::container_inspect_status(&ctr, &live.status_block())?;
+        reporter.result(
+            &netctl_inspect::render_container_text(&settings_json),
+            &settings_json,
+        );
+        return Ok(Outcome::Success);
+    }
     let atts = read.container_attachments(&ctr.name)?;
     let nets = atts
         .iter()
