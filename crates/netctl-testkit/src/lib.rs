@@ -402,7 +402,10 @@ impl Sandbox {
         // socat passes the peer's address to the replying child in SOCAT_PEERADDR.
         // Read the request before answering: a reply written before socat has passed the
         // request on makes socat fail on the closed pipe and sometimes drop the reply.
-        let bg = self.spawn(ns, &["socat", &listen, "SYSTEM:read -r _; echo $SOCAT_PEERADDR"]);
+        let bg = self.spawn(
+            ns,
+            &["socat", &listen, "SYSTEM:read -r _; echo $SOCAT_PEERADDR"],
+        );
         let probe_port = port.to_string();
         let ready = self.wait_for(Duration::from_secs(5), || {
             let ss = match ns {
