@@ -131,6 +131,10 @@ sandbox_test! {
         assert!(sb.probe(None, Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "uplink:8080");
         assert!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "outside -> uplink:8080");
         assert!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Tcp, uplink::HOST_V6, 8080).is_some(), "outside -> [uplink]:8080");
+        // Hairpin: a container reaches its own published port, and a neighbour's, through the
+        // host's address.
+        assert!(sb.probe(Some("web"), Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "hairpin to itself");
+        assert!(sb.probe(Some("client"), Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "hairpin from a neighbour");
         // Bound to 127.0.0.1 only.
         let _admin = sb.listen(Some("web"), Proto::Tcp, "0.0.0.0", 9000);
         assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 9000).is_some());

@@ -371,6 +371,9 @@ fn setup_steps(
         &LinkChange {
             master: Some(Some(net.bridge.clone())),
             up: Some(true),
+            // With br_netfilter loaded, a container reaching its own published port (hairpin
+            // NAT) needs its bridge port to send frames back where they came from.
+            hairpin: Some(true),
             ..LinkChange::default()
         },
     )

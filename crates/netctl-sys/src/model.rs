@@ -113,6 +113,9 @@ pub struct LinkChange {
     /// Rename the link. Older kernels refuse to rename a link that is up (`EBUSY`), and so
     /// does the fake, so plans set a link down before renaming it.
     pub new_name: Option<String>,
+    /// Bridge port hairpin mode (the link must be a bridge port): lets a container reach
+    /// itself through the host, e.g. its own published port.
+    pub hairpin: Option<bool>,
 }
 
 impl LinkChange {
@@ -161,6 +164,9 @@ impl fmt::Display for LinkChange {
         }
         if let Some(name) = &self.new_name {
             parts.push(format!("name={name}"));
+        }
+        if let Some(hairpin) = self.hairpin {
+            parts.push(format!("hairpin={hairpin}"));
         }
         f.write_str(&parts.join(" "))
     }

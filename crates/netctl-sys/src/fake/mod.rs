@@ -743,6 +743,10 @@ impl Netlink for FakeSys {
                 return Err(err(Errno::EBUSY));
             }
         }
+        if change.hairpin.is_some() && master.is_none() {
+            // Only a bridge port has a hairpin mode.
+            return Err(err(Errno::EOPNOTSUPP));
+        }
         let went_down = link.up && change.up == Some(false);
         let entry = netns.links.get_mut(&link.index).expect("link was found");
         entry.mtu = mtu;

@@ -11,7 +11,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -162,6 +163,30 @@ fn get_link(conn: &mut Conn, name: &str) -> Result<Option<Link>, ConnError> {
         Err(failure) if failure.errno() == Some(libc::ENODEV) => Ok(None),
         Err(failure) => Err(failed(&ctx)(failure)),
     }
+}
+
+/// Bridge port options (IFLA_INFO_SLAVE_DATA), which RTM_SETLINK does not take: sent as an
+/// RTM_NEWLINK without NLM_F_CREATE, as `ip link set DEV type bridge_slave ...` does.
+fn set_bridge_port(
+    conn: &mut Conn,
+    index: u32,
+    change: &LinkChange,
+    ctx: &OpContext,
+) -> Result<(), ConnError> {
+    let Some(hairpin) = change.hairpin else {
+        return Ok(());
+    };
+    let mut message = LinkMessage::default();
+    message.header.index = index;
+    message.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            hairpin,
+        )])),
+    ]));
+    conn.request(RouteNetlinkMessage::NewLink(message), 0)
+        .map_err(failed(ctx))?;
+    Ok(())
 }
 
 /// The link `name`, or an `ENODEV` error about `ctx`.
@@ -510,6 +535,14 @@ impl Netlink for LinuxSys {
             if change.is_empty() {
                 return Ok(());
             }
+            let port_only = LinkChange {
+                hairpin: None,
+                ..change.clone()
+            }
+            .is_empty();
+            if port_only {
+                return set_bridge_port(conn, link.index, change, &ctx);
+            }
             let mut message = LinkMessage::default();
             message.header.index = link.index;
             if let Some(up) = change.up {
@@ -551,7 +584,7 @@ impl Netlink for LinuxSys {
             }
             conn.request(RouteNetlinkMessage::SetLink(message), 0)
                 .map_err(failed(&ctx))?;
-            Ok(())
+            set_bridge_port(conn, link.index, change, &ctx)
         })
     }
 
