@@ -398,8 +398,9 @@ sandbox_test! {
             ..SpawnSpec::new(["sh", "-c", &script])
         }).unwrap();
         assert!(sys.is_alive(daemon.pid, daemon.start_time));
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", daemon.pid)).unwrap();
-        assert_eq!(comm.trim(), "sleep");
+        // The forked child is `sh` until its exec of sleep completes: give it a moment.
+        let comm = || std::fs::read_to_string(format!("/proc/{}/comm", daemon.pid)).unwrap_or_default();
+        assert!(sb.wait_for(Duration::from_secs(5), || comm().trim() == "sleep"), "{}", comm());
         sys.kill(daemon.pid, Signal::SIGKILL).unwrap();
 
         // A launcher that fails: its stderr becomes the message.
