@@ -69,6 +69,9 @@ fn ci() -> anyhow::Result<()> {
     if !is_root() {
         bail!("`cargo xtask ci` runs the privileged sandbox tests and must run as root");
     }
+    // Integration tests run the real `netctl` binary (target/debug/netctl): build it first,
+    // test runners only build test targets.
+    step("build netctl", cargo(&["build", "-p", "netctl"]))?;
     let mut test = if has_nextest() {
         cargo(&[
             "nextest",
