@@ -542,3 +542,51 @@ sandbox_test! {
         assert!(!ok(&["show"]).contains(" w "), "no record left");
     }
 }
+
+sandbox_test! {
+    /// Several netctl processes at once (as a container engine starting containers in
+    /// parallel): the state lock serialises them, every container gets its own address, and
+    /// the store agrees with the kernel.
+    fn concurrent_netctl_processes_hand_out_distinct_addresses(sb) {
+        let n = 6;
+        let mut children = Vec::new();
+        for i in 0..n {
+            let name = format!("par{i}");
+            sb.add_netns(&name);
+            let input = NETAVARK_SETUP
+                .replace("6ce776ea58b5", &format!("{i:012x}"))
+                .replace("\"container_name\":\"web\"", &format!("\"container_name\":\"{name}\""))
+                .replace("\"static_ips\":[\"10.88.0.2\"],", "")
+                .replace("\"port_mappings\":[{\"host_ip\":\"\",\"container_port\":80,\"host_port\":8080,\"range\":1,\"protocol\":\"tcp\"}],", "");
+            let file = sb.write_file(&format!("{name}.json"), &input);
+            children.push(
+                std::process::Command::new(netctl_bin())
+                    .args(["netavark", "-f"])
+                    .arg(&file)
+                    .args(["setup", &format!("/run/netns/{name}")])
+                    .env("NETCTL_CONFIG", "/nonexistent")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        let mut addrs = std::collections::BTreeSet::new();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", describe(&out));
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let addr = status["podman"]["interfaces"]["eth0"]["subnets"][0]["ipnet"].as_str().unwrap().to_owned();
+            assert!(addrs.insert(addr.clone()), "address {addr} handed out twice");
+        }
+        assert_eq!(addrs.len(), n);
+        // The store agrees: one lease per container, no drift.
+        let show: serde_json::Value = serde_json::from_str(&ok(&["-o", "json", "show"])).unwrap();
+        assert_eq!(show["leases"].as_array().unwrap().len(), n, "{show}");
+        assert!(show["drift"].as_array().unwrap().is_empty(), "{show}");
+        for i in 0..n {
+            let inside = sb.ns_run(&format!("par{i}"), &["ip", "-o", "-4", "addr", "show", "eth0"]);
+            assert!(addrs.iter().any(|a| inside.contains(a.as_str())), "{inside}");
+        }
+    }
+}
