@@ -1042,7 +1042,13 @@ pub(crate) fn execute(
     let problems: Vec<String> = check
         .drift
         .iter()
-        .filter(|d| !matches!(&d.resource, Resource::Container { name } if run.edited_files.contains(name) && d.what.contains("hosts")))
+        .filter(|d| {
+            // Files are checked only where this run wrote them whole: a user's edit kept on
+            // purpose, or one this run was not asked to touch (reload), is not a failure.
+            !matches!(&d.resource, Resource::Container { name }
+                if d.what == netctl_plan::FILES_DRIFT
+                    && (run.edited_files.contains(name) || !run.touched_containers.contains(name)))
+        })
         .map(|d| format!("{}: {}", d.resource, d.what))
         .collect();
     if !problems.is_empty() {
@@ -1166,26 +1172,40 @@ pub(crate) fn reload(engine: &Engine<'_>, containers: Option<&[String]>) -> Resu
             out
         }
     };
+    // The firewall is rebuilt whole, in one transaction (that is what a reload is for: rules
+    // lost to a firewall restart or `nft flush ruleset`); of the attachments, those that are
+    // not intact are re-created with their recorded addresses, MACs and interface names, and
+    // intact ones are left alone (re-creating a working veth only interrupts traffic).
+    let ids = names.iter().map(|n| rec.containers[n].id.clone()).collect();
+    let selected: BTreeSet<String> = names.into_iter().collect();
+    let observed = engine.observe(&rec)?;
     let desired = desired_from_recorded(&rec, &BTreeSet::new());
-    let target = netctl_plan::resolve(&desired, &rec, &engine.cfg.defaults);
-    let mut run = Run::new(engine, &target, rec.clone());
-    run.fw_rebuild = true;
-    let mut ids = Vec::new();
-    for name in &names {
-        run.touched_containers.insert(name.clone());
-        let networks: Vec<String> = rec
-            .attachments
-            .keys()
-            .filter(|(c, _)| c == name)
-            .map(|(_, n)| n.clone())
-            .collect();
-        for network in networks {
-            run.attachment_repair(name, &network)?;
-        }
-        ids.push(rec.containers[name].id.clone());
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
+    plan.steps.retain(|s| {
+        s.action == Action::Repair
+            && match &s.resource {
+                Resource::Firewall | Resource::Network { .. } => true,
+                // A user's edit of hosts is apply's business, not reload's.
+                Resource::Container { name } => {
+                    selected.contains(name) && s.reason.as_deref() != Some(netctl_plan::FILES_DRIFT)
+                }
+                Resource::Attachment { container, .. } => selected.contains(container),
+            }
+    });
+    if !plan.steps.iter().any(|s| s.resource == Resource::Firewall) {
+        plan.steps.insert(
+            0,
+            netctl_plan::Step {
+                action: Action::Repair,
+                resource: Resource::Firewall,
+                changes: Vec::new(),
+                reason: Some("reload".into()),
+                recreates_dependents: false,
+            },
+        );
     }
-    run.files_phase()?;
-    run.firewall_add_phase()?;
+    plan.drift.clear();
+    execute(engine, plan, rec, None, Verify::All)?;
     Ok(ids)
 }
 

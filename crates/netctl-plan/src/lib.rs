@@ -71,6 +71,9 @@ pub struct Observed {
     pub files_ok: BTreeMap<String, bool>,
 }
 
+/// The drift of a container's hosts or resolv.conf (missing, or not what netctl wrote).
+pub const FILES_DRIFT: &str = "hosts or resolv.conf is missing or was edited";
+
 /// What a step does to its resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -668,10 +671,7 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
             ));
         }
         if observed.files_ok.get(name) == Some(&false) {
-            drift.push(Drift::new(
-                resource.clone(),
-                "hosts or resolv.conf is missing or was edited".into(),
-            ));
+            drift.push(Drift::new(resource.clone(), FILES_DRIFT.into()));
         }
         for (key, att) in recorded.attachments.range((name.clone(), String::new())..) {
             if key.0 != *name {
