@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
-use netctl_firewall::Change as FwChange;
 use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
 use netctl_state::{
     AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
@@ -61,6 +60,9 @@ struct Run<'e, 'a> {
     touched_networks: BTreeSet<String>,
     /// Containers whose files are rewritten whole (a repair), not edited.
     full_files: BTreeSet<String>,
+    /// For imperative calls: the only containers this run may read and touch, so its cost does
+    /// not grow with the number of other containers. `None`: everything (apply, destroy).
+    scope: Option<BTreeSet<String>>,
     /// Containers whose hosts file kept user edits (so it differs from the template on purpose).
     edited_files: BTreeSet<String>,
     fw_rebuild: bool,
@@ -117,13 +119,18 @@ impl<'e, 'a> Run<'e, 'a> {
             touched_containers: BTreeSet::new(),
             touched_networks: BTreeSet::new(),
             full_files: BTreeSet::new(),
+            scope: None,
             edited_files: BTreeSet::new(),
             fw_rebuild: false,
         }
     }
 
+    /// The records as they are now: all of them, or those of the run's scope.
     fn now(&self) -> Result<Recorded> {
-        observe::recorded(self.engine.store)
+        match &self.scope {
+            Some(scope) => observe::recorded_for(self.engine.store, scope),
+            None => observe::recorded(self.engine.store),
+        }
     }
 
     fn network_record(&self, name: &str) -> Result<NetworkRecord> {
@@ -207,22 +214,37 @@ impl<'e, 'a> Run<'e, 'a> {
             }
             return Ok(());
         }
-        let state = fwmap::fw_state(&now);
-        if self.fw_rebuild {
-            fw.full_rebuild(&state)?;
-            return Ok(());
+        if !self.fw_rebuild {
+            match self.firewall_add_incremental(&now) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_table_missing() => {
+                    tracing::info!("firewall: {e}; rebuilding the table from the records");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        // A rebuild needs every record, whatever the run's scope.
+        fw.full_rebuild(&fwmap::fw_state(&observe::recorded(self.engine.store)?))?;
+        Ok(())
+    }
+
+    /// The touched networks' and containers' elements, one constant-size batch each.
+    fn firewall_add_incremental(
+        &self,
+        now: &Recorded,
+    ) -> std::result::Result<(), netctl_firewall::FirewallError> {
+        let fw = &self.engine.fw;
         for name in &self.touched_networks {
             if let Some(net) = now.networks.get(name) {
-                fw.apply_change(FwChange::AddNetwork(&fwmap::fw_network(net)), &state)?;
+                fw.add_network(&fwmap::fw_network(net))?;
             }
         }
         for name in &self.touched_containers {
             if let Some(ctr) = now.containers.get(name)
-                && ctr.mode == netctl_state::NetworkMode::Bridge
-                && let Some(fwc) = fwmap::fw_container(&now, ctr)
+                && ctr.mode == NetworkMode::Bridge
+                && let Some(fwc) = fwmap::fw_container(now, ctr)
             {
-                fw.apply_change(FwChange::AddContainer(&fwc), &state)?;
+                fw.add_container(&fwc)?;
             }
         }
         Ok(())
@@ -279,7 +301,8 @@ impl<'e, 'a> Run<'e, 'a> {
     /// After a rollback: the whole table rebuilt from the records (or gone, if nothing is
     /// recorded any more).
     fn restore_firewall(&self) -> Result<()> {
-        let now = self.now()?;
+        // Every record, whatever the run's scope: the table is rebuilt whole.
+        let now = observe::recorded(self.engine.store)?;
         if now.networks.is_empty() {
             self.engine.fw.remove_all()?;
         } else {
@@ -553,13 +576,29 @@ impl<'e, 'a> Run<'e, 'a> {
             mode: target.mode,
             hostname: target.hostname.clone(),
             spec: serde_json::to_value(&target.spec).expect("specs serialise"),
-            ports: serde_json::to_value(choose_host_ports(&target.ports, &self.now()?, name)?)
+            ports: serde_json::to_value(self.resolve_host_ports(&target.ports, name)?)
                 .expect("ports serialise"),
             created: SystemTime::now(),
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
         self.journal.push(Undo::ContainerRecorded(name.to_owned()));
         self.start_helper(&record)
+    }
+
+    /// The container's ports with host ports left to netctl chosen (which needs every
+    /// container's ports; skipped when none is left to choose).
+    fn resolve_host_ports(
+        &self,
+        ports: &[netctl_types::PortMapping],
+        name: &str,
+    ) -> Result<Vec<netctl_types::PortMapping>> {
+        if ports
+            .iter()
+            .all(|p| p.host_port != netctl_types::CHOOSE_HOST_PORT)
+        {
+            return Ok(ports.to_vec());
+        }
+        choose_host_ports(ports, &observe::recorded(self.engine.store)?, name)
     }
 
     /// Starts the container's pasta or slirp4netns (nothing for other modes) and records it.
@@ -628,7 +667,7 @@ impl<'e, 'a> Run<'e, 'a> {
         let mut record = self.container_record(name)?;
         record.hostname.clone_from(&target.hostname);
         record.spec = serde_json::to_value(&target.spec).expect("specs serialise");
-        record.ports = serde_json::to_value(choose_host_ports(&target.ports, &self.now()?, name)?)
+        record.ports = serde_json::to_value(self.resolve_host_ports(&target.ports, name)?)
             .expect("ports serialise");
         self.engine.store.write(|tx| tx.put_container(&record))?;
         if matches!(record.mode, NetworkMode::Pasta | NetworkMode::Slirp4netns) {
@@ -981,6 +1020,20 @@ pub(crate) fn execute(
         return Ok(ApplyReport { plan, generation });
     }
     let mut run = Run::new(engine, &plan.target, before);
+    if verify == Verify::Touched {
+        run.scope = Some(
+            plan.steps
+                .iter()
+                .filter_map(|s| match &s.resource {
+                    Resource::Container { name }
+                    | Resource::Attachment {
+                        container: name, ..
+                    } => Some(name.clone()),
+                    Resource::Network { .. } | Resource::Firewall => None,
+                })
+                .collect(),
+        );
+    }
     run.mark_touched(&plan);
     run.firewall_remove_phase();
     let mut failed = None;
@@ -1238,12 +1291,12 @@ pub(crate) fn connect(
     container: &str,
     opts: &ConnectOptions,
 ) -> Result<bool> {
-    let rec = engine.recorded()?;
     let (ctr, net) = {
         let read = engine.store.read()?;
         (read.find_container(container)?, read.find_network(network)?)
     };
     bridge_gate(&ctr)?;
+    let rec = observe::recorded_for(engine.store, [&ctr.name])?;
     if rec
         .attachments
         .contains_key(&(ctr.name.clone(), net.name.clone()))
@@ -1288,12 +1341,12 @@ pub(crate) fn connect(
 
 /// Detaches a recorded container from a network and converges.
 pub(crate) fn disconnect(engine: &Engine<'_>, network: &str, container: &str) -> Result<()> {
-    let rec = engine.recorded()?;
     let (ctr, net) = {
         let read = engine.store.read()?;
         (read.find_container(container)?, read.find_network(network)?)
     };
     bridge_gate(&ctr)?;
+    let rec = observe::recorded_for(engine.store, [&ctr.name])?;
     if !rec
         .attachments
         .contains_key(&(ctr.name.clone(), net.name.clone()))

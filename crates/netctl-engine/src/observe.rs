@@ -28,6 +28,33 @@ pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
     Ok(rec)
 }
 
+/// The records of a few containers (their attachments and helpers) and of every network: what
+/// an imperative call on those containers needs, read in time that does not grow with the
+/// number of other containers.
+pub(crate) fn recorded_for<'a>(
+    store: &Store,
+    containers: impl IntoIterator<Item = &'a String>,
+) -> Result<Recorded> {
+    let tx = store.read()?;
+    let mut rec = Recorded::default();
+    for net in tx.networks()? {
+        rec.networks.insert(net.name.clone(), net);
+    }
+    for name in containers {
+        if let Some(ctr) = tx.container(name)? {
+            rec.containers.insert(ctr.name.clone(), ctr);
+        }
+        for att in tx.container_attachments(name)? {
+            rec.attachments
+                .insert((att.container.clone(), att.network.clone()), att);
+        }
+        if let Some(helper) = tx.helper(name)? {
+            rec.helpers.insert(helper.container.clone(), helper);
+        }
+    }
+    Ok(rec)
+}
+
 /// Links of a namespace with their addresses, by name.
 pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, LinkFacts>> {
     let ctx = |what: &str| {

@@ -110,13 +110,13 @@ pub(crate) fn setup(
     if opts.networks.is_empty() {
         return Err(EngineError::Invalid("no networks given to set up".into()));
     }
-    let rec = engine.recorded()?;
-    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
     let name = if opts.container_name.is_empty() {
         opts.container_id.chars().take(12).collect()
     } else {
         opts.container_name.clone()
     };
+    let rec = crate::observe::recorded_for(engine.store, [&name])?;
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
     let mut wanted = BTreeSet::new();
     let mut new_attachments = BTreeMap::new();
     for (net_name, per) in opts.networks.iter() {
@@ -250,11 +250,11 @@ fn status_blocks(
 /// netavark `teardown NSPATH`: detaches the container from the requested networks; when none
 /// is left, the container is forgotten. Works when the namespace is already gone.
 pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()> {
-    let rec = engine.recorded()?;
     let Ok(ctr) = engine.store.read()?.find_container(&opts.container_id) else {
         // Nothing recorded: nothing of ours to take down (podman may retry a teardown).
         return Ok(());
     };
+    let rec = crate::observe::recorded_for(engine.store, [&ctr.name])?;
     let wanted: BTreeSet<String> = opts.networks.names().map(ToOwned::to_owned).collect();
     let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
     let spec = desired
@@ -273,10 +273,17 @@ pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()>
             .networks
             .get(name)
             .is_some_and(|n| n.labels.contains_key(PODMAN_LABEL));
+        // Other containers are not in this call's scope: ask the store who is attached.
         let in_use = desired
             .containers
             .values()
-            .any(|c| c.networks.contains_key(name));
+            .any(|c| c.networks.contains_key(name))
+            || engine
+                .store
+                .read()?
+                .network_attachments(name)?
+                .iter()
+                .any(|a| a.container != ctr.name);
         if podman_made && !in_use {
             desired.networks.remove(name);
             dropped.insert(name.clone());

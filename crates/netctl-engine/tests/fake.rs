@@ -207,3 +207,44 @@ fn destroy_all_leaves_nothing() {
     assert_eq!(w.store_dump(), World::new().store_dump());
     assert!(w.files().iter().all(|p| p.is_dir()), "{:?}", w.files());
 }
+
+#[test]
+fn connect_touches_only_its_container_and_rolls_back_whole() {
+    let probe = World::new();
+    probe.engine().apply(&desired(), None, false).unwrap();
+    probe.sys.clear_calls();
+    let opts = netctl_engine::ConnectOptions::default();
+    assert!(probe.engine().connect("back", "client", &opts).unwrap());
+    let calls = probe.sys.mutating_calls();
+    assert!(
+        calls.iter().all(|c| !c.contains("/run/netns/web")),
+        "connect of client touched web: {calls:#?}"
+    );
+    let total = calls.len();
+    assert!(
+        !probe.engine().connect("back", "client", &opts).unwrap(),
+        "re-connect is a no-op"
+    );
+
+    for n in 1..=total {
+        let w = World::new();
+        w.engine().apply(&desired(), None, false).unwrap();
+        let machine_before = w.machine();
+        let store_before = w.store_dump();
+        w.sys.fail_at(n);
+        let Err(err) = w.engine().connect("back", "client", &opts) else {
+            continue;
+        };
+        assert!(format!("{err}").contains("rolled back"), "call {n}: {err}");
+        assert_eq!(
+            w.machine(),
+            machine_before,
+            "call {n}: machine not restored after: {err}"
+        );
+        assert_eq!(
+            w.store_dump(),
+            store_before,
+            "call {n}: store not restored after: {err}"
+        );
+    }
+}
