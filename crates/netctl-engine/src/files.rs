@@ -13,7 +13,24 @@ use netctl_plan::Recorded;
 use netctl_state::{ContainerRecord, NetworkMode};
 use netctl_types::ContainerSpec;
 
-use crate::{Config, Engine, Result};
+use crate::{Config, Result};
+
+/// The host's hosts and resolv.conf, read once per operation (every container's files start
+/// from them).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostFiles {
+    hosts: Option<String>,
+    resolv: Option<String>,
+}
+
+impl HostFiles {
+    pub(crate) fn read(cfg: &Config) -> HostFiles {
+        HostFiles {
+            hosts: std::fs::read_to_string(&cfg.host_hosts).ok(),
+            resolv: read_host_resolv(&cfg.host_resolv),
+        }
+    }
+}
 
 /// Where a container's files live.
 pub fn container_files_dir(cfg: &Config, ctr: &ContainerRecord) -> PathBuf {
@@ -25,18 +42,26 @@ pub fn container_files_dir(cfg: &Config, ctr: &ContainerRecord) -> PathBuf {
 }
 
 /// The hosts and resolv.conf a container should have (podman's rules for each mode).
-pub(crate) fn expected(cfg: &Config, rec: &Recorded, ctr: &ContainerRecord) -> (String, String) {
+pub(crate) fn expected(
+    host: &HostFiles,
+    rec: &Recorded,
+    ctr: &ContainerRecord,
+) -> (String, String) {
     let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
     match ctr.mode {
-        NetworkMode::Bridge | NetworkMode::None => bridge_files(cfg, rec, ctr, &spec),
-        NetworkMode::Pasta | NetworkMode::Slirp4netns => user_mode_files(cfg, ctr, &spec),
+        NetworkMode::Bridge | NetworkMode::None => bridge_files(host, rec, ctr, &spec),
+        NetworkMode::Pasta | NetworkMode::Slirp4netns => user_mode_files(host, ctr, &spec),
     }
 }
 
 /// pasta: no entry of its own (podman adds none; the namespace has the host's addresses);
 /// slirp4netns: its fixed address (cidr+100) and DNS forwarder (cidr+3).
-fn user_mode_files(cfg: &Config, ctr: &ContainerRecord, spec: &ContainerSpec) -> (String, String) {
-    let host_resolv = read_host_resolv(&cfg.host_resolv);
+fn user_mode_files(
+    host: &HostFiles,
+    ctr: &ContainerRecord,
+    spec: &ContainerSpec,
+) -> (String, String) {
+    let host_resolv = host.resolv.clone();
     let (entries, resolv_params) = if ctr.mode == NetworkMode::Slirp4netns {
         let opts = spec.slirp4netns.clone().unwrap_or_default();
         (
@@ -62,7 +87,7 @@ fn user_mode_files(cfg: &Config, ctr: &ContainerRecord, spec: &ContainerSpec) ->
             .iter()
             .filter_map(|e| hosts::parse_extra_host(e).ok())
             .collect(),
-        base: std::fs::read_to_string(&cfg.host_hosts).ok(),
+        base: host.hosts.clone(),
         host_containers_internal: None,
         container_entries: entries,
     });
@@ -70,7 +95,7 @@ fn user_mode_files(cfg: &Config, ctr: &ContainerRecord, spec: &ContainerSpec) ->
 }
 
 fn bridge_files(
-    cfg: &Config,
+    host: &HostFiles,
     rec: &Recorded,
     ctr: &ContainerRecord,
     spec: &ContainerSpec,
@@ -109,11 +134,11 @@ fn bridge_files(
             .iter()
             .filter_map(|e| hosts::parse_extra_host(e).ok())
             .collect(),
-        base: std::fs::read_to_string(&cfg.host_hosts).ok(),
+        base: host.hosts.clone(),
         host_containers_internal: hci,
         container_entries: hosts::container_entries(container_ips, &ctr.hostname, &ctr.name),
     });
-    let host_resolv = read_host_resolv(&cfg.host_resolv);
+    let host_resolv = host.resolv.clone();
     let resolv_text = resolv::new_resolv_conf(&ResolvParams {
         host_content: host_resolv,
         nameservers: spec.dns_servers.clone(),
@@ -136,9 +161,14 @@ fn read_host_resolv(path: &Path) -> Option<String> {
 }
 
 /// Whether a container's files exist with the content netctl would write.
-pub(crate) fn files_match(engine: &Engine<'_>, rec: &Recorded, ctr: &ContainerRecord) -> bool {
-    let (hosts_text, resolv_text) = expected(&engine.cfg, rec, ctr);
-    let dir = container_files_dir(&engine.cfg, ctr);
+pub(crate) fn files_match(
+    cfg: &Config,
+    host: &HostFiles,
+    rec: &Recorded,
+    ctr: &ContainerRecord,
+) -> bool {
+    let (hosts_text, resolv_text) = expected(host, rec, ctr);
+    let dir = container_files_dir(cfg, ctr);
     std::fs::read_to_string(dir.join("hosts")).is_ok_and(|t| t == hosts_text)
         && std::fs::read_to_string(dir.join("resolv.conf")).is_ok_and(|t| t == resolv_text)
 }
@@ -157,14 +187,15 @@ pub(crate) fn sync(
     ctr: &ContainerRecord,
     full: bool,
 ) -> Result<Sync> {
-    let (hosts_text, resolv_text) = expected(cfg, now, ctr);
+    let host = HostFiles::read(cfg);
+    let (hosts_text, resolv_text) = expected(&host, now, ctr);
     let dir = container_files_dir(cfg, ctr);
     let hosts_path = dir.join("hosts");
     let current = std::fs::read_to_string(&hosts_path).ok();
     let template_before = before
         .containers
         .get(&ctr.name)
-        .map(|old| expected(cfg, before, old).0);
+        .map(|old| expected(&host, before, old).0);
     let pristine = current.is_none() || current == template_before;
     let how = if full || pristine {
         Sync::Written

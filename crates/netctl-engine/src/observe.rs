@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use netctl_plan::{LinkFacts, Observed, Recorded};
 use netctl_state::{StateRead as _, Store};
 use netctl_sys::{NsRef, Sys};
+use nix::errno::Errno;
 
 use crate::{Engine, EngineError, Result, files};
 
@@ -92,17 +93,23 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         host_links: links_of(sys, &NsRef::Host)?,
         ..Observed::default()
     };
+    let host_files = files::HostFiles::read(&engine.cfg);
     for ctr in rec.containers.values() {
         let path = &ctr.netns.path;
-        let is_ns = sys.is_netns(path).map_err(|source| EngineError::Sys {
-            what: format!("check namespace {}", path.display()),
-            source: Box::new(source),
-        })?;
-        if is_ns {
-            obs.namespaces
-                .insert(path.clone(), links_of(sys, &NsRef::path(path.clone()))?);
-            obs.files_ok
-                .insert(ctr.name.clone(), files::files_match(engine, rec, ctr));
+        // Listing the links enters the namespace, which fails for a missing file (ENOENT) or
+        // one that is not a network namespace (EINVAL): both mean the namespace is gone. One
+        // entry per namespace instead of a separate check.
+        match links_of(sys, &NsRef::path(path.clone())) {
+            Ok(links) => {
+                obs.namespaces.insert(path.clone(), links);
+                obs.files_ok.insert(
+                    ctr.name.clone(),
+                    files::files_match(&engine.cfg, &host_files, rec, ctr),
+                );
+            }
+            Err(EngineError::Sys { source, .. })
+                if matches!(source.errno(), Some(Errno::ENOENT | Errno::EINVAL)) => {}
+            Err(e) => return Err(e),
         }
         if let Some(helper) = rec.helpers.get(&ctr.name)
             && sys.is_alive(helper.pid, helper.start_time)
