@@ -3,7 +3,10 @@
 //! * `cargo xtask ci`: everything CI checks — system packages, fmt, clippy (warnings denied),
 //!   the whole test suite including privileged sandbox tests, and no pending snapshots.
 //! * `cargo xtask deps`: installs the system packages the tests need (Debian, as root).
-//! * `cargo xtask bench [ipam]`: benchmarks; they print figures, nothing asserts times.
+//! * `cargo xtask bench [all|attach|bulk|ipam]`: benchmarks (see `bench`); they print figures,
+//!   nothing asserts times.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,13 +34,13 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("deps") => deps(),
-        Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("bench") => bench(&args[1..]),
         Some("demo") => demo(),
         Some("demo-inside") => {
             demo_inside(args.get(1).context("demo-inside needs the netctl path")?)
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|deps|demo|bench [ipam]>");
+            eprintln!("usage: cargo xtask <ci|deps|demo|bench [all|attach|bulk|ipam]>");
             bail!("unknown or missing task")
         }
     }
@@ -213,9 +216,9 @@ fn run_quiet(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench(which: Option<&str>) -> anyhow::Result<()> {
-    match which {
-        None | Some("ipam") => step(
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        Some("ipam") => step(
             "IPAM benchmark",
             cargo(&[
                 "run",
@@ -227,7 +230,7 @@ fn bench(which: Option<&str>) -> anyhow::Result<()> {
                 "ipam_bench",
             ]),
         ),
-        Some(other) => bail!("unknown benchmark `{other}` (known: ipam)"),
+        _ => bench::run(args),
     }
 }
 
