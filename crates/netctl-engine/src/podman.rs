@@ -250,7 +250,17 @@ fn status_blocks(
 /// netavark `teardown NSPATH`: detaches the container from the requested networks; when none
 /// is left, the container is forgotten. Works when the namespace is already gone.
 pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()> {
-    let Ok(ctr) = engine.store.read()?.find_container(&opts.container_id) else {
+    // By name first (a keyed lookup), by id only if that fails (a scan).
+    let read = engine.store.read()?;
+    let by_name = read
+        .container(&opts.container_name)?
+        .filter(|c| c.id == opts.container_id);
+    let found = match by_name {
+        Some(ctr) => Some(ctr),
+        None => read.find_container(&opts.container_id).ok(),
+    };
+    drop(read);
+    let Some(ctr) = found else {
         // Nothing recorded: nothing of ours to take down (podman may retry a teardown).
         return Ok(());
     };

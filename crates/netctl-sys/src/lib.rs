@@ -93,7 +93,8 @@ pub trait Sysctl {
 pub trait Nft {
     /// Applies a libnftables JSON document as one atomic transaction (`nft -j -f -`).
     fn nft_apply(&self, json: &str) -> SysResult<()>;
-    /// `nft -j list table FAMILY NAME`, or `None` when the table does not exist.
+    /// `nft -j -t list table FAMILY NAME` (terse: sets and maps without elements), or `None`
+    /// when the table does not exist.
     fn nft_list_table(&self, family: NftFamily, name: &str) -> SysResult<Option<String>>;
 }
 

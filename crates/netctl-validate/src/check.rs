@@ -639,19 +639,27 @@ impl Ctx<'_> {
     /// containers (the host has one port space).
     fn port_conflicts(&mut self, mut claims: Vec<PortClaim>) {
         claims.sort_by_key(|c| self.spans.position(&c.path));
+        // Earlier claims by (protocol, host port), so each claim looks only at those sharing
+        // one of its ports: linear in the number of ports, not quadratic (a file with
+        // thousands of published ports is validated on every apply).
+        let mut by_port: HashMap<(&str, u32), Vec<usize>> = HashMap::new();
         for (j, claim) in claims.iter().enumerate() {
             let a = &claim.mapping;
             let a_first = u32::from(a.host_port);
             let a_last = a_first + u32::from(a.port_count()) - 1;
-            let clash = claims[..j].iter().find(|other| {
-                let b = &other.mapping;
-                let b_first = u32::from(b.host_port);
-                let b_last = b_first + u32::from(b.port_count()) - 1;
-                a.protocol == b.protocol
-                    && a_first <= b_last
-                    && b_first <= a_last
-                    && hosts_overlap(&a.host_ip, &b.host_ip)
-            });
+            let clash = (a_first..=a_last)
+                .filter_map(|port| by_port.get(&(a.protocol.as_str(), port)))
+                .flatten()
+                .copied()
+                .filter(|&i| hosts_overlap(&a.host_ip, &claims[i].mapping.host_ip))
+                .min()
+                .map(|i| &claims[i]);
+            for port in a_first..=a_last {
+                by_port
+                    .entry((a.protocol.as_str(), port))
+                    .or_default()
+                    .push(j);
+            }
             if let Some(other) = clash {
                 let by = if other.path == claim.path {
                     "the same entry".to_owned()

@@ -72,7 +72,13 @@ impl Nft for LinuxSys {
             });
         }
         let op = format!("list table {family} {name}");
-        let output = self.run_nft(&["-j", "list", "table", family.as_str(), name], b"", &op)?;
+        // Terse (-t): sets and maps without their elements. Callers check the table's shape;
+        // with thousands of containers the elements would be most of the output.
+        let output = self.run_nft(
+            &["-j", "-t", "list", "table", family.as_str(), name],
+            b"",
+            &op,
+        )?;
         if output.status.success() {
             return Ok(Some(String::from_utf8_lossy(&output.stdout).into_owned()));
         }
@@ -166,7 +172,7 @@ mod tests {
         );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("args")).unwrap(),
-            "-j\nlist\ntable\ninet\nnetctl\n"
+            "-j\n-t\nlist\ntable\ninet\nnetctl\n"
         );
         let sys = stand_in(dir.path(), r#"{"nftables":[]}"#, "");
         assert_eq!(
