@@ -130,6 +130,39 @@ pub struct Step {
     pub recreates_dependents: bool,
 }
 
+impl Step {
+    fn create(resource: Resource, changes: Vec<Change>) -> Step {
+        Step {
+            action: Action::Create,
+            resource,
+            changes,
+            reason: None,
+            recreates_dependents: false,
+        }
+    }
+
+    /// An update, or a replace (which re-creates what hangs off the resource) with its reason;
+    /// nothing when nothing changes.
+    fn changed(
+        resource: Resource,
+        changes: Vec<Change>,
+        replace: bool,
+        why_replace: &str,
+    ) -> Option<Step> {
+        (!changes.is_empty()).then(|| Step {
+            action: if replace {
+                Action::Replace
+            } else {
+                Action::Update
+            },
+            resource,
+            changes,
+            reason: replace.then(|| why_replace.to_owned()),
+            recreates_dependents: replace,
+        })
+    }
+}
+
 /// A difference between what netctl recorded and what the system shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Drift {
@@ -334,29 +367,15 @@ fn diff_networks(
     for (name, net) in &target.networks {
         let resource = Resource::Network { name: name.clone() };
         match recorded.networks.get(name) {
-            None => steps.push(Step {
-                action: Action::Create,
-                resource,
-                changes: render::network_summary(net),
-                reason: None,
-                recreates_dependents: false,
-            }),
+            None => steps.push(Step::create(resource, render::network_summary(net))),
             Some(rec) => {
                 let (changes, replace) = network_changes(net, rec);
-                if !changes.is_empty() {
-                    steps.push(Step {
-                        action: if replace {
-                            Action::Replace
-                        } else {
-                            Action::Update
-                        },
-                        resource,
-                        changes,
-                        reason: replace
-                            .then(|| "changes addressing; attachments are re-created".into()),
-                        recreates_dependents: replace,
-                    });
-                }
+                steps.extend(Step::changed(
+                    resource,
+                    changes,
+                    replace,
+                    "changes addressing; attachments are re-created",
+                ));
             }
         }
     }
@@ -466,28 +485,15 @@ fn diff_containers(
     for (name, ctr) in &target.containers {
         let resource = Resource::Container { name: name.clone() };
         match recorded.containers.get(name) {
-            None => steps.push(Step {
-                action: Action::Create,
-                resource,
-                changes: render::container_summary(ctr),
-                reason: None,
-                recreates_dependents: false,
-            }),
+            None => steps.push(Step::create(resource, render::container_summary(ctr))),
             Some(rec) => {
                 let (changes, replace) = container_changes(ctr, rec);
-                if !changes.is_empty() {
-                    steps.push(Step {
-                        action: if replace {
-                            Action::Replace
-                        } else {
-                            Action::Update
-                        },
-                        resource,
-                        changes,
-                        reason: replace.then(|| "namespace, mode or id changes".into()),
-                        recreates_dependents: replace,
-                    });
-                }
+                steps.extend(Step::changed(
+                    resource,
+                    changes,
+                    replace,
+                    "namespace, mode or id changes",
+                ));
             }
         }
         diff_attachments(name, ctr, recorded, steps);
@@ -536,13 +542,7 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
             network: net.clone(),
         };
         match recorded.attachments.get(&(name.to_owned(), net.clone())) {
-            None => steps.push(Step {
-                action: Action::Create,
-                resource,
-                changes: render::attachment_summary(att),
-                reason: None,
-                recreates_dependents: false,
-            }),
+            None => steps.push(Step::create(resource, render::attachment_summary(att))),
             Some(rec) => {
                 let mut changes = Vec::new();
                 let mut replace = false;
