@@ -93,6 +93,12 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         host_links: links_of(sys, &NsRef::Host)?,
         ..Observed::default()
     };
+    let namespaces: Vec<NsRef> = rec
+        .containers
+        .values()
+        .map(|c| NsRef::path(c.netns.path.clone()))
+        .collect();
+    sys.prepare(&namespaces);
     let host_files = files::HostFiles::read(&engine.cfg);
     for ctr in rec.containers.values() {
         let path = &ctr.netns.path;

@@ -68,6 +68,10 @@ pub trait Netlink {
     fn routes(&self, ns: &NsRef) -> SysResult<Vec<Route>>;
     fn add_route(&self, ns: &NsRef, route: &Route) -> SysResult<()>;
     fn del_route(&self, ns: &NsRef, route: &Route) -> SysResult<()>;
+    /// Gets ready for calls in many namespaces at once: the real implementation opens their
+    /// sockets from one thread that enters each namespace in turn, instead of a thread per
+    /// namespace. Purely an optimisation; errors are left for the calls themselves to report.
+    fn prepare(&self, _namespaces: &[NsRef]) {}
 }
 
 /// Named network namespaces, the way `ip netns` keeps them.

@@ -44,6 +44,41 @@ impl LinuxSys {
         self
     }
 
+    /// Opens and caches the sockets of `namespaces` not cached yet, from one helper thread that
+    /// enters each in turn (one thread for all instead of one per namespace).
+    fn prepare_conns(&self, namespaces: &[NsRef]) {
+        let handles: Vec<netns::NsHandle> = {
+            let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            namespaces
+                .iter()
+                .filter(|ns| **ns != NsRef::Host)
+                .filter_map(|ns| netns::open(ns).ok())
+                .filter(|h| !conns.contains_key(&h.key()))
+                .collect()
+        };
+        if handles.is_empty() {
+            return;
+        }
+        let opened: Vec<(NsKey, Conn)> = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    handles
+                        .iter()
+                        .filter_map(|h| {
+                            h.enter_here().ok()?;
+                            Conn::open().ok().map(|conn| (h.key(), conn))
+                        })
+                        .collect()
+                })
+                .join()
+                .unwrap_or_default()
+        });
+        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, conn) in opened {
+            conns.entry(key).or_insert(conn);
+        }
+    }
+
     /// Runs `work` with the netlink socket of `ns`, opening (and caching) it first if needed.
     /// A socket whose request failed at the socket level is dropped, not reused.
     fn with_conn<T>(

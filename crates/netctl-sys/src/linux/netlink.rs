@@ -437,6 +437,10 @@ impl LinuxSys {
 }
 
 impl Netlink for LinuxSys {
+    fn prepare(&self, namespaces: &[NsRef]) {
+        self.prepare_conns(namespaces);
+    }
+
     fn links(&self, ns: &NsRef) -> SysResult<Vec<Link>> {
         self.with_conn(ns, dump_links)
     }

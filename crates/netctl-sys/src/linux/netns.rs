@@ -96,6 +96,16 @@ impl NsHandle {
         }
     }
 
+    /// Moves the calling thread into this namespace. Only for threads made for that purpose
+    /// (see `LinuxSys::prepare_conns`); everything else uses [`NsHandle::run`].
+    pub(crate) fn enter_here(&self) -> SysResult<()> {
+        match self {
+            Self::Host => Ok(()),
+            Self::File { path, fd, .. } => nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(|e| SysError::namespace(NamespaceOp::Enter, path, os_error(e))),
+        }
+    }
+
     /// A file descriptor of this namespace to hand to the kernel (`IFLA_NET_NS_FD`).
     pub(crate) fn netns_fd(&self) -> SysResult<OwnedFd> {
         match self {
