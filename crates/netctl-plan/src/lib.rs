@@ -141,6 +141,18 @@ impl Step {
         }
     }
 
+    /// A removal; `pruned` for a resource the file no longer declares (its dependents go too,
+    /// see [`cascade`]).
+    fn delete(resource: Resource, pruned: bool) -> Step {
+        Step {
+            action: Action::Delete,
+            resource,
+            changes: Vec::new(),
+            reason: pruned.then(|| "not in the file (--prune)".to_owned()),
+            recreates_dependents: pruned,
+        }
+    }
+
     /// An update, or a replace (which re-creates what hangs off the resource) with its reason;
     /// nothing when nothing changes.
     fn changed(
@@ -383,13 +395,7 @@ fn diff_networks(
         if !target.networks.contains_key(name) {
             let resource = Resource::Network { name: name.clone() };
             if prune {
-                steps.push(Step {
-                    action: Action::Delete,
-                    resource,
-                    changes: vec![],
-                    reason: Some("not in the file (--prune)".into()),
-                    recreates_dependents: true,
-                });
+                steps.push(Step::delete(resource, true));
             } else {
                 orphans.push(resource);
             }
@@ -504,31 +510,22 @@ fn diff_containers(
         }
         let resource = Resource::Container { name: name.clone() };
         if prune {
-            steps.push(Step {
-                action: Action::Delete,
-                resource,
-                changes: vec![],
-                reason: Some("not in the file (--prune)".into()),
-                recreates_dependents: true,
-            });
-            for (key, _) in recorded
-                .attachments
-                .range((rec.name.clone(), String::new())..)
-            {
-                if key.0 != rec.name {
-                    break;
-                }
-                steps.push(Step {
-                    action: Action::Delete,
-                    resource: Resource::Attachment {
-                        container: key.0.clone(),
-                        network: key.1.clone(),
-                    },
-                    changes: vec![],
-                    reason: None,
-                    recreates_dependents: false,
-                });
-            }
+            steps.push(Step::delete(resource, true));
+            steps.extend(
+                recorded
+                    .attachments
+                    .range((rec.name.clone(), String::new())..)
+                    .take_while(|(key, _)| key.0 == rec.name)
+                    .map(|(key, _)| {
+                        Step::delete(
+                            Resource::Attachment {
+                                container: key.0.clone(),
+                                network: key.1.clone(),
+                            },
+                            false,
+                        )
+                    }),
+            );
         } else {
             orphans.push(resource);
         }
@@ -605,16 +602,13 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
             break;
         }
         if !ctr.attachments.contains_key(&key.1) {
-            steps.push(Step {
-                action: Action::Delete,
-                resource: Resource::Attachment {
+            steps.push(Step::delete(
+                Resource::Attachment {
                     container: key.0.clone(),
                     network: key.1.clone(),
                 },
-                changes: vec![],
-                reason: None,
-                recreates_dependents: false,
-            });
+                false,
+            ));
         }
     }
 }
