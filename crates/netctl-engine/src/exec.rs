@@ -313,12 +313,13 @@ impl<'e, 'a> Run<'e, 'a> {
 
     fn files_phase(&mut self) -> Result<()> {
         let now = self.now()?;
+        let host = files::HostFiles::read(&self.engine.cfg);
         for name in &self.touched_containers {
             if let Some(ctr) = now.containers.get(name) {
                 let dir = files::container_files_dir(&self.engine.cfg, ctr);
                 let existed = dir.join("hosts").exists();
                 let full = self.full_files.contains(name);
-                if files::sync(&self.engine.cfg, &self.before, &now, ctr, full)?
+                if files::sync(&self.engine.cfg, &host, &self.before, &now, ctr, full)?
                     == files::Sync::Edited
                 {
                     self.edited_files.insert(name.clone());

@@ -182,20 +182,20 @@ pub(crate) fn files_match(
 /// ones, and every other line stays as the user left it.
 pub(crate) fn sync(
     cfg: &Config,
+    host: &HostFiles,
     before: &Recorded,
     now: &Recorded,
     ctr: &ContainerRecord,
     full: bool,
 ) -> Result<Sync> {
-    let host = HostFiles::read(cfg);
-    let (hosts_text, resolv_text) = expected(&host, now, ctr);
+    let (hosts_text, resolv_text) = expected(host, now, ctr);
     let dir = container_files_dir(cfg, ctr);
     let hosts_path = dir.join("hosts");
     let current = std::fs::read_to_string(&hosts_path).ok();
     let template_before = before
         .containers
         .get(&ctr.name)
-        .map(|old| expected(&host, before, old).0);
+        .map(|old| expected(host, before, old).0);
     let pristine = current.is_none() || current == template_before;
     let how = if full || pristine {
         Sync::Written
