@@ -757,9 +757,7 @@ impl<'e, 'a> Run<'e, 'a> {
             })?;
         let ctr = self.container_record(container)?;
         let net = self.network_record(network)?;
-        let short: String = ctr.id.chars().take(12).collect();
-        let mut aliases: BTreeSet<String> = target.aliases.iter().cloned().collect();
-        aliases.insert(short);
+        let aliases = recorded_aliases(&target.aliases, &ctr);
         let request = AttachRequest {
             container: container.to_owned(),
             network: network.to_owned(),
@@ -830,9 +828,7 @@ impl<'e, 'a> Run<'e, 'a> {
     fn attachment_update(&mut self, container: &str, network: &str) -> Result<()> {
         let target = &self.target.containers[container].attachments[network];
         let ctr = self.container_record(container)?;
-        let short: String = ctr.id.chars().take(12).collect();
-        let mut aliases: BTreeSet<String> = target.aliases.iter().cloned().collect();
-        aliases.insert(short);
+        let aliases = recorded_aliases(&target.aliases, &ctr);
         self.engine
             .store
             .write(|tx| tx.set_aliases(container, network, aliases.into_iter().collect()))?;
@@ -955,6 +951,14 @@ fn choose_host_ports(
         out.push(port);
     }
     Ok(out)
+}
+
+/// An attachment's aliases as recorded: the declared ones plus the container's short id, which
+/// podman always adds; sorted, without repeats.
+fn recorded_aliases(declared: &[String], ctr: &ContainerRecord) -> BTreeSet<String> {
+    let mut aliases: BTreeSet<String> = declared.iter().cloned().collect();
+    aliases.insert(netctl_types::short_id(&ctr.id).to_owned());
+    aliases
 }
 
 /// Stops a recorded helper process (gone already is fine).
