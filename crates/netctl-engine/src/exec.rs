@@ -997,10 +997,15 @@ pub(crate) fn apply(
     source: Option<(&Path, &str)>,
     prune: bool,
 ) -> Result<ApplyReport> {
+    let started = std::time::Instant::now();
     let before = engine.recorded()?;
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: records read");
     let observed = engine.observe(&before)?;
     let plan = netctl_plan::plan(desired, &before, &observed, &engine.cfg.defaults, prune);
-    execute(engine, plan, before, source, Verify::All)
+    tracing::debug!(elapsed = ?started.elapsed(), steps = plan.steps.len(), "apply: planned");
+    let report = execute(engine, plan, before, source, Verify::All);
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: executed");
+    report
 }
 
 /// How much of the system an execution checks afterwards.
@@ -1043,16 +1048,21 @@ pub(crate) fn execute(
     run.firewall_remove_phase();
     let mut failed = None;
     for step in &plan.steps {
-        if let Err(e) = run.step(&step.resource, step.action) {
+        let step_started = std::time::Instant::now();
+        let result = run.step(&step.resource, step.action);
+        tracing::trace!(elapsed = ?step_started.elapsed(), "step {} {}", step.action, step.resource);
+        if let Err(e) = result {
             failed = Some((format!("{} {}", step.action, step.resource), e));
             break;
         }
     }
+    tracing::debug!("execute: steps done");
     if failed.is_none()
         && let Err(e) = run.files_phase()
     {
         failed = Some(("write hosts and resolv.conf".to_owned(), e));
     }
+    tracing::debug!("execute: files written");
     if failed.is_none()
         && let Err(e) = run.firewall_add_phase()
     {

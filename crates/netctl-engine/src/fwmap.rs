@@ -103,34 +103,31 @@ pub(crate) fn fw_state(rec: &Recorded) -> FirewallState {
 }
 
 /// Whether netctl's table is there with all its rules (a flushed table keeps its chains but
-/// loses rules; a flushed ruleset loses the table).
+/// loses rules; a flushed ruleset loses the table). The rules are counted by the kernel: no
+/// listing, so the check costs the same however many ports are published.
 pub(crate) fn firewall_ok(engine: &Engine<'_>, rec: &Recorded) -> Result<bool> {
     if engine.cfg.firewall == FirewallMode::None || rec.networks.is_empty() {
         return Ok(true);
     }
-    let listing = engine
+    let rules = engine
         .sys
-        .nft_list_table(NftFamily::Inet, netctl_firewall::TABLE_NAME)
+        .nft_rule_count(NftFamily::Inet, netctl_firewall::TABLE_NAME)
         .map_err(|source| EngineError::Sys {
-            what: "list nftables table inet netctl".into(),
+            what: "count the rules of nftables table inet netctl".into(),
             source: Box::new(source),
         })?;
-    let Some(listing) = listing else {
-        return Ok(false);
-    };
-    let want_rules = count_rules(&netctl_firewall::to_json(&netctl_firewall::base_table()));
-    Ok(count_rules(&listing) >= want_rules)
+    Ok(rules >= base_rule_count())
 }
 
-/// Number of rule objects in an nft JSON document (a listing or a batch of `add` commands).
-fn count_rules(json: &str) -> usize {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
-        return 0;
-    };
+/// Number of rules in netctl's fixed table (the per-container parts are set elements).
+fn base_rule_count() -> usize {
+    let json = netctl_firewall::to_json(&netctl_firewall::base_table());
+    let value: serde_json::Value =
+        serde_json::from_str(&json).expect("netctl's own nft JSON parses");
     value["nftables"].as_array().map_or(0, |items| {
         items
             .iter()
-            .filter(|item| item.get("rule").is_some() || item.pointer("/add/rule").is_some())
+            .filter(|item| item.pointer("/add/rule").is_some())
             .count()
     })
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use netctl_plan::{LinkFacts, Observed, Recorded};
-use netctl_state::{StateRead as _, Store};
+use netctl_state::{ContainerRecord, StateRead as _, Store};
 use netctl_sys::{NsRef, Sys};
 use nix::errno::Errno;
 
@@ -56,18 +56,19 @@ pub(crate) fn recorded_for<'a>(
     Ok(rec)
 }
 
+fn sys_error(what: String) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
+    move |source| EngineError::Sys {
+        what,
+        source: Box::new(source),
+    }
+}
+
 /// Links of a namespace with their addresses, by name.
 pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, LinkFacts>> {
-    let ctx = |what: &str| {
-        let what = format!("{what} in {ns}");
-        move |source| EngineError::Sys {
-            what,
-            source: Box::new(source),
-        }
-    };
-    let mut out: BTreeMap<String, LinkFacts> = sys
-        .links(ns)
-        .map_err(ctx("list links"))?
+    let (links, addrs) = sys
+        .links_and_addrs(ns)
+        .map_err(sys_error(format!("list links and addresses in {ns}")))?;
+    let mut out: BTreeMap<String, LinkFacts> = links
         .into_iter()
         .map(|l| {
             (
@@ -79,7 +80,7 @@ pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, Lin
             )
         })
         .collect();
-    for addr in sys.addrs(ns).map_err(ctx("list addresses"))? {
+    for addr in addrs {
         if let Some(link) = out.get_mut(&addr.link_name) {
             link.addrs.insert(addr.net);
         }
@@ -87,43 +88,105 @@ pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, Lin
     Ok(out)
 }
 
+/// The host links the records name: each network's bridge (with its addresses) and each
+/// attachment's host-side veth (existence only, which is all the planner asks of it). Looked
+/// up one by one rather than dumped: describing a host veth makes the kernel search for its
+/// peer's namespace id, so a dump of the host's links grows quadratically with containers.
+fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFacts>> {
+    let host = NsRef::Host;
+    let mut out = BTreeMap::new();
+    for net in rec.networks.values() {
+        let name = &net.network_interface;
+        let link = sys
+            .link(&host, name)
+            .map_err(sys_error(format!("look up bridge {name}")))?;
+        if let Some(link) = link {
+            let addrs = sys
+                .link_addrs(&host, link.index)
+                .map_err(sys_error(format!("list the addresses of {name}")))?;
+            out.insert(
+                name.clone(),
+                LinkFacts {
+                    up: link.up,
+                    addrs: addrs.into_iter().collect(),
+                },
+            );
+        }
+    }
+    for ((container, network), _) in &rec.attachments {
+        let (Some(ctr), Some(net)) = (rec.containers.get(container), rec.networks.get(network))
+        else {
+            continue;
+        };
+        let veth = netctl_plan::veth_name(&ctr.id, &net.id);
+        let index = sys
+            .link_index(&host, &veth)
+            .map_err(sys_error(format!("look up host veth {veth}")))?;
+        if index.is_some() {
+            out.insert(veth, LinkFacts::default());
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
     let sys = engine.sys;
+    let started = std::time::Instant::now();
     let mut obs = Observed {
-        host_links: links_of(sys, &NsRef::Host)?,
+        host_links: host_links(sys, rec)?,
         ..Observed::default()
     };
+    tracing::debug!(elapsed = ?started.elapsed(), "observe: host links");
     let namespaces: Vec<NsRef> = rec
         .containers
         .values()
         .map(|c| NsRef::path(c.netns.path.clone()))
         .collect();
     sys.prepare(&namespaces);
+    tracing::debug!(elapsed = ?started.elapsed(), "observe: namespace sockets");
     let host_files = files::HostFiles::read(&engine.cfg);
-    for ctr in rec.containers.values() {
+    let containers: Vec<&ContainerRecord> = rec.containers.values().collect();
+    let cfg = &engine.cfg;
+    // Each container is an independent question to the kernel and the file system: spread
+    // them over the CPUs.
+    let seen = netctl_sys::par::map(&containers, |ctr| {
         let path = &ctr.netns.path;
         // Listing the links enters the namespace, which fails for a missing file (ENOENT) or
         // one that is not a network namespace (EINVAL): both mean the namespace is gone. One
         // entry per namespace instead of a separate check.
-        match links_of(sys, &NsRef::path(path.clone())) {
-            Ok(links) => {
-                obs.namespaces.insert(path.clone(), links);
-                obs.files_ok.insert(
-                    ctr.name.clone(),
-                    files::files_match(&engine.cfg, &host_files, rec, ctr),
-                );
-            }
+        let links = match links_of(sys, &NsRef::path(path.clone())) {
+            Ok(links) => Some(links),
             Err(EngineError::Sys { source, .. })
-                if matches!(source.errno(), Some(Errno::ENOENT | Errno::EINVAL)) => {}
+                if matches!(source.errno(), Some(Errno::ENOENT | Errno::EINVAL)) =>
+            {
+                None
+            }
             Err(e) => return Err(e),
+        };
+        let files_ok = links
+            .is_some()
+            .then(|| files::files_match(cfg, &host_files, rec, ctr));
+        let helper_alive = rec
+            .helpers
+            .get(&ctr.name)
+            .is_some_and(|helper| sys.is_alive(helper.pid, helper.start_time));
+        Ok((links, files_ok, helper_alive))
+    });
+    for (ctr, seen) in containers.iter().zip(seen) {
+        let (links, files_ok, helper_alive) = seen?;
+        if let Some(links) = links {
+            obs.namespaces.insert(ctr.netns.path.clone(), links);
         }
-        if let Some(helper) = rec.helpers.get(&ctr.name)
-            && sys.is_alive(helper.pid, helper.start_time)
-        {
+        if let Some(ok) = files_ok {
+            obs.files_ok.insert(ctr.name.clone(), ok);
+        }
+        if helper_alive {
             obs.helpers_alive.insert(ctr.name.clone());
         }
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "observe: namespaces");
     obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "observe: firewall");
     Ok(obs)
 }
 

@@ -157,6 +157,14 @@ pub enum SysError {
         source: io::Error,
     },
 
+    /// A request to nf_tables over netlink (`NETLINK_NETFILTER`) failed.
+    #[error("cannot {op} (nf_tables netlink)")]
+    NfNetlink {
+        op: String,
+        #[source]
+        source: io::Error,
+    },
+
     /// `nft` ran and refused; `stderr` is what it said.
     #[error("nft could not {op} ({status}): {stderr}")]
     Nft {
@@ -232,6 +240,7 @@ impl SysError {
             | Self::Namespace { source, .. }
             | Self::Sysctl { source, .. }
             | Self::NftRun { source, .. }
+            | Self::NfNetlink { source, .. }
             | Self::Spawn { source, .. }
             | Self::PidFile { source, .. }
             | Self::Signal { source, .. } => source,

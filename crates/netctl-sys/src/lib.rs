@@ -22,6 +22,7 @@ pub mod fake;
 pub mod linux;
 mod model;
 mod ns;
+pub mod par;
 mod terminate;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,11 @@ pub trait Netlink {
     fn links(&self, ns: &NsRef) -> SysResult<Vec<Link>>;
     /// The link called `name`, or `None`.
     fn link(&self, ns: &NsRef, name: &str) -> SysResult<Option<Link>>;
+    /// The index of the link called `name`, or `None`: existence without a description. In
+    /// netctl's own namespace this is a hash lookup, where describing a veth (`link`, `links`)
+    /// costs time that grows with the number of namespaces (the kernel searches for the
+    /// peer's namespace id).
+    fn link_index(&self, ns: &NsRef, name: &str) -> SysResult<Option<u32>>;
     /// Creates a bridge (down).
     fn add_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> SysResult<()>;
     /// Creates a veth pair, `spec.name` in `ns` and `spec.peer_name` directly in `spec.peer_ns`
@@ -61,6 +67,11 @@ pub trait Netlink {
     fn set_link(&self, ns: &NsRef, name: &str, change: &LinkChange) -> SysResult<()>;
     /// All addresses of `ns` (including the kernel's IPv6 link-local ones).
     fn addrs(&self, ns: &NsRef) -> SysResult<Vec<Addr>>;
+    /// The addresses of the link with index `index` only, filtered by the kernel (cost
+    /// independent of the other links).
+    fn link_addrs(&self, ns: &NsRef, index: u32) -> SysResult<Vec<IpNet>>;
+    /// `links` and `addrs` together, in two requests instead of three.
+    fn links_and_addrs(&self, ns: &NsRef) -> SysResult<(Vec<Link>, Vec<Addr>)>;
     /// Adds an address; IPv6 ones skip duplicate address detection so they work at once.
     fn add_addr(&self, ns: &NsRef, link: &str, net: IpNet) -> SysResult<()>;
     fn del_addr(&self, ns: &NsRef, link: &str, net: IpNet) -> SysResult<()>;
@@ -100,6 +111,9 @@ pub trait Nft {
     /// `nft -j -t list table FAMILY NAME` (terse: sets and maps without elements), or `None`
     /// when the table does not exist.
     fn nft_list_table(&self, family: NftFamily, name: &str) -> SysResult<Option<String>>;
+    /// How many rules table `name` holds (0 when it does not exist). Asked over netlink, not
+    /// through `nft`: a health check that stays cheap however many set elements there are.
+    fn nft_rule_count(&self, family: NftFamily, name: &str) -> SysResult<usize>;
 }
 
 /// Helper processes (pasta, slirp4netns, DNS servers).
@@ -118,10 +132,11 @@ pub trait Processes {
     fn is_alive(&self, pid: u32, start_time: u64) -> bool;
 }
 
-/// Everything at once; what backends take (`&dyn Sys`).
-pub trait Sys: Netlink + Namespaces + Sysctl + Nft + Processes {}
+/// Everything at once; what backends take (`&dyn Sys`). Shareable across threads, so work on
+/// many namespaces (observing a thousand containers) can be spread over the CPUs.
+pub trait Sys: Netlink + Namespaces + Sysctl + Nft + Processes + Send + Sync {}
 
-impl<T: Netlink + Namespaces + Sysctl + Nft + Processes + ?Sized> Sys for T {}
+impl<T: Netlink + Namespaces + Sysctl + Nft + Processes + Send + Sync + ?Sized> Sys for T {}
 
 #[cfg(test)]
 mod tests {

@@ -154,7 +154,7 @@ impl Ctx<'_> {
         mut claims: Vec<Claim<K>>,
         message: impl Fn(&K, &str, &str) -> String,
     ) {
-        claims.sort_by_key(|c| self.spans.position(&c.path));
+        claims.sort_by_cached_key(|c| self.spans.position(&c.path));
         let mut seen: HashMap<&K, &Claim<K>> = HashMap::new();
         for claim in &claims {
             if let Some(first) = seen.get(&claim.key) {
@@ -277,7 +277,7 @@ impl Ctx<'_> {
                 })
             })
             .collect();
-        all.sort_by_key(|(_, path, _)| self.spans.position(path));
+        all.sort_by_cached_key(|(_, path, _)| self.spans.position(path));
         for (j, (name, path, subnet)) in all.iter().enumerate() {
             for (other_name, other_path, other) in &all[..j] {
                 let overlap =
@@ -638,7 +638,7 @@ impl Ctx<'_> {
     /// Two mappings may not bind the same host address, port and protocol, across all
     /// containers (the host has one port space).
     fn port_conflicts(&mut self, mut claims: Vec<PortClaim>) {
-        claims.sort_by_key(|c| self.spans.position(&c.path));
+        claims.sort_by_cached_key(|c| self.spans.position(&c.path));
         // Earlier claims by (protocol, host port), so each claim looks only at those sharing
         // one of its ports: linear in the number of ports, not quadratic (a file with
         // thousands of published ports is validated on every apply).

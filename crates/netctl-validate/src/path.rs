@@ -5,14 +5,18 @@
 //! the *decoded* path to the *file* path and the key/value spans; checks that run on decoded
 //! values ask it where to point and which field name to show.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Segment {
-    Key(String),
+    /// Shared: paths are cloned for every field a file writes (tens of thousands in a large
+    /// file), and a clone should not copy every key.
+    Key(Rc<str>),
     Index(usize),
 }
 
@@ -24,19 +28,22 @@ pub(crate) struct FieldPath(Vec<Segment>);
 impl FieldPath {
     /// A path of keys only.
     pub fn keys(keys: &[&str]) -> Self {
-        Self(keys.iter().map(|k| Segment::Key((*k).to_owned())).collect())
+        Self(keys.iter().map(|k| Segment::Key(Rc::from(*k))).collect())
     }
 
     pub fn key(&self, key: &str) -> Self {
-        let mut out = self.clone();
-        out.0.push(Segment::Key(key.to_owned()));
-        out
+        self.push(Segment::Key(Rc::from(key)))
+    }
+
+    fn push(&self, segment: Segment) -> Self {
+        let mut out = Vec::with_capacity(self.0.len() + 1);
+        out.extend(self.0.iter().cloned());
+        out.push(segment);
+        Self(out)
     }
 
     pub fn index(&self, index: usize) -> Self {
-        let mut out = self.clone();
-        out.0.push(Segment::Index(index));
-        out
+        self.push(Segment::Index(index))
     }
 
     fn parent(&self) -> Option<Self> {
@@ -95,9 +102,10 @@ pub(crate) struct Here {
 
 impl Here {
     pub fn key(&self, key: &str) -> Self {
+        let key = Segment::Key(Rc::from(key));
         Self {
-            state: self.state.key(key),
-            file: self.file.key(key),
+            state: self.state.push(key.clone()),
+            file: self.file.push(key),
         }
     }
 
@@ -121,7 +129,9 @@ pub(crate) enum Target {
 
 #[derive(Debug, Clone)]
 struct Location {
-    file: FieldPath,
+    /// The path in the file, when it differs from the decoded path (an earlier array element
+    /// was dropped); almost always `None`.
+    file: Option<FieldPath>,
     key: Option<Range<usize>>,
     value: Range<usize>,
 }
@@ -129,7 +139,7 @@ struct Location {
 /// Where every decoded field came from.
 #[derive(Debug, Default)]
 pub(crate) struct Spans {
-    by_state: HashMap<FieldPath, Location>,
+    by_state: FxHashMap<FieldPath, Location>,
 }
 
 impl Spans {
@@ -137,7 +147,7 @@ impl Spans {
         self.by_state.insert(
             here.state.clone(),
             Location {
-                file: here.file.clone(),
+                file: (here.file != here.state).then(|| here.file.clone()),
                 key,
                 value,
             },
@@ -147,19 +157,32 @@ impl Spans {
     /// The field name to show and the span to point at for a decoded path. A path that was not
     /// written (a default) falls back to its nearest written ancestor.
     pub fn locate(&self, state: &FieldPath, target: Target) -> (String, Range<usize>) {
-        let mut probe = Some(state.clone());
-        while let Some(path) = probe {
-            if let Some(loc) = self.by_state.get(&path) {
-                let field = loc.file.join_tail(state, path.len());
+        match self.nearest(state) {
+            Some((path, loc)) => {
+                let field = match &loc.file {
+                    Some(file) => file.join_tail(state, path.len()),
+                    None => state.clone(),
+                };
                 let span = match target {
                     Target::Key => loc.key.clone().unwrap_or_else(|| loc.value.clone()),
                     Target::Value => loc.value.clone(),
                 };
-                return (field.to_string(), span);
+                (field.to_string(), span)
+            }
+            None => (state.to_string(), 0..0),
+        }
+    }
+
+    /// The nearest written ancestor of a decoded path (the path itself when it was written).
+    fn nearest(&self, state: &FieldPath) -> Option<(FieldPath, &Location)> {
+        let mut probe = Some(state.clone());
+        while let Some(path) = probe {
+            if let Some(loc) = self.by_state.get(&path) {
+                return Some((path, loc));
             }
             probe = path.parent();
         }
-        (state.to_string(), 0..0)
+        None
     }
 
     /// Forgets a decoded path and everything under it: used when an array element is dropped,
@@ -175,7 +198,8 @@ impl Spans {
 
     /// Where a decoded path starts in the file, for ordering "first" and "later" occurrences.
     pub fn position(&self, state: &FieldPath) -> usize {
-        self.locate(state, Target::Key).1.start
+        self.nearest(state)
+            .map_or(0, |(_, loc)| loc.key.as_ref().unwrap_or(&loc.value).start)
     }
 }
 

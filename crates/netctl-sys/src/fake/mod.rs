@@ -556,6 +556,12 @@ impl Netlink for FakeSys {
         Ok(netns.find(name).map(|link| link_of(ns, link)))
     }
 
+    fn link_index(&self, ns: &NsRef, name: &str) -> SysResult<Option<u32>> {
+        let mut world = self.world();
+        world.read(format!("link_index {} {name}", ns.short()));
+        Ok(world.ns(ns)?.index_of(name))
+    }
+
     fn add_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> SysResult<()> {
         let err = |errno| {
             SysError::netlink(
@@ -779,6 +785,24 @@ impl Netlink for FakeSys {
             netns.link_went_down(link.index);
         }
         Ok(())
+    }
+
+    fn link_addrs(&self, ns: &NsRef, index: u32) -> SysResult<Vec<IpNet>> {
+        let mut world = self.world();
+        world.read(format!("link_addrs {} {index}", ns.short()));
+        let netns = world.ns(ns)?;
+        let mut addrs: Vec<IpNet> = netns
+            .addrs
+            .iter()
+            .filter(|(link, _)| *link == index)
+            .map(|(_, net)| *net)
+            .collect();
+        addrs.sort_by_key(|net| net.addr().is_ipv6());
+        Ok(addrs)
+    }
+
+    fn links_and_addrs(&self, ns: &NsRef) -> SysResult<(Vec<Link>, Vec<Addr>)> {
+        Ok((self.links(ns)?, self.addrs(ns)?))
     }
 
     fn addrs(&self, ns: &NsRef) -> SysResult<Vec<Addr>> {
@@ -1132,6 +1156,12 @@ impl Nft for FakeSys {
         let mut world = self.world();
         world.read(format!("nft_list_table {family} {name}"));
         Ok(world.nft.list_table(family, name))
+    }
+
+    fn nft_rule_count(&self, family: NftFamily, name: &str) -> SysResult<usize> {
+        let mut world = self.world();
+        world.read(format!("nft_rule_count {family} {name}"));
+        Ok(world.nft.rule_count(family, name))
     }
 }
 

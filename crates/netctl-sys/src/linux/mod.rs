@@ -6,6 +6,7 @@
 
 mod netlink;
 mod netns;
+mod nfnl;
 mod nft;
 mod process;
 mod rtnl;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{Namespaces, NetlinkOp, NsRef, SysError, SysResult};
 use netns::NsKey;
@@ -23,8 +24,9 @@ use rtnl::Conn;
 
 /// The sys seam backed by the running kernel.
 pub struct LinuxSys {
-    /// One rtnetlink socket per namespace used so far.
-    conns: Mutex<HashMap<NsKey, Conn>>,
+    /// One rtnetlink socket per namespace used so far. The map's lock is held only to find a
+    /// socket; each socket has its own, so requests in different namespaces run in parallel.
+    conns: Mutex<HashMap<NsKey, Arc<Mutex<Conn>>>>,
     /// The `nft` program (looked up in `PATH` unless it has a `/`).
     nft: PathBuf,
 }
@@ -44,8 +46,9 @@ impl LinuxSys {
         self
     }
 
-    /// Opens and caches the sockets of `namespaces` not cached yet, from one helper thread that
-    /// enters each in turn (one thread for all instead of one per namespace).
+    /// Opens and caches the sockets of `namespaces` not cached yet, from a few helper threads
+    /// that each enter their share of the namespaces in turn (instead of one thread per
+    /// namespace).
     fn prepare_conns(&self, namespaces: &[NsRef]) {
         let handles: Vec<netns::NsHandle> = {
             let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
@@ -59,23 +62,20 @@ impl LinuxSys {
         if handles.is_empty() {
             return;
         }
-        let opened: Vec<(NsKey, Conn)> = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    handles
-                        .iter()
-                        .filter_map(|h| {
-                            h.enter_here().ok()?;
-                            Conn::open().ok().map(|conn| (h.key(), conn))
-                        })
-                        .collect()
+        let opened: Vec<(NsKey, Conn)> = crate::par::map_chunks(&handles, |chunk| {
+            chunk
+                .iter()
+                .filter_map(|h| {
+                    h.enter_here().ok()?;
+                    Conn::open().ok().map(|conn| (h.key(), conn))
                 })
-                .join()
-                .unwrap_or_default()
+                .collect()
         });
         let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
         for (key, conn) in opened {
-            conns.entry(key).or_insert(conn);
+            conns
+                .entry(key)
+                .or_insert_with(|| Arc::new(Mutex::new(conn)));
         }
     }
 
@@ -88,27 +88,35 @@ impl LinuxSys {
     ) -> SysResult<T> {
         let handle = netns::open(ns)?;
         let key = handle.key();
-        let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
-        let conn = match conns.entry(key) {
-            Entry::Occupied(cached) => cached.into_mut(),
-            Entry::Vacant(slot) => slot.insert(handle.run(|| {
-                Conn::open().map_err(|e| {
-                    SysError::netlink(
-                        NetlinkOp::OpenSocket,
-                        None,
-                        NetlinkOp::OpenSocket.to_string(),
-                        ns,
-                        e,
-                    )
-                })
-            })?),
+        let conn = {
+            let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            match conns.entry(key) {
+                Entry::Occupied(cached) => Arc::clone(cached.get()),
+                Entry::Vacant(slot) => {
+                    Arc::clone(slot.insert(Arc::new(Mutex::new(handle.run(|| {
+                        Conn::open().map_err(|e| {
+                            SysError::netlink(
+                                NetlinkOp::OpenSocket,
+                                None,
+                                NetlinkOp::OpenSocket.to_string(),
+                                ns,
+                                e,
+                            )
+                        })
+                    })?))))
+                }
+            }
         };
-        match work(conn) {
+        let result = work(&mut conn.lock().unwrap_or_else(PoisonError::into_inner));
+        match result {
             Ok(value) => Ok(value),
             Err(ConnError::Sys(err)) => Err(err),
             Err(ConnError::Failed { context, failure }) => {
                 if failure.broken {
-                    conns.remove(&key);
+                    let mut conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+                    if conns.get(&key).is_some_and(|c| Arc::ptr_eq(c, &conn)) {
+                        conns.remove(&key);
+                    }
                 }
                 Err(SysError::Netlink {
                     op: context.op,

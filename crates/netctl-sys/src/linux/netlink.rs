@@ -139,6 +139,21 @@ fn dump_links(conn: &mut Conn) -> Result<Vec<Link>, ConnError> {
     Ok(links)
 }
 
+/// Every address of the namespace; `names` gives their links' names.
+fn dump_addrs(conn: &mut Conn, names: &HashMap<u32, String>) -> Result<Vec<Addr>, ConnError> {
+    let ctx = context(NetlinkOp::ListAddrs, None, "list addresses".to_owned());
+    let replies = conn
+        .dump(&RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+        .map_err(failed(&ctx))?;
+    Ok(replies
+        .iter()
+        .filter_map(|reply| match reply {
+            RouteNetlinkMessage::NewAddress(message) => parse_addr(message, names),
+            _ => None,
+        })
+        .collect())
+}
+
 fn link_names(conn: &mut Conn) -> Result<HashMap<u32, String>, ConnError> {
     Ok(dump_links(conn)?
         .into_iter()
@@ -189,9 +204,38 @@ fn set_bridge_port(
     Ok(())
 }
 
-/// The link `name`, or an `ENODEV` error about `ctx`.
-fn require_link(conn: &mut Conn, name: &str, ctx: &OpContext) -> Result<Link, ConnError> {
-    get_link(conn, name)?.ok_or_else(|| failed(ctx)(kernel_said(Errno::ENODEV)))
+/// The index of link `name`, or `None`. In netctl's own namespace the kernel is asked the
+/// cheap way (`SIOCGIFINDEX`, a hash lookup by name): `RTM_GETLINK` describes the whole link,
+/// and describing a veth makes the kernel search its namespace-id table for the peer's
+/// namespace, a cost that grows with the number of container namespaces. In a container's
+/// namespace (a handful of links) `RTM_GETLINK` is as cheap.
+fn index_of(conn: &mut Conn, ns: &NsRef, name: &str) -> Result<Option<u32>, ConnError> {
+    if !valid_ifname(name) {
+        return Ok(None);
+    }
+    if *ns == NsRef::Host {
+        // The calling thread never leaves netctl's namespace, which is the host one here.
+        return match nix::net::if_::if_nametoindex(name) {
+            Ok(index) => Ok(Some(index)),
+            Err(Errno::ENODEV) => Ok(None),
+            Err(errno) => Err(failed(&context(
+                NetlinkOp::GetLink,
+                Some(name),
+                format!("look up link {name}"),
+            ))(kernel_said(errno))),
+        };
+    }
+    Ok(get_link(conn, name)?.map(|link| link.index))
+}
+
+/// The index of link `name`, or an `ENODEV` error about `ctx`.
+fn require_index(
+    conn: &mut Conn,
+    ns: &NsRef,
+    name: &str,
+    ctx: &OpContext,
+) -> Result<u32, ConnError> {
+    index_of(conn, ns, name)?.ok_or_else(|| failed(ctx)(kernel_said(Errno::ENODEV)))
 }
 
 /// Sets the alias of a link just created; deletes the link again when that fails, so creating
@@ -395,7 +439,7 @@ impl LinuxSys {
         let ctx = context(op, route.dev.as_deref(), describe_route(adding, route));
         self.with_conn(ns, |conn| {
             let oif = match &route.dev {
-                Some(dev) => Some(require_link(conn, dev, &ctx)?.index),
+                Some(dev) => Some(require_index(conn, ns, dev, &ctx)?),
                 None => None,
             };
             let message = route_message(route, oif, adding);
@@ -420,7 +464,7 @@ impl LinuxSys {
         };
         let ctx = context(op, Some(link), describe_addr(adding, link, net));
         self.with_conn(ns, |conn| {
-            let index = require_link(conn, link, &ctx)?.index;
+            let index = require_index(conn, ns, link, &ctx)?;
             let message = address_message(index, net, adding);
             let request = if adding {
                 conn.request(
@@ -535,7 +579,7 @@ impl Netlink for LinuxSys {
             format!("change link {name} ({change})"),
         );
         self.with_conn(ns, |conn| {
-            let link = require_link(conn, name, &ctx)?;
+            let index = require_index(conn, ns, name, &ctx)?;
             if change.is_empty() {
                 return Ok(());
             }
@@ -545,10 +589,10 @@ impl Netlink for LinuxSys {
             }
             .is_empty();
             if port_only {
-                return set_bridge_port(conn, link.index, change, &ctx);
+                return set_bridge_port(conn, index, change, &ctx);
             }
             let mut message = LinkMessage::default();
-            message.header.index = link.index;
+            message.header.index = index;
             if let Some(up) = change.up {
                 message.header.change_mask = LinkFlags::Up;
                 if up {
@@ -570,8 +614,8 @@ impl Netlink for LinuxSys {
                         Some(master),
                         format!("change link {name} ({change}): no bridge {master}"),
                     );
-                    let index = require_link(conn, master, &master_ctx)?.index;
-                    message.attributes.push(LinkAttribute::Controller(index));
+                    let master = require_index(conn, ns, master, &master_ctx)?;
+                    message.attributes.push(LinkAttribute::Controller(master));
                 }
                 Some(None) => message.attributes.push(LinkAttribute::Controller(0)),
                 None => {}
@@ -588,21 +632,52 @@ impl Netlink for LinuxSys {
             }
             conn.request(RouteNetlinkMessage::SetLink(message), 0)
                 .map_err(failed(&ctx))?;
-            set_bridge_port(conn, link.index, change, &ctx)
+            set_bridge_port(conn, index, change, &ctx)
         })
     }
 
     fn addrs(&self, ns: &NsRef) -> SysResult<Vec<Addr>> {
-        let ctx = context(NetlinkOp::ListAddrs, None, "list addresses".to_owned());
         self.with_conn(ns, |conn| {
             let names = link_names(conn)?;
+            dump_addrs(conn, &names)
+        })
+    }
+
+    fn links_and_addrs(&self, ns: &NsRef) -> SysResult<(Vec<Link>, Vec<Addr>)> {
+        self.with_conn(ns, |conn| {
+            let links = dump_links(conn)?;
+            let names = links
+                .iter()
+                .map(|link| (link.index, link.name.clone()))
+                .collect();
+            let addrs = dump_addrs(conn, &names)?;
+            Ok((links, addrs))
+        })
+    }
+
+    fn link_index(&self, ns: &NsRef, name: &str) -> SysResult<Option<u32>> {
+        self.with_conn(ns, |conn| index_of(conn, ns, name))
+    }
+
+    fn link_addrs(&self, ns: &NsRef, index: u32) -> SysResult<Vec<IpNet>> {
+        let ctx = context(
+            NetlinkOp::ListAddrs,
+            None,
+            format!("list addresses of link {index}"),
+        );
+        self.with_conn(ns, |conn| {
+            let mut request = AddressMessage::default();
+            request.header.index = index;
             let replies = conn
-                .dump(&RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+                .dump_filtered(&RouteNetlinkMessage::GetAddress(request))
                 .map_err(failed(&ctx))?;
             Ok(replies
                 .iter()
                 .filter_map(|reply| match reply {
-                    RouteNetlinkMessage::NewAddress(message) => parse_addr(message, &names),
+                    // The filter is the kernel's; checked again in case it ignored it.
+                    RouteNetlinkMessage::NewAddress(message) if message.header.index == index => {
+                        parse_addr(message, &HashMap::new()).map(|addr| addr.net)
+                    }
                     _ => None,
                 })
                 .collect())

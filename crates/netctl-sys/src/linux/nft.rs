@@ -63,6 +63,13 @@ impl Nft for LinuxSys {
         }
     }
 
+    fn nft_rule_count(&self, family: NftFamily, name: &str) -> SysResult<usize> {
+        super::nfnl::rule_count(family, name).map_err(|source| SysError::NfNetlink {
+            op: format!("count the rules of table {family} {name}"),
+            source,
+        })
+    }
+
     fn nft_list_table(&self, family: NftFamily, name: &str) -> SysResult<Option<String>> {
         if !valid_table_name(name) {
             return Err(SysError::InvalidInput {

@@ -98,6 +98,24 @@ impl Conn {
         Err(last.expect("at least one dump attempt ran"))
     }
 
+    /// Dumps with strict checking (`NETLINK_GET_STRICT_CHK`) on, so the kernel applies the
+    /// filters in the request's header (an address dump for one link index, say) instead of
+    /// returning everything. Only for this request: the other dumps' headers are not written
+    /// for strict checking.
+    pub(crate) fn dump_filtered(
+        &mut self,
+        message: &RouteNetlinkMessage,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
+        self.socket
+            .set_netlink_get_strict_chk(true)
+            .map_err(Failure::broken)?;
+        let result = self.dump(message);
+        self.socket
+            .set_netlink_get_strict_chk(false)
+            .map_err(Failure::broken)?;
+        result
+    }
+
     fn exchange(
         &mut self,
         message: RouteNetlinkMessage,

@@ -28,8 +28,11 @@ pub fn apply(
     args: &ApplyArgs,
     reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
+    let started = std::time::Instant::now();
     let (desired, text) = load_desired(&args.file)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: file validated");
     let ctx = Ctx::open(settings)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: store open");
     let engine = ctx.engine();
     if args.dry_run {
         // Structural dry run: only the planner runs; no executor is built.
@@ -41,6 +44,7 @@ pub fn apply(
         return Ok(Outcome::Success);
     }
     let report = engine.apply(&desired, Some((&args.file, &text)), args.prune)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: done");
     let text = if report.plan.is_empty() {
         render_text(&report.plan)
     } else {
