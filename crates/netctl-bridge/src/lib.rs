@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use netctl_sys::{BridgeSpec, LinkChange, NsRef, Route, Sys, SysError, VethSpec};
+use netctl_sys::{BridgeSpec, Ipv4Conf, LinkChange, NsRef, Route, Sys, SysError, VethSpec};
 use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock, error_chain};
 
 /// Metric of the default route of a container's first interface (netavark's default); later
@@ -350,19 +350,20 @@ fn setup_steps(
     )))?;
     undo.push(Undo::Veth(att.host_veth.clone()));
 
-    // Sysctls inside the container before addresses, as netavark does.
+    // Sysctls inside the container before addresses, as netavark does. The IPv4 ones in one
+    // netlink request; IPv6's per-interface settings are only writable through /proc.
     let ifname = att.interface.as_str();
-    let mut keys: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["net", "ipv4", "conf", ifname, "rp_filter"], "2"),
-        (vec!["net", "ipv4", "conf", ifname, "arp_notify"], "1"),
-    ];
+    sys.set_ipv4_conf(
+        &ctr,
+        ifname,
+        &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
+    )
+    .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
     if att.addresses.iter().any(|a| a.addr().is_ipv6()) {
-        keys.push((vec!["net", "ipv6", "conf", ifname, "accept_dad"], "0"));
-        keys.push((vec!["net", "ipv6", "conf", ifname, "autoconf"], "0"));
-    }
-    for (key, value) in keys {
-        ensure_sysctl(sys, &ctr, &key, value)
-            .map_err(err(format!("set sysctl {}={value}", key.join("."))))?;
+        for key in ["accept_dad", "autoconf"] {
+            ensure_sysctl(sys, &ctr, &["net", "ipv6", "conf", ifname, key], "0")
+                .map_err(err(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")))?;
+        }
     }
 
     sys.set_link(

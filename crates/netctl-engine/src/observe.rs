@@ -113,7 +113,7 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
             );
         }
     }
-    for ((container, network), _) in &rec.attachments {
+    for (container, network) in rec.attachments.keys() {
         let (Some(ctr), Some(net)) = (rec.containers.get(container), rec.networks.get(network))
         else {
             continue;

@@ -33,9 +33,9 @@ pub use error::{NamespaceOp, NetlinkOp, SysError, SysctlOp};
 pub use fake::FakeSys;
 pub use linux::LinuxSys;
 pub use model::{
-    Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Link, LinkChange, LinkKind, MAIN_TABLE, MAX_IFNAME_LEN,
-    NftFamily, Route, RouteProto, RunOutput, SpawnMode, SpawnSpec, Spawned, StdioSpec, VethPeer,
-    VethSpec, sysctl_key_display, valid_ifname,
+    Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE,
+    MAX_IFNAME_LEN, NftFamily, Route, RouteProto, RunOutput, SpawnMode, SpawnSpec, Spawned,
+    StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
 };
 pub use netctl_types::MacAddr;
 pub use nix::sys::signal::Signal;
@@ -65,6 +65,11 @@ pub trait Netlink {
     fn del_link(&self, ns: &NsRef, name: &str) -> SysResult<()>;
     /// Changes a link in one request.
     fn set_link(&self, ns: &NsRef, name: &str, change: &LinkChange) -> SysResult<()>;
+    /// Sets per-interface IPv4 settings (what `net.ipv4.conf.LINK.*` shows) in one netlink
+    /// request, instead of a `/proc/sys` write each from a thread inside the namespace (and a
+    /// path lookup that grows with the number of namespaces holding a link of that name).
+    /// Values must be non-zero: netlink's request form cannot carry a zero.
+    fn set_ipv4_conf(&self, ns: &NsRef, link: &str, conf: &[(Ipv4Conf, u32)]) -> SysResult<()>;
     /// All addresses of `ns` (including the kernel's IPv6 link-local ones).
     fn addrs(&self, ns: &NsRef) -> SysResult<Vec<Addr>>;
     /// The addresses of the link with index `index` only, filtered by the kernel (cost

@@ -100,6 +100,25 @@ pub struct VethSpec {
     pub peer_mac: Option<MacAddr>,
 }
 
+/// A per-interface IPv4 setting (a `net.ipv4.conf.IFACE.*` sysctl) that netlink can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Conf {
+    RpFilter,
+    ArpNotify,
+    RouteLocalnet,
+}
+
+impl Ipv4Conf {
+    /// The sysctl's name under `net.ipv4.conf.IFACE`.
+    pub fn sysctl_name(self) -> &'static str {
+        match self {
+            Self::RpFilter => "rp_filter",
+            Self::ArpNotify => "arp_notify",
+            Self::RouteLocalnet => "route_localnet",
+        }
+    }
+}
+
 /// Changes to an existing link; `None` fields are left alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkChange {

@@ -32,10 +32,10 @@ use nix::errno::Errno;
 use crate::error::{describe_add_veth, describe_addr, describe_route, os_error};
 use crate::model::{check_ifname, check_route, check_sysctl_key};
 use crate::{
-    Addr, BridgeSpec, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp, Namespaces,
-    Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteProto, RunOutput, Signal,
-    SpawnMode, SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp, VethPeer, VethSpec,
-    sysctl_key_display,
+    Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp,
+    Namespaces, Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteProto, RunOutput,
+    Signal, SpawnMode, SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp, VethPeer,
+    VethSpec, sysctl_key_display,
 };
 use nft::NftModel;
 
@@ -783,6 +783,44 @@ impl Netlink for FakeSys {
         }
         if went_down {
             netns.link_went_down(link.index);
+        }
+        Ok(())
+    }
+
+    fn set_ipv4_conf(&self, ns: &NsRef, link: &str, conf: &[(Ipv4Conf, u32)]) -> SysResult<()> {
+        let shown: Vec<String> = conf
+            .iter()
+            .map(|(key, value)| format!("{}={value}", key.sysctl_name()))
+            .collect();
+        let err = |errno| {
+            SysError::netlink(
+                NetlinkOp::SetLink,
+                Some(link),
+                format!("set {} on {link}", shown.join(" ")),
+                ns,
+                os_error(errno),
+            )
+        };
+        let mut world = self.world();
+        let line = format!("set_ipv4_conf {} {link} {}", ns.short(), shown.join(" "));
+        if let Some(errno) = world.write(line) {
+            return Err(err(errno));
+        }
+        if conf.iter().any(|(_, value)| *value == 0) {
+            return Err(err(Errno::EINVAL));
+        }
+        let netns = world.ns_mut(ns)?;
+        if netns.find(link).is_none() {
+            return Err(err(Errno::ENODEV));
+        }
+        for (key, value) in conf {
+            netns.sysctls.insert(
+                ["net", "ipv4", "conf", link, key.sysctl_name()]
+                    .iter()
+                    .map(|part| (*part).to_owned())
+                    .collect(),
+                value.to_string(),
+            );
         }
         Ok(())
     }

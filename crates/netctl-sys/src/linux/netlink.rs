@@ -11,8 +11,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -26,8 +26,8 @@ use super::{ConnError, LinuxSys, OpContext, netns};
 use crate::error::{describe_add_veth, describe_addr, describe_route, os_error};
 use crate::model::{MAIN_TABLE, check_ifname, check_route, valid_ifname};
 use crate::{
-    Addr, BridgeSpec, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef, Route,
-    RouteProto, SysResult, VethPeer, VethSpec,
+    Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef,
+    Route, RouteProto, SysResult, VethPeer, VethSpec,
 };
 
 fn context(op: NetlinkOp, link: Option<&str>, what: String) -> OpContext {
@@ -633,6 +633,46 @@ impl Netlink for LinuxSys {
             conn.request(RouteNetlinkMessage::SetLink(message), 0)
                 .map_err(failed(&ctx))?;
             set_bridge_port(conn, index, change, &ctx)
+        })
+    }
+
+    fn set_ipv4_conf(&self, ns: &NsRef, link: &str, conf: &[(Ipv4Conf, u32)]) -> SysResult<()> {
+        let shown: Vec<String> = conf
+            .iter()
+            .map(|(key, value)| format!("{}={value}", key.sysctl_name()))
+            .collect();
+        if let Some((key, _)) = conf.iter().find(|(_, value)| *value == 0) {
+            return Err(crate::SysError::InvalidInput {
+                what: "IPv4 interface setting",
+                value: key.sysctl_name().to_owned(),
+                reason: "netlink cannot set a zero; write the sysctl instead",
+            });
+        }
+        let ctx = context(
+            NetlinkOp::SetLink,
+            Some(link),
+            format!("set {} on {link}", shown.join(" ")),
+        );
+        let mut devconf = InetDevConf::default();
+        for (key, value) in conf {
+            let value = i32::try_from(*value).unwrap_or(i32::MAX);
+            match key {
+                Ipv4Conf::RpFilter => devconf.rp_filter = value,
+                Ipv4Conf::ArpNotify => devconf.arp_notify = value,
+                Ipv4Conf::RouteLocalnet => devconf.route_localnet = value,
+            }
+        }
+        self.with_conn(ns, |conn| {
+            let mut message = LinkMessage::default();
+            message.header.index = require_index(conn, ns, link, &ctx)?;
+            message
+                .attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                    AfSpecInet::DevConfRequest(devconf),
+                ])]));
+            conn.request(RouteNetlinkMessage::SetLink(message), 0)
+                .map_err(failed(&ctx))?;
+            Ok(())
         })
     }
 
