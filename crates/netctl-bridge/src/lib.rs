@@ -183,13 +183,17 @@ pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
             }
         }
     }
-    let have: Vec<IpNet> = sys
-        .addrs(&host)
-        .map_err(err("list addresses"))?
-        .into_iter()
-        .filter(|a| a.link_name == net.bridge)
-        .map(|a| a.net)
-        .collect();
+    // The bridge's own addresses only: a dump of every host address would list each
+    // container's host veth too. (A bridge gone again by now makes add_addr below fail.)
+    let have: Vec<IpNet> = match sys
+        .link_index(&host, &net.bridge)
+        .map_err(err("look up bridge"))?
+    {
+        Some(index) => sys
+            .link_addrs(&host, index)
+            .map_err(err("list the bridge's addresses"))?,
+        None => Vec::new(),
+    };
     for gw in net.gateway_addrs() {
         if !have.contains(&gw) {
             sys.add_addr(&host, &net.bridge, gw)

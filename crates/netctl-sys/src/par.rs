@@ -23,6 +23,27 @@ pub fn map_chunks<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> +
     if threads == 1 {
         return work(items);
     }
+    spawned(items, threads, work)
+}
+
+/// Like [`map_chunks`], but never on the calling thread: for work that changes the state of
+/// the thread it runs on (entering a network namespace), which the caller's thread must not
+/// see.
+pub fn map_chunks_off_thread<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> Vec<R> + Sync,
+) -> Vec<R> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    spawned(items, threads_for(items.len()), work)
+}
+
+fn spawned<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&[T]) -> Vec<R> + Sync,
+) -> Vec<R> {
     let size = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
@@ -56,6 +77,19 @@ mod tests {
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         assert_eq!(map(&items[..3], |i| i + 1), vec![1, 2, 3]);
         assert!(map(&Vec::<u8>::new(), |i| *i).is_empty());
+    }
+
+    #[test]
+    fn off_thread_work_never_runs_on_the_calling_thread() {
+        let me = std::thread::current().id();
+        for n in [1, 5, 1000] {
+            let items: Vec<usize> = (0..n).collect();
+            let ids = map_chunks_off_thread(&items, |chunk| {
+                chunk.iter().map(|_| std::thread::current().id()).collect()
+            });
+            assert_eq!(ids.len(), n);
+            assert!(ids.iter().all(|id| *id != me), "n = {n}");
+        }
     }
 
     #[test]

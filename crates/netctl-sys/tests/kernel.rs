@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use netctl_sys::{
-    BridgeSpec, LinkChange, LinkKind, LinuxSys, MacAddr, Namespaces, Netlink, NetlinkOp, Nft,
-    NftFamily, NsRef, Processes, Route, RouteProto, Signal, SpawnMode, SpawnSpec, StdioSpec,
+    BridgeSpec, Ipv4Conf, LinkChange, LinkKind, LinuxSys, MacAddr, Namespaces, Netlink, NetlinkOp,
+    Nft, NftFamily, NsRef, Processes, Route, RouteProto, Signal, SpawnMode, SpawnSpec, StdioSpec,
     SysError, Sysctl, Termination, VethSpec, terminate,
 };
 use netctl_testkit::{Sandbox, sandbox_test};
@@ -551,5 +551,95 @@ sandbox_test! {
             Termination::AlreadyGone
         );
         assert!(sys.is_alive(other.pid(), real_start));
+    }
+}
+
+sandbox_test! {
+    fn observation_helpers_answer_like_ip_and_never_move_the_caller(sb) {
+        let sys = LinuxSys::new();
+        let before = own_netns();
+        let ctr = container(&sys, sb, "obs1");
+        // One namespace: prepare must still open its socket off the calling thread.
+        sys.prepare(std::slice::from_ref(&ctr));
+        assert_eq!(own_netns(), before, "prepare never moves the calling thread");
+
+        wire(&sys, &ctr, "vobs1");
+        sys.add_addr(&ctr, "eth0", net("10.70.0.2/24")).unwrap();
+        sys.add_addr(&NsRef::Host, "vobs1", net("10.70.0.1/24")).unwrap();
+        sys.add_addr(&NsRef::Host, "uplink0", net("10.71.0.1/24")).unwrap();
+
+        // The cheap index lookup agrees with ip, and says None for a missing link.
+        let ip_index = ip_json(sb, None, &["link", "show", "vobs1"])[0]["ifindex"]
+            .as_u64()
+            .unwrap();
+        let index = sys.link_index(&NsRef::Host, "vobs1").unwrap().unwrap();
+        assert_eq!(u64::from(index), ip_index);
+        assert_eq!(sys.link_index(&NsRef::Host, "nosuchlink").unwrap(), None);
+        assert_eq!(sys.link_index(&NsRef::Host, "name/with/slash").unwrap(), None);
+        assert!(sys.link_index(&ctr, "eth0").unwrap().is_some());
+
+        // The filtered address dump holds that link's addresses only (plus its link-local).
+        let addrs = sys.link_addrs(&NsRef::Host, index).unwrap();
+        assert!(addrs.contains(&net("10.70.0.1/24")), "{addrs:?}");
+        assert!(!addrs.contains(&net("10.71.0.1/24")), "{addrs:?}");
+
+        // links and addresses together, as the separate calls give them.
+        let (links, addrs) = sys.links_and_addrs(&ctr).unwrap();
+        assert_eq!(links, sys.links(&ctr).unwrap());
+        assert_eq!(addrs, sys.addrs(&ctr).unwrap());
+        assert!(addrs.iter().any(|a| a.link_name == "eth0" && a.net == net("10.70.0.2/24")));
+
+        // IPv4 interface settings over netlink show up in /proc/sys, as `sysctl` reads them.
+        sys.set_ipv4_conf(
+            &ctr,
+            "eth0",
+            &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
+        )
+        .unwrap();
+        assert_eq!(
+            sb.ns_run("obs1", &["sysctl", "-n", "net.ipv4.conf.eth0.rp_filter"]).trim(),
+            "2"
+        );
+        assert_eq!(
+            sb.ns_run("obs1", &["sysctl", "-n", "net.ipv4.conf.eth0.arp_notify"]).trim(),
+            "1"
+        );
+        let zero = sys
+            .set_ipv4_conf(&ctr, "eth0", &[(Ipv4Conf::RpFilter, 0)])
+            .unwrap_err();
+        assert!(zero.to_string().contains("rp_filter"), "{zero}");
+        let missing = sys
+            .set_ipv4_conf(&ctr, "nope0", &[(Ipv4Conf::ArpNotify, 1)])
+            .unwrap_err();
+        assert!(missing.is_not_found(), "{missing}");
+        assert_eq!(own_netns(), before, "the calling thread never moved");
+    }
+}
+
+sandbox_test! {
+    fn rule_count_over_netlink_matches_nft(sb) {
+        let sys = LinuxSys::new();
+        assert_eq!(sys.nft_rule_count(NftFamily::Inet, "netctl_rc").unwrap(), 0);
+        sb.run(&["nft", "add", "table", "inet", "netctl_rc"]);
+        sb.run(&[
+            "nft", "add", "chain", "inet", "netctl_rc", "c",
+            "{ type filter hook forward priority 0; }",
+        ]);
+        sb.run(&["nft", "add", "chain", "inet", "netctl_rc", "d"]);
+        for port in 1..=3 {
+            let port = port.to_string();
+            sb.run(&["nft", "add", "rule", "inet", "netctl_rc", "c", "tcp", "dport", &port, "accept"]);
+        }
+        sb.run(&["nft", "add", "rule", "inet", "netctl_rc", "d", "counter"]);
+        // Another table's rules are not counted.
+        sb.run(&["nft", "add", "table", "ip", "netctl_rc"]);
+        sb.run(&["nft", "add", "chain", "ip", "netctl_rc", "c"]);
+        sb.run(&["nft", "add", "rule", "ip", "netctl_rc", "c", "counter"]);
+        assert_eq!(sys.nft_rule_count(NftFamily::Inet, "netctl_rc").unwrap(), 4);
+        assert_eq!(sys.nft_rule_count(NftFamily::Ip, "netctl_rc").unwrap(), 1);
+        sb.run(&["nft", "flush", "table", "inet", "netctl_rc"]);
+        assert_eq!(sys.nft_rule_count(NftFamily::Inet, "netctl_rc").unwrap(), 0);
+        sb.run(&["nft", "delete", "table", "inet", "netctl_rc"]);
+        sb.run(&["nft", "delete", "table", "ip", "netctl_rc"]);
     }
 }

@@ -62,7 +62,8 @@ impl LinuxSys {
         if handles.is_empty() {
             return;
         }
-        let opened: Vec<(NsKey, Conn)> = crate::par::map_chunks(&handles, |chunk| {
+        // Entering a namespace moves the thread: never the caller's.
+        let opened: Vec<(NsKey, Conn)> = crate::par::map_chunks_off_thread(&handles, |chunk| {
             chunk
                 .iter()
                 .filter_map(|h| {
