@@ -68,7 +68,7 @@ struct Run<'e, 'a> {
     fw_rebuild: bool,
 }
 
-fn sys_err(what: impl Into<String>) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
+pub(crate) fn sys_err(what: impl Into<String>) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
     let what = what.into();
     move |source| EngineError::Sys {
         what,

@@ -8,6 +8,7 @@ use netctl_state::{ContainerRecord, StateRead as _, Store};
 use netctl_sys::{NsRef, Sys};
 use nix::errno::Errno;
 
+use crate::exec::sys_err;
 use crate::{Engine, EngineError, Result, files};
 
 pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
@@ -56,18 +57,11 @@ pub(crate) fn recorded_for<'a>(
     Ok(rec)
 }
 
-fn sys_error(what: String) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
-    move |source| EngineError::Sys {
-        what,
-        source: Box::new(source),
-    }
-}
-
 /// Links of a namespace with their addresses, by name.
 pub(crate) fn links_of(sys: &dyn Sys, ns: &NsRef) -> Result<BTreeMap<String, LinkFacts>> {
     let (links, addrs) = sys
         .links_and_addrs(ns)
-        .map_err(sys_error(format!("list links and addresses in {ns}")))?;
+        .map_err(sys_err(format!("list links and addresses in {ns}")))?;
     let mut out: BTreeMap<String, LinkFacts> = links
         .into_iter()
         .map(|l| {
@@ -99,11 +93,11 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
         let name = &net.network_interface;
         let link = sys
             .link(&host, name)
-            .map_err(sys_error(format!("look up bridge {name}")))?;
+            .map_err(sys_err(format!("look up bridge {name}")))?;
         if let Some(link) = link {
             let addrs = sys
                 .link_addrs(&host, link.index)
-                .map_err(sys_error(format!("list the addresses of {name}")))?;
+                .map_err(sys_err(format!("list the addresses of {name}")))?;
             out.insert(
                 name.clone(),
                 LinkFacts {
@@ -121,7 +115,7 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
         let veth = netctl_plan::veth_name(&ctr.id, &net.id);
         let index = sys
             .link_index(&host, &veth)
-            .map_err(sys_error(format!("look up host veth {veth}")))?;
+            .map_err(sys_err(format!("look up host veth {veth}")))?;
         if index.is_some() {
             out.insert(veth, LinkFacts::default());
         }

@@ -325,6 +325,14 @@ pub(crate) fn describe_addr(adding: bool, link: &str, net: ipnet::IpNet) -> Stri
     }
 }
 
+/// The settings of an IPv4 interface-settings request: `rp_filter=2 arp_notify=1`.
+pub(crate) fn describe_ipv4_conf(conf: &[(crate::Ipv4Conf, u32)]) -> String {
+    conf.iter()
+        .map(|(key, value)| format!("{}={value}", key.sysctl_name()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The words for a route change in errors: `add route default via 10.0.0.1 dev eth0`.
 pub(crate) fn describe_route(adding: bool, route: &crate::Route) -> String {
     format!("{} route {route}", if adding { "add" } else { "delete" })

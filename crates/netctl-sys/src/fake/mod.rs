@@ -29,7 +29,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use ipnet::IpNet;
 use nix::errno::Errno;
 
-use crate::error::{describe_add_veth, describe_addr, describe_route, os_error};
+use crate::error::{
+    describe_add_veth, describe_addr, describe_ipv4_conf, describe_route, os_error,
+};
 use crate::model::{check_ifname, check_route, check_sysctl_key};
 use crate::{
     Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp,
@@ -788,21 +790,18 @@ impl Netlink for FakeSys {
     }
 
     fn set_ipv4_conf(&self, ns: &NsRef, link: &str, conf: &[(Ipv4Conf, u32)]) -> SysResult<()> {
-        let shown: Vec<String> = conf
-            .iter()
-            .map(|(key, value)| format!("{}={value}", key.sysctl_name()))
-            .collect();
+        let shown = describe_ipv4_conf(conf);
         let err = |errno| {
             SysError::netlink(
                 NetlinkOp::SetLink,
                 Some(link),
-                format!("set {} on {link}", shown.join(" ")),
+                format!("set {shown} on {link}"),
                 ns,
                 os_error(errno),
             )
         };
         let mut world = self.world();
-        let line = format!("set_ipv4_conf {} {link} {}", ns.short(), shown.join(" "));
+        let line = format!("set_ipv4_conf {} {link} {shown}", ns.short());
         if let Some(errno) = world.write(line) {
             return Err(err(errno));
         }

@@ -416,7 +416,6 @@ impl NftModel {
             .ok_or_else(|| not_found(command))
     }
 
-    /// `nft -j list table` output for one table, or `None` when it does not exist.
     /// The number of rules in a table (0 for a missing one), like the kernel's filtered dump.
     pub(crate) fn rule_count(&self, family: NftFamily, name: &str) -> usize {
         self.table_index(family.as_str(), name).map_or(0, |index| {
@@ -428,6 +427,7 @@ impl NftModel {
         })
     }
 
+    /// `nft -j list table` output for one table, or `None` when it does not exist.
     pub(crate) fn list_table(&self, family: NftFamily, name: &str) -> Option<String> {
         let table = &self.tables[self.table_index(family.as_str(), name)?];
         let mut items = vec![

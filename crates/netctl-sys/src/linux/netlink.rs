@@ -23,7 +23,9 @@ use nix::errno::Errno;
 
 use super::rtnl::{Conn, Failure};
 use super::{ConnError, LinuxSys, OpContext, netns};
-use crate::error::{describe_add_veth, describe_addr, describe_route, os_error};
+use crate::error::{
+    describe_add_veth, describe_addr, describe_ipv4_conf, describe_route, os_error,
+};
 use crate::model::{MAIN_TABLE, check_ifname, check_route, valid_ifname};
 use crate::{
     Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef,
@@ -637,10 +639,6 @@ impl Netlink for LinuxSys {
     }
 
     fn set_ipv4_conf(&self, ns: &NsRef, link: &str, conf: &[(Ipv4Conf, u32)]) -> SysResult<()> {
-        let shown: Vec<String> = conf
-            .iter()
-            .map(|(key, value)| format!("{}={value}", key.sysctl_name()))
-            .collect();
         if let Some((key, _)) = conf.iter().find(|(_, value)| *value == 0) {
             return Err(crate::SysError::InvalidInput {
                 what: "IPv4 interface setting",
@@ -651,7 +649,7 @@ impl Netlink for LinuxSys {
         let ctx = context(
             NetlinkOp::SetLink,
             Some(link),
-            format!("set {} on {link}", shown.join(" ")),
+            format!("set {} on {link}", describe_ipv4_conf(conf)),
         );
         let mut devconf = InetDevConf::default();
         for (key, value) in conf {
