@@ -10,14 +10,14 @@ use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
 use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
 use netctl_state::{
     AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
-    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, StateRead as _, SubnetRecord,
+    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, StateRead as _, SubnetRecord,
     choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
 };
 use netctl_sys::{LinkChange, NsRef};
 use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
 use serde::Serialize;
 
-use crate::{Engine, EngineError, Result, files, fwmap, observe};
+use crate::{Engine, EngineError, Result, Survey, files, fwmap, observe};
 
 /// Up to this many touched containers and networks, firewall changes are incremental element
 /// batches; beyond it the table is rebuilt in one transaction.
@@ -576,8 +576,8 @@ impl<'e, 'a> Run<'e, 'a> {
             },
             mode: target.mode,
             hostname: target.hostname.clone(),
-            spec: serde_json::to_value(&target.spec).expect("specs serialise"),
-            ports: serde_json::to_value(self.resolve_host_ports(&target.ports, name)?)
+            spec: Opaque::of(&target.spec).expect("specs serialise"),
+            ports: Opaque::of(&self.resolve_host_ports(&target.ports, name)?)
                 .expect("ports serialise"),
             created: SystemTime::now(),
         };
@@ -606,7 +606,7 @@ impl<'e, 'a> Run<'e, 'a> {
     fn start_helper(&mut self, ctr: &ContainerRecord) -> Result<()> {
         let sys = self.engine.sys;
         let run_dir = &self.engine.cfg.run_dir;
-        let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+        let spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
         let ports = fwmap::ports_of(ctr);
         let (kind, pid, start_time, argv) = match ctr.mode {
             NetworkMode::Pasta => {
@@ -667,9 +667,9 @@ impl<'e, 'a> Run<'e, 'a> {
         let target = &self.target.containers[name];
         let mut record = self.container_record(name)?;
         record.hostname.clone_from(&target.hostname);
-        record.spec = serde_json::to_value(&target.spec).expect("specs serialise");
-        record.ports = serde_json::to_value(self.resolve_host_ports(&target.ports, name)?)
-            .expect("ports serialise");
+        record.spec = Opaque::of(&target.spec).expect("specs serialise");
+        record.ports =
+            Opaque::of(&self.resolve_host_ports(&target.ports, name)?).expect("ports serialise");
         self.engine.store.write(|tx| tx.put_container(&record))?;
         if matches!(record.mode, NetworkMode::Pasta | NetworkMode::Slirp4netns) {
             // pasta takes its ports on the command line: a change means a new helper.
@@ -990,18 +990,17 @@ fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {
     }
 }
 
-/// Plan, execute, record, verify.
+/// Plan against the survey, execute, record, verify.
 pub(crate) fn apply(
     engine: &Engine<'_>,
+    survey: Survey,
     desired: &DesiredState,
     source: Option<(&Path, &str)>,
     prune: bool,
 ) -> Result<ApplyReport> {
     let started = std::time::Instant::now();
-    let before = engine.recorded()?;
-    tracing::debug!(elapsed = ?started.elapsed(), "apply: records read");
-    let observed = engine.observe(&before)?;
-    let plan = netctl_plan::plan(desired, &before, &observed, &engine.cfg.defaults, prune);
+    let plan = engine.plan_surveyed(&survey, desired, prune);
+    let before = survey.recorded;
     tracing::debug!(elapsed = ?started.elapsed(), steps = plan.steps.len(), "apply: planned");
     let report = execute(engine, plan, before, source, Verify::All);
     tracing::debug!(elapsed = ?started.elapsed(), "apply: executed");
@@ -1167,7 +1166,7 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
         if except.contains(name) {
             continue;
         }
-        let mut spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+        let mut spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
         spec.id = Some(ctr.id.clone());
         // The recorded attachments are the truth (connect/disconnect edit them).
         spec.networks

@@ -47,7 +47,7 @@ pub(crate) fn expected(
     rec: &Recorded,
     ctr: &ContainerRecord,
 ) -> (String, String) {
-    let spec: ContainerSpec = serde_json::from_value(ctr.spec.clone()).unwrap_or_default();
+    let spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
     match ctr.mode {
         NetworkMode::Bridge | NetworkMode::None => bridge_files(host, rec, ctr, &spec),
         NetworkMode::Pasta | NetworkMode::Slirp4netns => user_mode_files(host, ctr, &spec),

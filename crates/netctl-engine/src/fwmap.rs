@@ -29,7 +29,7 @@ pub(crate) fn fw_network(net: &NetworkRecord) -> FwNetwork {
 
 /// The recorded, normalised port mappings of a container.
 pub(crate) fn ports_of(ctr: &ContainerRecord) -> Vec<PortMapping> {
-    serde_json::from_value(ctr.ports.clone()).unwrap_or_default()
+    ctr.ports.decode().unwrap_or_default()
 }
 
 fn fw_port(p: &PortMapping) -> Option<FwPort> {

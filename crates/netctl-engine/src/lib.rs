@@ -129,6 +129,13 @@ impl NftRunner for SysNft<'_> {
     }
 }
 
+/// What [`Engine::survey`] gathered: the records and the system's state for them.
+#[derive(Debug)]
+pub struct Survey {
+    recorded: Recorded,
+    observed: netctl_plan::Observed,
+}
+
 /// One netctl operation's view of the machine and the store.
 pub struct Engine<'a> {
     sys: &'a dyn Sys,
@@ -180,17 +187,31 @@ impl<'a> Engine<'a> {
         Ok(netctl_plan::plan(&desired, recorded, &observed, &self.cfg.defaults, false).drift)
     }
 
+    /// The records and what the system shows for them: what `plan` and `apply` compare a
+    /// desired state with. Reading it changes nothing and does not depend on the desired state,
+    /// so a caller can gather it while the desired state is still being parsed and validated.
+    pub fn survey(&self) -> Result<Survey> {
+        let started = std::time::Instant::now();
+        let recorded = self.recorded()?;
+        tracing::debug!(elapsed = ?started.elapsed(), "survey: records read");
+        let observed = self.observe(&recorded)?;
+        Ok(Survey { recorded, observed })
+    }
+
     /// What `apply` would do; changes nothing.
     pub fn plan(&self, desired: &DesiredState, prune: bool) -> Result<Plan> {
-        let recorded = self.recorded()?;
-        let observed = self.observe(&recorded)?;
-        Ok(netctl_plan::plan(
+        Ok(self.plan_surveyed(&self.survey()?, desired, prune))
+    }
+
+    /// What `apply` would do against a survey; changes nothing.
+    pub fn plan_surveyed(&self, survey: &Survey, desired: &DesiredState, prune: bool) -> Plan {
+        netctl_plan::plan(
             desired,
-            &recorded,
-            &observed,
+            &survey.recorded,
+            &survey.observed,
             &self.cfg.defaults,
             prune,
-        ))
+        )
     }
 
     /// Converges the machine to `desired`. `source` is the file and its text, recorded as the
@@ -201,7 +222,18 @@ impl<'a> Engine<'a> {
         source: Option<(&Path, &str)>,
         prune: bool,
     ) -> Result<ApplyReport> {
-        exec::apply(self, desired, source, prune)
+        self.apply_surveyed(self.survey()?, desired, source, prune)
+    }
+
+    /// `apply` against a survey taken under this operation's lock (see [`Engine::survey`]).
+    pub fn apply_surveyed(
+        &self,
+        survey: Survey,
+        desired: &DesiredState,
+        source: Option<(&Path, &str)>,
+        prune: bool,
+    ) -> Result<ApplyReport> {
+        exec::apply(self, survey, desired, source, prune)
     }
 
     /// Removes everything netctl made for the named containers and networks (all when `None`).

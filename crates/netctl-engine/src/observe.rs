@@ -9,7 +9,7 @@ use netctl_sys::{NsRef, Sys};
 use nix::errno::Errno;
 
 use crate::exec::sys_err;
-use crate::{Engine, EngineError, Result, files};
+use crate::{Engine, Result, files};
 
 pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
     let tx = store.read()?;
@@ -123,6 +123,61 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
     Ok(out)
 }
 
+/// The names of the container's links its attachments name (what the planner compares with
+/// the records).
+fn attachment_names(rec: &Recorded, ctr: &ContainerRecord) -> Vec<String> {
+    rec.attachments
+        .range((ctr.name.clone(), String::new())..)
+        .take_while(|((c, _), _)| *c == ctr.name)
+        .map(|(_, att)| att.interface.clone())
+        .collect()
+}
+
+/// Each container's attachment links with their addresses, `None` for a namespace that is
+/// gone: asked from the host by namespace id (nothing enters the namespaces), each link looked
+/// up by name and only its addresses dumped.
+fn container_links(
+    sys: &dyn Sys,
+    rec: &Recorded,
+    containers: &[&ContainerRecord],
+) -> Result<Vec<Option<BTreeMap<String, LinkFacts>>>> {
+    let queries: Vec<(NsRef, Vec<String>)> = containers
+        .iter()
+        .map(|ctr| {
+            (
+                NsRef::path(ctr.netns.path.clone()),
+                attachment_names(rec, ctr),
+            )
+        })
+        .collect();
+    let answers = sys.peek_links(&queries);
+    queries
+        .into_iter()
+        .zip(answers)
+        .map(|((ns, names), answer)| match answer {
+            Ok(found) => Ok(Some(
+                names
+                    .into_iter()
+                    .zip(found)
+                    .filter_map(|(name, addrs)| {
+                        let facts = LinkFacts {
+                            // Not asked: the planner judges a container's links by their
+                            // addresses.
+                            up: false,
+                            addrs: addrs?.into_iter().collect(),
+                        };
+                        Some((name, facts))
+                    })
+                    .collect(),
+            )),
+            // A missing file (ENOENT) or one that is not a network namespace (EINVAL): the
+            // namespace is gone.
+            Err(e) if matches!(e.errno(), Some(Errno::ENOENT | Errno::EINVAL)) => Ok(None),
+            Err(e) => Err(sys_err(format!("look at the links of {ns}"))(e)),
+        })
+        .collect()
+}
+
 pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
     let sys = engine.sys;
     let started = std::time::Instant::now();
@@ -131,43 +186,27 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         ..Observed::default()
     };
     tracing::debug!(elapsed = ?started.elapsed(), "observe: host links");
-    let namespaces: Vec<NsRef> = rec
-        .containers
-        .values()
-        .map(|c| NsRef::path(c.netns.path.clone()))
-        .collect();
-    sys.prepare(&namespaces);
-    tracing::debug!(elapsed = ?started.elapsed(), "observe: namespace sockets");
-    let host_files = files::HostFiles::read(&engine.cfg);
     let containers: Vec<&ContainerRecord> = rec.containers.values().collect();
+    let links = container_links(sys, rec, &containers)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "observe: container links");
+    let host_files = files::HostFiles::read(&engine.cfg);
     let cfg = &engine.cfg;
-    // Each container is an independent question to the kernel and the file system: spread
+    // Each container's files and helper are independent questions to the file system: spread
     // them over the CPUs.
-    let seen = netctl_sys::par::map(&containers, |ctr| {
-        let path = &ctr.netns.path;
-        // Listing the links enters the namespace, which fails for a missing file (ENOENT) or
-        // one that is not a network namespace (EINVAL): both mean the namespace is gone. One
-        // entry per namespace instead of a separate check.
-        let links = match links_of(sys, &NsRef::path(path.clone())) {
-            Ok(links) => Some(links),
-            Err(EngineError::Sys { source, .. })
-                if matches!(source.errno(), Some(Errno::ENOENT | Errno::EINVAL)) =>
-            {
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        let files_ok = links
-            .is_some()
-            .then(|| files::files_match(cfg, &host_files, rec, ctr));
+    let present: Vec<(&ContainerRecord, bool)> = containers
+        .iter()
+        .zip(&links)
+        .map(|(ctr, links)| (*ctr, links.is_some()))
+        .collect();
+    let seen = netctl_sys::par::map(&present, |&(ctr, exists)| {
+        let files_ok = exists.then(|| files::files_match(cfg, &host_files, rec, ctr));
         let helper_alive = rec
             .helpers
             .get(&ctr.name)
             .is_some_and(|helper| sys.is_alive(helper.pid, helper.start_time));
-        Ok((links, files_ok, helper_alive))
+        (files_ok, helper_alive)
     });
-    for (ctr, seen) in containers.iter().zip(seen) {
-        let (links, files_ok, helper_alive) = seen?;
+    for ((ctr, links), (files_ok, helper_alive)) in containers.iter().zip(links).zip(seen) {
         if let Some(links) = links {
             obs.namespaces.insert(ctr.netns.path.clone(), links);
         }

@@ -410,10 +410,12 @@ pub fn recorded_ports(ctr: &ContainerRecord) -> Result<Vec<PortMapping>, Inspect
     if ctr.ports.is_null() {
         return Ok(Vec::new());
     }
-    Vec::<PortMapping>::deserialize(&ctr.ports).map_err(|source| InspectError::Ports {
-        container: ctr.name.clone(),
-        source,
-    })
+    ctr.ports
+        .decode::<Vec<PortMapping>>()
+        .map_err(|source| InspectError::Ports {
+            container: ctr.name.clone(),
+            source,
+        })
 }
 
 /// podman's `makeInspectPortBindings`: every mapping expanded to single ports, keyed

@@ -10,7 +10,7 @@ use netctl_inspect::{
 };
 use netctl_state::{
     AttachmentRecord, ContainerRecord, Isolate, LeaseRange, MacAddr, NetnsRecord, NetworkDriver,
-    NetworkMode, NetworkRecord, SubnetRecord,
+    NetworkMode, NetworkRecord, Opaque, SubnetRecord,
 };
 use netctl_types::PortMapping;
 
@@ -73,11 +73,11 @@ fn ctr(name: &str, mode: NetworkMode, ports: &[PortMapping]) -> ContainerRecord 
         },
         mode,
         hostname: name.to_owned(),
-        spec: serde_json::Value::Null,
+        spec: Opaque::null(),
         ports: if ports.is_empty() {
-            serde_json::Value::Null
+            Opaque::null()
         } else {
-            serde_json::to_value(ports).unwrap()
+            Opaque::of(ports).unwrap()
         },
         created: at(1_700_000_100, 0),
     }
@@ -433,7 +433,7 @@ fn inconsistent_input_is_an_error_with_context() {
     };
 
     let mut bad_ports = c.clone();
-    bad_ports.ports = serde_json::json!([{"host_port": "eighty"}]);
+    bad_ports.ports = Opaque::of(&serde_json::json!([{"host_port": "eighty"}])).unwrap();
 
     let errors = [
         container_inspect(&bad_ports, &[], DEFAULT_NETWORK).unwrap_err(),

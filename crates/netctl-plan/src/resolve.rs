@@ -271,12 +271,12 @@ fn assign_interfaces(
 
 /// The spec a container was recorded with (an empty spec if the record has none).
 pub(crate) fn recorded_spec(rec: &ContainerRecord) -> ContainerSpec {
-    serde_json::from_value(rec.spec.clone()).unwrap_or_default()
+    rec.spec.decode().unwrap_or_default()
 }
 
 /// The normalised ports a container was recorded with.
 pub(crate) fn recorded_ports(rec: &ContainerRecord) -> Vec<PortMapping> {
-    serde_json::from_value(rec.ports.clone()).unwrap_or_default()
+    rec.ports.decode().unwrap_or_default()
 }
 
 /// Name of the host side of a container's veth on a network: stable, unique per (container,

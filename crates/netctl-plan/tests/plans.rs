@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use ipnet::IpNet;
 use netctl_plan::{Defaults, LinkFacts, Observed, Plan, Recorded, plan, render_text, veth_name};
 use netctl_state::{
-    AttachmentRecord, ContainerRecord, MacAddr, NetnsRecord, NetworkDriver, NetworkRecord,
+    AttachmentRecord, ContainerRecord, MacAddr, NetnsRecord, NetworkDriver, NetworkRecord, Opaque,
     SubnetRecord,
 };
 use netctl_types::DesiredState;
@@ -124,8 +124,8 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 },
                 mode: ctr.mode,
                 hostname: ctr.hostname.clone(),
-                spec: serde_json::to_value(&ctr.spec).unwrap(),
-                ports: serde_json::to_value(&ctr.ports).unwrap(),
+                spec: Opaque::of(&ctr.spec).unwrap(),
+                ports: Opaque::of(&ctr.ports).unwrap(),
                 created: SystemTime::UNIX_EPOCH,
             },
         );

@@ -75,6 +75,15 @@ pub trait Netlink {
     /// The addresses of the link with index `index` only, filtered by the kernel (cost
     /// independent of the other links).
     fn link_addrs(&self, ns: &NsRef, index: u32) -> SysResult<Vec<IpNet>>;
+    /// For each `(namespace, link names)`, each named link's addresses (`None`: no such link),
+    /// or the namespace's error (`ENOENT` / `EINVAL` when it is gone or not a namespace). A
+    /// name list may be empty, to ask only whether the namespace is there. Read from the host
+    /// without entering the namespaces, several at a time: what observing many containers
+    /// needs, at a cost that does not include a socket per namespace.
+    fn peek_links(
+        &self,
+        queries: &[(NsRef, Vec<String>)],
+    ) -> Vec<SysResult<Vec<Option<Vec<IpNet>>>>>;
     /// `links` and `addrs` together, in two requests instead of three.
     fn links_and_addrs(&self, ns: &NsRef) -> SysResult<(Vec<Link>, Vec<Addr>)>;
     /// Adds an address; IPv6 ones skip duplicate address detection so they work at once.

@@ -82,11 +82,9 @@ const SLIRP_MAX_MTU: i64 = 65521;
 
 /// Decodes a parsed document. Returns the state (with every failing part left out) and where
 /// each decoded field sits in the text.
-pub(crate) fn decode(root: &DeTable<'_>, sink: &mut Sink) -> (DesiredState, Spans) {
-    let mut decoder = Decoder {
-        sink,
-        spans: Spans::default(),
-    };
+/// `spans` decides whether places are remembered (see [`Spans`]).
+pub(crate) fn decode(root: &DeTable<'_>, sink: &mut Sink, spans: Spans) -> (DesiredState, Spans) {
+    let mut decoder = Decoder { sink, spans };
     let state = decoder.document(root);
     (state, decoder.spans)
 }

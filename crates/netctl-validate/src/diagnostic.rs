@@ -94,6 +94,10 @@ impl Sink {
         });
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     pub fn has_errors(&self) -> bool {
         self.pending.iter().any(|p| p.severity == Severity::Error)
     }

@@ -9,6 +9,9 @@
 //!    single values, remembering where each field sits;
 //! 3. `check`: relations between fields (subnets, addresses, uniqueness, modes, ports).
 //!
+//! Passes 2 and 3 first run without remembering where fields sit, and again with it only when
+//! they found something (see `path::Spans`).
+//!
 //! Architecture invariant: this crate is pure. Text in, diagnostics out; it never reads files,
 //! asks the kernel, or looks at the host (so host-dependent facts, like which subnets are free,
 //! are the planner's to check).
@@ -31,6 +34,7 @@ use toml::de::DeTable;
 pub use diagnostic::{Diagnostic, Severity};
 
 use diagnostic::Sink;
+use path::Spans;
 
 /// A desired state that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,11 +108,31 @@ pub fn validate(file: &str, text: &str) -> Validated {
             diagnostics: sink.finish(file, text),
         };
     }
-    let (mut desired, spans) = decode::decode(root.get_ref(), &mut sink);
-    let ports = check::check(&mut desired, &spans, &mut sink);
+    // A file without findings (the common case, and the one that must be fast) needs no
+    // places: decode and check without remembering them, and only when that finds something,
+    // run again with places remembered, so every finding points at its field.
+    let (desired, ports) = decode_and_check(root.get_ref(), &mut sink, Spans::unrecorded());
+    if sink.is_empty() {
+        return Validated {
+            state: Some(ValidState { desired, ports }),
+            diagnostics: Vec::new(),
+        };
+    }
+    let mut sink = Sink::default();
+    let (desired, ports) = decode_and_check(root.get_ref(), &mut sink, Spans::recorded());
     let state = (!sink.has_errors()).then_some(ValidState { desired, ports });
     Validated {
         state,
         diagnostics: sink.finish(file, text),
     }
+}
+
+fn decode_and_check(
+    root: &DeTable<'_>,
+    sink: &mut Sink,
+    spans: Spans,
+) -> (DesiredState, BTreeMap<String, Vec<PortMapping>>) {
+    let (mut desired, spans) = decode::decode(root, sink, spans);
+    let ports = check::check(&mut desired, &spans, sink);
+    (desired, ports)
 }

@@ -137,13 +137,36 @@ struct Location {
 }
 
 /// Where every decoded field came from.
+///
+/// Remembering every field's place costs as much as decoding (a map entry per field: tens of
+/// thousands in a large file), and it is only needed to point at findings. So a first pass runs
+/// with [`Spans::unrecorded`], which remembers nothing and answers conservatively: it may
+/// produce findings a recorded pass would not, never fewer. Only when that pass finds something
+/// does validation run again with [`Spans::recorded`] to place every finding exactly.
 #[derive(Debug, Default)]
 pub(crate) struct Spans {
     by_state: FxHashMap<FieldPath, Location>,
+    recording: bool,
 }
 
 impl Spans {
+    /// Spans that remember every field.
+    pub fn recorded() -> Self {
+        Self {
+            by_state: FxHashMap::default(),
+            recording: true,
+        }
+    }
+
+    /// Spans that remember nothing (see the type's documentation).
+    pub fn unrecorded() -> Self {
+        Self::default()
+    }
+
     pub fn record(&mut self, here: &Here, key: Option<Range<usize>>, value: Range<usize>) {
+        if !self.recording {
+            return;
+        }
         self.by_state.insert(
             here.state.clone(),
             Location {
@@ -188,16 +211,23 @@ impl Spans {
     /// Forgets a decoded path and everything under it: used when an array element is dropped,
     /// so the next element, which takes its decoded index, inherits none of its fields.
     pub fn forget_under(&mut self, state: &FieldPath) {
+        if !self.recording {
+            return;
+        }
         self.by_state.retain(|path, _| !path.starts_with(state));
     }
 
-    /// Whether the file wrote this field (rather than leaving it at its default).
+    /// Whether the file wrote this field (rather than leaving it at its default). Unrecorded
+    /// spans say yes: a check that depends on it may then report more, never less.
     pub fn is_written(&self, state: &FieldPath) -> bool {
-        self.by_state.contains_key(state)
+        !self.recording || self.by_state.contains_key(state)
     }
 
     /// Where a decoded path starts in the file, for ordering "first" and "later" occurrences.
     pub fn position(&self, state: &FieldPath) -> usize {
+        if !self.recording {
+            return 0;
+        }
         self.nearest(state)
             .map_or(0, |(_, loc)| loc.key.as_ref().unwrap_or(&loc.value).start)
     }
@@ -223,7 +253,7 @@ mod tests {
 
     #[test]
     fn locate_maps_state_indices_to_file_indices_and_falls_back() {
-        let mut spans = Spans::default();
+        let mut spans = Spans::recorded();
         let ports = Here::default().key("containers").key("c").key("ports");
         spans.record(&ports, Some(0..5), 8..30);
         spans.record(&ports.index(0, 2), None, 20..29);

@@ -255,3 +255,39 @@ fn diagnostics_serialise_for_json_output() {
         serde_json::Value::Null
     );
 }
+
+/// The fast pass (places not remembered) may find more than the exact pass, never less: when
+/// it finds nothing, the exact pass must find nothing too, and both must decode the same state.
+/// Checked on every file of the corpora and on a case where the fast pass over-reports.
+#[test]
+fn the_unrecorded_pass_never_hides_a_finding() {
+    use crate::diagnostic::Sink;
+    use crate::path::Spans;
+
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus");
+    let mut texts = vec![
+        // No `ipv6` key: the fast pass cannot tell, warns, and the exact pass clears it.
+        "[networks.web]\nsubnets = [{ subnet = \"fd10::/64\" }]\n".to_owned(),
+    ];
+    for kind in ["valid", "invalid"] {
+        for entry in std::fs::read_dir(corpus.join(kind)).unwrap() {
+            texts.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+    }
+    assert!(texts.len() > 20, "the corpora are missing");
+    for text in &texts {
+        let (root, errors) = toml::de::DeTable::parse_recoverable(text);
+        if !errors.is_empty() {
+            continue;
+        }
+        let mut fast = Sink::default();
+        let fast_state = crate::decode_and_check(root.get_ref(), &mut fast, Spans::unrecorded());
+        let mut exact = Sink::default();
+        let exact_state = crate::decode_and_check(root.get_ref(), &mut exact, Spans::recorded());
+        if fast.is_empty() {
+            assert!(exact.is_empty(), "the fast pass hid a finding in:\n{text}");
+            assert_eq!(fast_state, exact_state);
+        }
+    }
+    assert_eq!(validate("t.toml", &texts[0]).diagnostics, vec![]);
+}

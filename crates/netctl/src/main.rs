@@ -18,6 +18,15 @@ use crate::cli::{Cli, Command};
 use crate::output::Reporter;
 use crate::settings::Settings;
 
+/// mimalloc rather than glibc's allocator: netctl builds and drops many small values per
+/// container (paths, records, netlink messages), and mimalloc makes that cheaper (validating a
+/// 1000-container file: 50 ms with glibc, 42 ms with mimalloc; parsing alone 19 ms against
+/// 10 ms). Built without transparent huge pages (`no_thp`): a short-lived process gains nothing
+/// from them, and a huge-page fault that has to compact memory first stalled some runs by
+/// 100 ms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What a command asks the process to exit with, when it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

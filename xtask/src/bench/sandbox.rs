@@ -186,6 +186,40 @@ pub fn settle() {
     );
 }
 
+/// Waits (at most 60 s) until `link` has received nothing for 2 s, then for idle CPUs; returns
+/// how long that took. A thousand new container interfaces each start IPv6 on their own (a
+/// duplicate-address probe, router solicitations, multicast reports, as under podman), and
+/// the bridge floods every one of those packets to every port: for about half a minute after a
+/// bulk apply the kernel is busy delivering ~10 million of them, whoever measures what.
+pub fn wait_until_quiet(link: &str) -> Duration {
+    let start = Instant::now();
+    let mut last = rx_packets(link);
+    let mut quiet_since = Instant::now();
+    while start.elapsed() < Duration::from_secs(60)
+        && quiet_since.elapsed() < Duration::from_secs(2)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = rx_packets(link);
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
+    settle();
+    start.elapsed()
+}
+
+/// Packets `link` has received (from /proc/net/dev, which shows the reader's namespace).
+fn rx_packets(link: &str) -> Option<u64> {
+    let dev = std::fs::read_to_string("/proc/self/net/dev").ok()?;
+    dev.lines().find_map(|line| {
+        let (name, counters) = line.split_once(':')?;
+        (name.trim() == link)
+            .then(|| counters.split_whitespace().nth(1)?.parse().ok())
+            .flatten()
+    })
+}
+
 /// (total, idle+iowait) jiffies over all CPUs.
 fn cpu_times() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

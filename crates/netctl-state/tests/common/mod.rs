@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use netctl_state::{
     ContainerRecord, Isolate, LeaseRange, NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord,
-    SubnetRecord, ip_to_u128, u128_to_ip,
+    Opaque, SubnetRecord, ip_to_u128, u128_to_ip,
 };
 
 /// A deterministic 64-hex ID from a number, so snapshots are stable; different numbers give
@@ -67,8 +67,8 @@ pub fn container(name: &str, n: u64) -> ContainerRecord {
         },
         mode: NetworkMode::Bridge,
         hostname: name.to_owned(),
-        spec: serde_json::json!({ "networks": { "web": {} } }),
-        ports: serde_json::Value::Null,
+        spec: Opaque::of(&serde_json::json!({ "networks": { "web": {} } })).unwrap(),
+        ports: Opaque::null(),
         created: epoch(),
     }
 }

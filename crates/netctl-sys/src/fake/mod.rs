@@ -838,6 +838,34 @@ impl Netlink for FakeSys {
         Ok(addrs)
     }
 
+    fn peek_links(
+        &self,
+        queries: &[(NsRef, Vec<String>)],
+    ) -> Vec<SysResult<Vec<Option<Vec<IpNet>>>>> {
+        queries
+            .iter()
+            .map(|(ns, names)| {
+                let mut world = self.world();
+                world.read(format!("peek_links {} {}", ns.short(), names.join(",")));
+                let netns = world.ns(ns)?;
+                Ok(names
+                    .iter()
+                    .map(|name| {
+                        let index = netns.index_of(name)?;
+                        let mut addrs: Vec<IpNet> = netns
+                            .addrs
+                            .iter()
+                            .filter(|(link, _)| *link == index)
+                            .map(|(_, net)| *net)
+                            .collect();
+                        addrs.sort_by_key(|net| net.addr().is_ipv6());
+                        Some(addrs)
+                    })
+                    .collect())
+            })
+            .collect()
+    }
+
     fn links_and_addrs(&self, ns: &NsRef) -> SysResult<(Vec<Link>, Vec<Addr>)> {
         Ok((self.links(ns)?, self.addrs(ns)?))
     }

@@ -8,6 +8,7 @@ mod netlink;
 mod netns;
 mod nfnl;
 mod nft;
+mod peek;
 mod process;
 mod rtnl;
 mod sysctl;

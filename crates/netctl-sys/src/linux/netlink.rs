@@ -211,33 +211,27 @@ fn set_bridge_port(
 /// and describing a veth makes the kernel search its namespace-id table for the peer's
 /// namespace, a cost that grows with the number of container namespaces. In a container's
 /// namespace (a handful of links) `RTM_GETLINK` is as cheap.
-fn index_of(conn: &mut Conn, ns: &NsRef, name: &str) -> Result<Option<u32>, ConnError> {
+fn index_of(conn: &mut Conn, name: &str) -> Result<Option<u32>, ConnError> {
     if !valid_ifname(name) {
         return Ok(None);
     }
-    if *ns == NsRef::Host {
-        // The calling thread never leaves netctl's namespace, which is the host one here.
-        return match nix::net::if_::if_nametoindex(name) {
-            Ok(index) => Ok(Some(index)),
-            Err(Errno::ENODEV) => Ok(None),
-            Err(errno) => Err(failed(&context(
-                NetlinkOp::GetLink,
-                Some(name),
-                format!("look up link {name}"),
-            ))(kernel_said(errno))),
-        };
-    }
-    Ok(get_link(conn, name)?.map(|link| link.index))
+    // An ioctl on the namespace's own socket: no netlink round trip, no rtnl lock.
+    conn.name_to_index(name).map_err(|source| {
+        failed(&context(
+            NetlinkOp::GetLink,
+            Some(name),
+            format!("look up link {name}"),
+        ))(Failure {
+            source,
+            kernel_message: None,
+            broken: false,
+        })
+    })
 }
 
 /// The index of link `name`, or an `ENODEV` error about `ctx`.
-fn require_index(
-    conn: &mut Conn,
-    ns: &NsRef,
-    name: &str,
-    ctx: &OpContext,
-) -> Result<u32, ConnError> {
-    index_of(conn, ns, name)?.ok_or_else(|| failed(ctx)(kernel_said(Errno::ENODEV)))
+fn require_index(conn: &mut Conn, name: &str, ctx: &OpContext) -> Result<u32, ConnError> {
+    index_of(conn, name)?.ok_or_else(|| failed(ctx)(kernel_said(Errno::ENODEV)))
 }
 
 /// Sets the alias of a link just created; deletes the link again when that fails, so creating
@@ -317,7 +311,8 @@ fn address_message(index: u32, net: IpNet, adding: bool) -> AddressMessage {
     message
 }
 
-fn parse_addr(message: &AddressMessage, names: &HashMap<u32, String>) -> Option<Addr> {
+/// The address (with its prefix) an address message describes.
+pub(super) fn addr_net(message: &AddressMessage) -> Option<IpNet> {
     let mut local = None;
     let mut address = None;
     for attribute in &message.attributes {
@@ -329,7 +324,11 @@ fn parse_addr(message: &AddressMessage, names: &HashMap<u32, String>) -> Option<
     }
     // IPv4 point-to-point links carry the peer in IFA_ADDRESS; IFA_LOCAL is ours.
     let ip = local.or(address)?;
-    let net = IpNet::new(ip, message.header.prefix_len).ok()?;
+    IpNet::new(ip, message.header.prefix_len).ok()
+}
+
+fn parse_addr(message: &AddressMessage, names: &HashMap<u32, String>) -> Option<Addr> {
+    let net = addr_net(message)?;
     Some(Addr {
         link_index: message.header.index,
         link_name: names
@@ -441,7 +440,7 @@ impl LinuxSys {
         let ctx = context(op, route.dev.as_deref(), describe_route(adding, route));
         self.with_conn(ns, |conn| {
             let oif = match &route.dev {
-                Some(dev) => Some(require_index(conn, ns, dev, &ctx)?),
+                Some(dev) => Some(require_index(conn, dev, &ctx)?),
                 None => None,
             };
             let message = route_message(route, oif, adding);
@@ -466,7 +465,7 @@ impl LinuxSys {
         };
         let ctx = context(op, Some(link), describe_addr(adding, link, net));
         self.with_conn(ns, |conn| {
-            let index = require_index(conn, ns, link, &ctx)?;
+            let index = require_index(conn, link, &ctx)?;
             let message = address_message(index, net, adding);
             let request = if adding {
                 conn.request(
@@ -485,6 +484,13 @@ impl LinuxSys {
 impl Netlink for LinuxSys {
     fn prepare(&self, namespaces: &[NsRef]) {
         self.prepare_conns(namespaces);
+    }
+
+    fn peek_links(
+        &self,
+        queries: &[(NsRef, Vec<String>)],
+    ) -> Vec<SysResult<Vec<Option<Vec<IpNet>>>>> {
+        super::peek::peek_links(queries)
     }
 
     fn links(&self, ns: &NsRef) -> SysResult<Vec<Link>> {
@@ -581,7 +587,7 @@ impl Netlink for LinuxSys {
             format!("change link {name} ({change})"),
         );
         self.with_conn(ns, |conn| {
-            let index = require_index(conn, ns, name, &ctx)?;
+            let index = require_index(conn, name, &ctx)?;
             if change.is_empty() {
                 return Ok(());
             }
@@ -616,7 +622,7 @@ impl Netlink for LinuxSys {
                         Some(master),
                         format!("change link {name} ({change}): no bridge {master}"),
                     );
-                    let master = require_index(conn, ns, master, &master_ctx)?;
+                    let master = require_index(conn, master, &master_ctx)?;
                     message.attributes.push(LinkAttribute::Controller(master));
                 }
                 Some(None) => message.attributes.push(LinkAttribute::Controller(0)),
@@ -662,7 +668,7 @@ impl Netlink for LinuxSys {
         }
         self.with_conn(ns, |conn| {
             let mut message = LinkMessage::default();
-            message.header.index = require_index(conn, ns, link, &ctx)?;
+            message.header.index = require_index(conn, link, &ctx)?;
             message
                 .attributes
                 .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
@@ -694,7 +700,7 @@ impl Netlink for LinuxSys {
     }
 
     fn link_index(&self, ns: &NsRef, name: &str) -> SysResult<Option<u32>> {
-        self.with_conn(ns, |conn| index_of(conn, ns, name))
+        self.with_conn(ns, |conn| index_of(conn, name))
     }
 
     fn link_addrs(&self, ns: &NsRef, index: u32) -> SysResult<Vec<IpNet>> {
@@ -704,17 +710,22 @@ impl Netlink for LinuxSys {
             format!("list addresses of link {index}"),
         );
         self.with_conn(ns, |conn| {
-            let mut request = AddressMessage::default();
-            request.header.index = index;
-            let replies = conn
-                .dump_filtered(&RouteNetlinkMessage::GetAddress(request))
-                .map_err(failed(&ctx))?;
+            // One dump per family: the kernel reads IPv4 and IPv6 addresses under RCU, but an
+            // all-families dump goes through a generic handler that takes the rtnl lock, which
+            // parallel observers (and the kernel's own work) then queue on.
+            let requests = [AddressFamily::Inet, AddressFamily::Inet6].map(|family| {
+                let mut request = AddressMessage::default();
+                request.header.family = family;
+                request.header.index = index;
+                RouteNetlinkMessage::GetAddress(request)
+            });
+            let replies = conn.dump_filtered(&requests).map_err(failed(&ctx))?;
             Ok(replies
                 .iter()
                 .filter_map(|reply| match reply {
                     // The filter is the kernel's; checked again in case it ignored it.
                     RouteNetlinkMessage::NewAddress(message) if message.header.index == index => {
-                        parse_addr(message, &HashMap::new()).map(|addr| addr.net)
+                        addr_net(message)
                     }
                     _ => None,
                 })

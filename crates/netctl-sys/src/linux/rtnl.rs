@@ -27,6 +27,17 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const NLMSG_HDRLEN: usize = 16;
 /// How often an interrupted dump is retried before giving up.
 const DUMP_ATTEMPTS: usize = 5;
+/// Receive buffer size. The kernel sizes dump datagrams to the reader's buffer but never above
+/// 32 KiB, and netctl's other replies are small, so one read of this size takes a whole
+/// datagram (instead of a peek for its size, then a read).
+const RECV_BUFFER: usize = 64 * 1024;
+
+std::thread_local! {
+    /// One receive buffer per thread, shared by the sockets it uses (a thread talks to one
+    /// socket at a time; there can be a socket per container, and a buffer each would cost
+    /// 64 KiB per container).
+    static RECV: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(RECV_BUFFER));
+}
 
 /// Why a request failed.
 #[derive(Debug)]
@@ -73,6 +84,16 @@ impl Conn {
         Ok(Self { socket, seq: 0 })
     }
 
+    /// The index of link `name` in the socket's namespace (`SIOCGIFINDEX`, which the kernel
+    /// answers from a hash table without the rtnl lock), or `None` when there is none.
+    pub(crate) fn name_to_index(&self, name: &str) -> io::Result<Option<u32>> {
+        match rustix::net::netdevice::name_to_index(&self.socket, name) {
+            Ok(index) => Ok(Some(index)),
+            Err(rustix::io::Errno::NODEV) => Ok(None),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
     /// Sends a request that changes something (or gets one object) and waits for its ack.
     /// Returns the messages that came before the ack (the object for a `GET`).
     pub(crate) fn request(
@@ -99,21 +120,25 @@ impl Conn {
     }
 
     /// Dumps with strict checking (`NETLINK_GET_STRICT_CHK`) on, so the kernel applies the
-    /// filters in the request's header (an address dump for one link index, say) instead of
-    /// returning everything. Only for this request: the other dumps' headers are not written
-    /// for strict checking.
+    /// filters in the requests' headers (an address dump for one link index, say) instead of
+    /// returning everything. Only for these requests: the other dumps' headers are not written
+    /// for strict checking. The replies of all requests, in order.
     pub(crate) fn dump_filtered(
         &mut self,
-        message: &RouteNetlinkMessage,
+        messages: &[RouteNetlinkMessage],
     ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
-        self.socket
-            .set_netlink_get_strict_chk(true)
-            .map_err(Failure::broken)?;
-        let result = self.dump(message);
-        self.socket
-            .set_netlink_get_strict_chk(false)
-            .map_err(Failure::broken)?;
+        self.set_strict(true).map_err(Failure::broken)?;
+        let result = messages.iter().try_fold(Vec::new(), |mut all, message| {
+            all.extend(self.dump(message)?);
+            Ok(all)
+        });
+        self.set_strict(false).map_err(Failure::broken)?;
         result
+    }
+
+    /// Turns strict checking (`NETLINK_GET_STRICT_CHK`) on or off for every request after.
+    pub(crate) fn set_strict(&mut self, on: bool) -> io::Result<()> {
+        self.socket.set_netlink_get_strict_chk(on)
     }
 
     fn exchange(
@@ -132,11 +157,32 @@ impl Conn {
         packet.serialize(&mut buf);
         self.socket.send(&buf, 0).map_err(Failure::broken)?;
 
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        RECV.with_borrow_mut(|buf| self.receive(buf, seq, flags & NLM_F_DUMP == NLM_F_DUMP))
+    }
+
+    /// Reads datagrams into `buf` until the answer to request `seq` is complete.
+    fn receive(
+        &self,
+        buf: &mut Vec<u8>,
+        seq: u32,
+        dump: bool,
+    ) -> Result<Vec<RouteNetlinkMessage>, Failure> {
         let mut replies = Vec::new();
         let mut interrupted = false;
         loop {
-            let (datagram, _) = self.socket.recv_from_full().map_err(Failure::broken)?;
+            buf.clear();
+            buf.reserve(RECV_BUFFER);
+            let length = self
+                .socket
+                .recv(buf, libc::MSG_TRUNC)
+                .map_err(Failure::broken)?;
+            if length > buf.len() {
+                return Err(Failure::broken(io::Error::other(format!(
+                    "netlink datagram of {length} bytes does not fit the {} byte buffer",
+                    buf.len()
+                ))));
+            }
+            let datagram = &buf[..];
             let mut offset = 0;
             while offset < datagram.len() {
                 let bytes = &datagram[offset..];

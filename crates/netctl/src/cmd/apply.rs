@@ -7,14 +7,16 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs};
-use crate::cmd::ctx::{Ctx, load_desired};
+use crate::cmd::ctx::{Ctx, Surveyed, load_and_survey, load_desired};
 use crate::output::Reporter;
 use crate::settings::Settings;
 
 pub fn plan(settings: &Settings, args: &PlanArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let (desired, _) = load_desired(&args.file)?;
-    let ctx = Ctx::open(settings)?;
-    let plan = ctx.engine().plan(&desired, args.prune)?;
+    let s = load_and_survey(settings, &args.file)?;
+    let plan = s
+        .ctx
+        .engine()
+        .plan_surveyed(&s.survey, &s.desired, args.prune);
     reporter.result(&render_text(&plan), &plan);
     Ok(if args.detailed_exitcode && !plan.is_empty() {
         Outcome::ChangesPending
@@ -29,21 +31,24 @@ pub fn apply(
     reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
-    let (desired, text) = load_desired(&args.file)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "apply: file validated");
-    let ctx = Ctx::open(settings)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "apply: store open");
+    let Surveyed {
+        ctx,
+        desired,
+        text,
+        survey,
+    } = load_and_survey(settings, &args.file)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "apply: file validated, system surveyed");
     let engine = ctx.engine();
     if args.dry_run {
         // Structural dry run: only the planner runs; no executor is built.
-        let plan = engine.plan(&desired, args.prune)?;
+        let plan = engine.plan_surveyed(&survey, &desired, args.prune);
         reporter.result(
             &render_text(&plan),
             &json!({ "dry_run": true, "plan": plan }),
         );
         return Ok(Outcome::Success);
     }
-    let report = engine.apply(&desired, Some((&args.file, &text)), args.prune)?;
+    let report = engine.apply_surveyed(survey, &desired, Some((&args.file, &text)), args.prune)?;
     tracing::debug!(elapsed = ?started.elapsed(), "apply: done");
     let text = if report.plan.is_empty() {
         render_text(&report.plan)

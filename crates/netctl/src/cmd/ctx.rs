@@ -5,9 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use netctl_engine::Survey;
 use netctl_engine::{Config, FirewallMode};
 use netctl_plan::Defaults;
-use netctl_state::{OperationLock, Store};
+use netctl_state::{LockError, OperationLock, Store};
 use netctl_sys::LinuxSys;
 use netctl_types::DesiredState;
 
@@ -36,6 +37,22 @@ impl Ctx {
             config: engine_config(settings)?,
             _lock: lock,
         })
+    }
+
+    /// `open`, unless another operation holds the lock: then `None` at once, without waiting.
+    fn try_open(settings: &Settings) -> anyhow::Result<Option<Ctx>> {
+        let lock = match OperationLock::acquire(&settings.state_dir, Duration::ZERO) {
+            Ok(lock) => lock,
+            Err(LockError::Timeout { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let store = Store::open(&settings.state_dir)?;
+        Ok(Some(Ctx {
+            store,
+            sys: LinuxSys::new(),
+            config: engine_config(settings)?,
+            _lock: lock,
+        }))
     }
 
     pub fn engine(&self) -> netctl_engine::Engine<'_> {
@@ -75,4 +92,57 @@ pub fn load_desired(path: &Path) -> anyhow::Result<(DesiredState, String)> {
         .with_context(|| format!("cannot read desired-state file {}", path.display()))?;
     let state = validated.state.expect("validated without errors");
     Ok((state.desired, text))
+}
+
+/// A desired-state file, validated, and the operation to apply or plan it in.
+pub struct Surveyed {
+    pub ctx: Ctx,
+    pub desired: DesiredState,
+    /// The file's text, recorded as the applied generation.
+    pub text: String,
+    /// The records and the system's state, taken under `ctx`'s lock.
+    pub survey: Survey,
+}
+
+/// Validates the desired-state file on another thread while this one takes the lock, opens the
+/// store and surveys the system: work that does not depend on the file, done side by side with
+/// checking it (nothing is changed before the file has passed). A bad file is reported rather
+/// than any other failure, and before waiting for a lock another operation holds, as if it had
+/// been checked first.
+pub fn load_and_survey(settings: &Settings, file: &Path) -> anyhow::Result<Surveyed> {
+    std::thread::scope(|scope| {
+        let loading = scope.spawn(|| load_desired(file));
+        let loaded = move || {
+            loading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        let ctx = match Ctx::try_open(settings) {
+            Ok(Some(ctx)) => ctx,
+            Ok(None) => {
+                let (desired, text) = loaded()?;
+                let ctx = Ctx::open(settings)?;
+                let survey = ctx.engine().survey()?;
+                return Ok(Surveyed {
+                    ctx,
+                    desired,
+                    text,
+                    survey,
+                });
+            }
+            Err(e) => {
+                loaded()?;
+                return Err(e);
+            }
+        };
+        let survey = ctx.engine().survey();
+        let (desired, text) = loaded()?;
+        let survey = survey?;
+        Ok(Surveyed {
+            ctx,
+            desired,
+            text,
+            survey,
+        })
+    })
 }
