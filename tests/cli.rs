@@ -113,3 +113,42 @@ fn config_file_layer_is_read() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
 }
+
+/// apply and plan check the file while they take the lock and look at the system, but a bad
+/// file is still reported first, and without waiting for a lock another operation holds; a good
+/// file waits for the lock as before (and here gives up, naming the lock).
+#[test]
+fn a_bad_file_is_reported_without_waiting_for_a_busy_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let _held = netctl_state::OperationLock::acquire(&state, std::time::Duration::from_secs(1))
+        .expect("take the state lock");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[networks.web]\nmtu = \"big\"\n").unwrap();
+    let good = tmp.path().join("good.toml");
+    std::fs::write(&good, "[networks.web]\n").unwrap();
+    for command in ["apply", "plan"] {
+        let out = netctl(tmp.path())
+            .env("NETCTL_LOCK_TIMEOUT", "1")
+            .args([command, "-f"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("nothing was changed"), "{command}: {stderr}");
+        assert!(stderr.contains("networks.web.mtu"), "{command}: {stderr}");
+        assert!(!stderr.contains("gave up"), "{command}: {stderr}");
+
+        let out = netctl(tmp.path())
+            .env("NETCTL_LOCK_TIMEOUT", "1")
+            .args([command, "-f"])
+            .arg(&good)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("gave up"), "{command}: {stderr}");
+        assert!(stderr.contains("netctl.lock"), "{command}: {stderr}");
+    }
+}

@@ -2,6 +2,7 @@
 //! namespace (`netctl-testkit`); this binary is only built with `--features privileged`.
 //! Effects are checked with independent tools (`ip -j`, `sysctl`, `nft`) where that helps.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -613,6 +614,107 @@ sandbox_test! {
             .unwrap_err();
         assert!(missing.is_not_found(), "{missing}");
         assert_eq!(own_netns(), before, "the calling thread never moved");
+    }
+}
+
+/// Every address `ip` shows on `dev` in named namespace `ns`, as `addr/prefix`.
+fn ip_addrs(sb: &Sandbox, ns: &str, dev: &str) -> BTreeSet<IpNet> {
+    ip_json(sb, Some(ns), &["addr", "show", "dev", dev])[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            net(&format!(
+                "{}/{}",
+                a["local"].as_str().unwrap(),
+                a["prefixlen"]
+            ))
+        })
+        .collect()
+}
+
+sandbox_test! {
+    fn peeking_from_the_host_sees_what_ip_sees(sb) {
+        let sys = LinuxSys::new();
+        let before = own_netns();
+        let ctr = container(&sys, sb, "peek1");
+        wire(&sys, &ctr, "vpeek1");
+        sys.add_addr(&ctr, "eth0", net("10.72.0.2/24")).unwrap();
+        sys.add_addr(&ctr, "eth0", net("fd72::2/64")).unwrap();
+        // A link with IPv6 addresses only has no IPv4 label to be found by.
+        sys.add_veth(
+            &NsRef::Host,
+            &VethSpec {
+                name: "vpeek1b".into(),
+                mtu: None,
+                mac: None,
+                alias: None,
+                peer_name: "eth1".into(),
+                peer_ns: ctr.clone(),
+                peer_mac: None,
+            },
+        )
+        .unwrap();
+        sys.set_link(&ctr, "eth1", &LinkChange::up()).unwrap();
+        sys.add_addr(&ctr, "eth1", net("fd73::2/64")).unwrap();
+        // No veth: the host has no id for this namespace until peeking assigns one.
+        let lone = container(&sys, sb, "peek2");
+        let missing = NsRef::Path(sb.netns_dir.join("nosuchns"));
+        let not_a_namespace = sb.path("plain-file");
+        std::fs::write(&not_a_namespace, "x").unwrap();
+        let not_a_namespace = NsRef::Path(not_a_namespace);
+
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let answers = sys.peek_links(&[
+            (ctr.clone(), names(&["eth0", "eth1", "nope0"])),
+            (missing, names(&["eth0"])),
+            (lone.clone(), names(&["lo"])),
+            (not_a_namespace, names(&[])),
+            (lone.clone(), names(&[])),
+        ]);
+        assert_eq!(answers.len(), 5);
+        let found = answers[0].as_ref().unwrap();
+        let as_set = |addrs: &Option<Vec<IpNet>>| -> BTreeSet<IpNet> {
+            addrs.clone().unwrap().into_iter().collect()
+        };
+        assert_eq!(as_set(&found[0]), ip_addrs(sb, "peek1", "eth0"));
+        assert!(found[0].as_ref().unwrap().contains(&net("10.72.0.2/24")));
+        assert!(found[0].as_ref().unwrap().contains(&net("fd72::2/64")));
+        assert_eq!(as_set(&found[1]), ip_addrs(sb, "peek1", "eth1"));
+        assert!(found[1].as_ref().unwrap().contains(&net("fd73::2/64")));
+        assert_eq!(found[2], None, "no such link");
+        assert_eq!(answers[1].as_ref().unwrap_err().errno(), Some(Errno::ENOENT));
+        assert_eq!(
+            as_set(&answers[2].as_ref().unwrap()[0]),
+            ip_addrs(sb, "peek2", "lo")
+        );
+        assert_eq!(answers[3].as_ref().unwrap_err().errno(), Some(Errno::EINVAL));
+        assert_eq!(answers[4].as_ref().unwrap(), &Vec::<Option<Vec<IpNet>>>::new());
+
+        // The label follows a renamed link: the old name is gone, the new one has the address.
+        sys.set_link(
+            &ctr,
+            "eth0",
+            &LinkChange {
+                up: Some(false),
+                ..LinkChange::default()
+            },
+        )
+        .unwrap();
+        sys.set_link(
+            &ctr,
+            "eth0",
+            &LinkChange {
+                new_name: Some("eth5".into()),
+                ..LinkChange::default()
+            },
+        )
+        .unwrap();
+        let renamed = sys.peek_links(&[(ctr.clone(), names(&["eth0", "eth5"]))]);
+        let renamed = renamed[0].as_ref().unwrap();
+        assert_eq!(renamed[0], None);
+        assert!(renamed[1].as_ref().unwrap().contains(&net("10.72.0.2/24")));
+        assert_eq!(own_netns(), before, "peeking never moves the calling thread");
     }
 }
 
