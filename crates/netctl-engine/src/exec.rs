@@ -1028,6 +1028,7 @@ pub(crate) fn execute(
     if plan.is_empty() {
         return Ok(ApplyReport { plan, generation });
     }
+    let started = std::time::Instant::now();
     let mut run = Run::new(engine, &plan.target, before);
     if verify == Verify::Touched {
         run.scope = Some(
@@ -1045,6 +1046,7 @@ pub(crate) fn execute(
     }
     run.mark_touched(&plan);
     run.firewall_remove_phase();
+    tracing::debug!(elapsed = ?started.elapsed(), "execute: firewall remove phase done");
     let mut failed = None;
     for step in &plan.steps {
         let step_started = std::time::Instant::now();
@@ -1055,13 +1057,13 @@ pub(crate) fn execute(
             break;
         }
     }
-    tracing::debug!("execute: steps done");
+    tracing::debug!(elapsed = ?started.elapsed(), "execute: steps done");
     if failed.is_none()
         && let Err(e) = run.files_phase()
     {
         failed = Some(("write hosts and resolv.conf".to_owned(), e));
     }
-    tracing::debug!("execute: files written");
+    tracing::debug!(elapsed = ?started.elapsed(), "execute: files written");
     if failed.is_none()
         && let Err(e) = run.firewall_add_phase()
     {
@@ -1085,6 +1087,7 @@ pub(crate) fn execute(
             source: Box::new(err),
         });
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "execute: firewall add phase done");
     if let Some((path, text)) = source {
         let g = engine
             .store

@@ -115,7 +115,9 @@ pub(crate) fn setup(
     } else {
         opts.container_name.clone()
     };
+    let started = std::time::Instant::now();
     let rec = crate::observe::recorded_for(engine.store, [&name])?;
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
     let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
     let mut wanted = BTreeSet::new();
     let mut new_attachments = BTreeMap::new();
@@ -196,7 +198,9 @@ pub(crate) fn setup(
     plan.steps
         .retain(|s| keep_step(&s.resource, &name, &wanted));
     plan.drift.clear();
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: planned");
     execute(engine, plan, rec, None, Verify::Touched)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: executed and verified");
     status_blocks(engine, &name, &wanted)
 }
 

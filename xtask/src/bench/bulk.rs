@@ -58,12 +58,14 @@ pub fn bulk_pass(opts: &Options, raw: &mut RawWriter) -> anyhow::Result<()> {
     check("apply", raw)?;
 
     // The no-op measures netctl, not the kernel's IPv6 start-up of the new interfaces.
-    let waited = sandbox::wait_until_quiet(BRIDGE);
-    raw.meta("quiet_wait_ms", &format!("{:.0}", ms(waited)))?;
-    eprintln!(
-        "  bulk: waited {:.1} s for the bridge to fall quiet",
-        waited.as_secs_f64()
-    );
+    if opts.settle {
+        let waited = sandbox::wait_until_quiet(BRIDGE);
+        raw.meta("quiet_wait_ms", &format!("{:.0}", ms(waited)))?;
+        eprintln!(
+            "  bulk: waited {:.1} s for the bridge to fall quiet",
+            waited.as_secs_f64()
+        );
+    }
     let mut spent = Duration::ZERO;
     for run in 0..=REPEATS {
         if run > 0 && spent > REPEAT_BUDGET {

@@ -71,6 +71,9 @@ pub struct Options {
     pub ports: usize,
     /// Wall-time budget of one attach (and, separately, one detach) series.
     pub budget: Duration,
+    /// Let the bridge fall quiet before each measured window and each bulk case (see
+    /// `sandbox::wait_until_quiet`); off, containers are attached back to back throughout.
+    pub settle: bool,
     /// Binaries, filled in by the outer process for the inner one.
     pub netctl_bin: Option<PathBuf>,
     pub netavark_bin: Option<PathBuf>,
@@ -88,6 +91,7 @@ impl Default for Options {
             bulk: 1000,
             ports: 10,
             budget: Duration::from_secs(300),
+            settle: true,
             netctl_bin: None,
             netavark_bin: None,
         }
@@ -95,7 +99,8 @@ impl Default for Options {
 }
 
 const USAGE: &str = "usage: cargo xtask bench [all|attach|bulk|ipam] [--max N] [--window W] \
-[--netavark-max N] [--no-netavark] [--no-floor] [--bulk N] [--ports P] [--budget SECS]
+[--netavark-max N] [--no-netavark] [--no-floor] [--bulk N] [--ports P] [--budget SECS] \
+[--no-settle]
   env NETCTL=PATH     benchmark this netctl binary instead of building target/release/netctl
   env NETAVARK=PATH   compare with this netavark instead of /usr/lib/podman/netavark";
 
@@ -119,6 +124,7 @@ impl Options {
                 }
                 "--no-netavark" => opts.netavark = false,
                 "--no-floor" => opts.floor = false,
+                "--no-settle" => opts.settle = false,
                 "--bulk" => opts.bulk = number("--bulk", value("--bulk")?)?,
                 "--ports" => opts.ports = number("--ports", value("--ports")?)?,
                 "--budget" => {
@@ -182,6 +188,9 @@ impl Options {
         }
         if !self.floor {
             args.push("--no-floor".into());
+        }
+        if !self.settle {
+            args.push("--no-settle".into());
         }
         for (flag, path) in [
             ("--netctl-bin", &self.netctl_bin),

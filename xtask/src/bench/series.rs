@@ -241,10 +241,23 @@ pub fn series_pass(tool: &Tool, opts: &Options, raw: &mut RawWriter) -> anyhow::
     let name = tool.name();
     raw.meta("planned", &plan.count.to_string())?;
 
+    // Waiting for quiet is not the series' work: it does not count against the budget.
+    let settle = |raw: &mut RawWriter, what: &str| -> anyhow::Result<Duration> {
+        if !opts.settle {
+            return Ok(Duration::ZERO);
+        }
+        let took = sandbox::wait_until_quiet(BRIDGE);
+        raw.meta(&format!("quiet_wait_ms_{what}"), &took.as_millis().to_string())?;
+        Ok(took)
+    };
+    let mut waited = Duration::ZERO;
     let start = Instant::now();
     let mut attached = 0;
     for i in 1..=plan.count {
-        if start.elapsed() > opts.budget {
+        if i > 1 && plan.buckets.contains(&i) {
+            waited += settle(raw, &format!("attach_{i}"))?;
+        }
+        if start.elapsed().saturating_sub(waited) > opts.budget {
             let note = format!("attach budget {:?} spent after {attached}", opts.budget);
             eprintln!("  {name}: {note}");
             raw.meta("attach_stopped", &note)?;
@@ -271,6 +284,7 @@ pub fn series_pass(tool: &Tool, opts: &Options, raw: &mut RawWriter) -> anyhow::
         eprintln!("  {name}: the port forward of container {attached} did NOT answer");
     }
 
+    settle(raw, "detach")?;
     let start = Instant::now();
     let mut detached = 0;
     for i in (1..=attached).rev() {
