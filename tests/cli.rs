@@ -136,7 +136,10 @@ fn a_bad_file_is_reported_without_waiting_for_a_busy_lock() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("nothing was changed"), "{command}: {stderr}");
+        assert!(
+            stderr.contains("nothing was changed"),
+            "{command}: {stderr}"
+        );
         assert!(stderr.contains("networks.web.mtu"), "{command}: {stderr}");
         assert!(!stderr.contains("gave up"), "{command}: {stderr}");
 

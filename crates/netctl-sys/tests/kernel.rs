@@ -657,7 +657,8 @@ sandbox_test! {
         .unwrap();
         sys.set_link(&ctr, "eth1", &LinkChange::up()).unwrap();
         sys.add_addr(&ctr, "eth1", net("fd73::2/64")).unwrap();
-        // No veth: the host has no id for this namespace until peeking assigns one.
+        // No veth: the host has no id for this namespace, so it is asked from inside (and
+        // still has none afterwards: looking changes nothing).
         let lone = container(&sys, sb, "peek2");
         let missing = NsRef::Path(sb.netns_dir.join("nosuchns"));
         let not_a_namespace = sb.path("plain-file");
@@ -690,6 +691,11 @@ sandbox_test! {
         );
         assert_eq!(answers[3].as_ref().unwrap_err().errno(), Some(Errno::EINVAL));
         assert_eq!(answers[4].as_ref().unwrap(), &Vec::<Option<Vec<IpNet>>>::new());
+        let listed = sb.run(&["ip", "netns", "list"]);
+        let peek2 = listed.lines().find(|l| l.starts_with("peek2")).unwrap();
+        assert!(!peek2.contains("id:"), "peeking assigned an id: {listed}");
+        let peek1 = listed.lines().find(|l| l.starts_with("peek1")).unwrap();
+        assert!(peek1.contains("id:"), "a veth gives the namespace an id: {listed}");
 
         // The label follows a renamed link: the old name is gone, the new one has the address.
         sys.set_link(

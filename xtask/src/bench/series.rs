@@ -247,7 +247,10 @@ pub fn series_pass(tool: &Tool, opts: &Options, raw: &mut RawWriter) -> anyhow::
             return Ok(Duration::ZERO);
         }
         let took = sandbox::wait_until_quiet(BRIDGE);
-        raw.meta(&format!("quiet_wait_ms_{what}"), &took.as_millis().to_string())?;
+        raw.meta(
+            &format!("quiet_wait_ms_{what}"),
+            &took.as_millis().to_string(),
+        )?;
         Ok(took)
     };
     let mut waited = Duration::ZERO;

@@ -490,7 +490,39 @@ impl Netlink for LinuxSys {
         &self,
         queries: &[(NsRef, Vec<String>)],
     ) -> Vec<SysResult<Vec<Option<Vec<IpNet>>>>> {
-        super::peek::peek_links(queries)
+        let peeked = super::peek::peek_links(queries);
+        // Namespaces the host has no id for are asked from inside, which assigns none.
+        let unnamed: Vec<(usize, &(NsRef, Vec<String>))> = peeked
+            .iter()
+            .zip(queries)
+            .enumerate()
+            .filter(|(_, (answer, _))| answer.is_none())
+            .map(|(i, (_, query))| (i, query))
+            .collect();
+        if !unnamed.is_empty() {
+            let namespaces: Vec<NsRef> = unnamed.iter().map(|(_, (ns, _))| ns.clone()).collect();
+            self.prepare(&namespaces);
+        }
+        let mut inside: HashMap<usize, SysResult<Vec<Option<Vec<IpNet>>>>> = unnamed
+            .into_iter()
+            .map(|(i, (ns, names))| {
+                let answer = names
+                    .iter()
+                    .map(|name| match self.link_index(ns, name)? {
+                        Some(index) => self.link_addrs(ns, index).map(Some),
+                        None => Ok(None),
+                    })
+                    .collect();
+                (i, answer)
+            })
+            .collect();
+        peeked
+            .into_iter()
+            .enumerate()
+            .map(|(i, answer)| {
+                answer.unwrap_or_else(|| inside.remove(&i).expect("asked from inside"))
+            })
+            .collect()
     }
 
     fn links(&self, ns: &NsRef) -> SysResult<Vec<Link>> {

@@ -2,10 +2,12 @@
 //!
 //! rtnetlink answers a `GET` about another namespace when the request names it by its
 //! namespace id (`IFLA_TARGET_NETNSID`, `IFA_TARGET_NETNSID`): the id the host knows that
-//! namespace by (`RTM_GETNSID` on its file; one is assigned when there is none yet, as `ip netns
-//! set` does). So observing a thousand containers needs neither a socket in each (a thread
-//! entering it, a socket bound there, closed again at exit) nor any per-namespace state: a
-//! handful of host sockets, one per worker thread, ask everything.
+//! namespace by (`RTM_GETNSID` on its file). The kernel gives a namespace an id as soon as a
+//! veth joins it to the host, so every bridge container has one. Observing a thousand
+//! containers then needs neither a socket in each (a thread entering it, a socket bound there,
+//! closed again at exit) nor any per-namespace state: a handful of host sockets, one per worker
+//! thread, ask everything. A namespace without an id (pasta, slirp4netns) is left to the
+//! caller, which asks from inside: reading never assigns one, so looking changes nothing.
 //!
 //! Only reading works this way; changes still go through a socket inside the namespace.
 
@@ -20,7 +22,7 @@ use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::rtnl::{Conn, Failure};
-use crate::{NamespaceOp, NetlinkOp, NsRef, SysError, SysResult, error::os_error};
+use crate::{NamespaceOp, NetlinkOp, NsRef, SysError, SysResult};
 
 /// `NETNSA_NSID_NOT_ASSIGNED`.
 const NOT_ASSIGNED: i32 = -1;
@@ -28,9 +30,10 @@ const NOT_ASSIGNED: i32 = -1;
 /// What [`crate::Netlink::peek_links`] returns for one namespace.
 pub(crate) type Peeked = SysResult<Vec<Option<Vec<IpNet>>>>;
 
-/// Answers `queries` in order, spread over a few threads with a host socket each. Must be
-/// called from a thread in the host namespace (every thread of netctl's except its helpers).
-pub(crate) fn peek_links(queries: &[(NsRef, Vec<String>)]) -> Vec<Peeked> {
+/// Answers `queries` in order, spread over a few threads with a host socket each; `None` for
+/// a namespace the host has no id for (to be asked from inside). Must be called from a thread
+/// in the host namespace (every thread of netctl's except its helpers).
+pub(crate) fn peek_links(queries: &[(NsRef, Vec<String>)]) -> Vec<Option<Peeked>> {
     crate::par::map_chunks(queries, |chunk| {
         let conn = Conn::open().and_then(|mut conn| {
             conn.set_strict(true)?;
@@ -44,13 +47,13 @@ pub(crate) fn peek_links(queries: &[(NsRef, Vec<String>)]) -> Vec<Peeked> {
             Err(e) => chunk
                 .iter()
                 .map(|(ns, _)| {
-                    Err(SysError::netlink(
+                    Some(Err(SysError::netlink(
                         NetlinkOp::OpenSocket,
                         None,
                         NetlinkOp::OpenSocket.to_string(),
                         ns,
                         copy_error(&e),
-                    ))
+                    )))
                 })
                 .collect(),
         }
@@ -65,11 +68,20 @@ fn copy_error(e: &std::io::Error) -> std::io::Error {
 }
 
 /// One namespace: for each name, the link's addresses, or `None` when it has no such link.
-fn peek_one(conn: &mut Conn, ns: &NsRef, names: &[String]) -> Peeked {
+/// `None` altogether when the host has no id for the namespace.
+fn peek_one(conn: &mut Conn, ns: &NsRef, names: &[String]) -> Option<Peeked> {
     let nsid = match ns {
         NsRef::Host => None,
-        NsRef::Path(path) => Some(nsid_of(conn, path)?),
+        NsRef::Path(path) => match nsid_of(conn, path) {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        },
     };
+    Some(peek_in(conn, ns, nsid, names))
+}
+
+fn peek_in(conn: &mut Conn, ns: &NsRef, nsid: Option<i32>, names: &[String]) -> Peeked {
     let failed = |op: NetlinkOp, link: Option<&str>, what: String| {
         let link = link.map(str::to_owned);
         move |failure: Failure| SysError::Netlink {
@@ -114,35 +126,15 @@ fn peek_one(conn: &mut Conn, ns: &NsRef, names: &[String]) -> Peeked {
         .collect()
 }
 
-/// The id the host knows the namespace at `path` by, assigning one if it has none. A missing
-/// file fails with `ENOENT`, a file that is not a network namespace with `EINVAL` (as entering
-/// it would).
-fn nsid_of(conn: &mut Conn, path: &Path) -> SysResult<i32> {
+/// The id the host knows the namespace at `path` by, `None` if it has none. A missing file
+/// fails with `ENOENT`, a file that is not a network namespace with `EINVAL` (as entering it
+/// would).
+fn nsid_of(conn: &mut Conn, path: &Path) -> SysResult<Option<i32>> {
     let file = File::open(path).map_err(|e| SysError::namespace(NamespaceOp::Open, path, e))?;
     let fd = u32::try_from(file.as_raw_fd()).expect("descriptors are not negative");
-    let inspect_err =
-        |failure: Failure| SysError::namespace(NamespaceOp::Inspect, path, failure.source);
-    let id = get_nsid(conn, fd).map_err(inspect_err)?;
-    if id != NOT_ASSIGNED {
-        return Ok(id);
-    }
-    let mut assign = NsidMessage::default();
-    assign.attributes = vec![NsidAttribute::Fd(fd), NsidAttribute::Id(NOT_ASSIGNED)];
-    match conn.request(RouteNetlinkMessage::NewNsId(assign), 0) {
-        // Someone else assigned one in between: fine, it is read below.
-        Err(failure) if failure.errno() == Some(libc::EEXIST) => {}
-        other => {
-            other.map_err(inspect_err)?;
-        }
-    }
-    match get_nsid(conn, fd).map_err(inspect_err)? {
-        NOT_ASSIGNED => Err(SysError::namespace(
-            NamespaceOp::Inspect,
-            path,
-            os_error(nix::errno::Errno::ENOENT),
-        )),
-        id => Ok(id),
-    }
+    let id = get_nsid(conn, fd)
+        .map_err(|failure| SysError::namespace(NamespaceOp::Inspect, path, failure.source))?;
+    Ok((id != NOT_ASSIGNED).then_some(id))
 }
 
 fn get_nsid(conn: &mut Conn, fd: u32) -> Result<i32, Failure> {
