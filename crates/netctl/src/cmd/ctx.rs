@@ -30,6 +30,19 @@ impl Ctx {
             &settings.state_dir,
             Duration::from_secs(settings.lock_timeout),
         )?;
+        Self::locked(settings, lock)
+    }
+
+    /// `open`, unless another operation holds the lock: then `None` at once, without waiting.
+    fn try_open(settings: &Settings) -> anyhow::Result<Option<Ctx>> {
+        match OperationLock::acquire(&settings.state_dir, Duration::ZERO) {
+            Ok(lock) => Self::locked(settings, lock).map(Some),
+            Err(LockError::Timeout { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn locked(settings: &Settings, lock: OperationLock) -> anyhow::Result<Ctx> {
         let store = Store::open(&settings.state_dir)?;
         Ok(Ctx {
             store,
@@ -37,22 +50,6 @@ impl Ctx {
             config: engine_config(settings)?,
             _lock: lock,
         })
-    }
-
-    /// `open`, unless another operation holds the lock: then `None` at once, without waiting.
-    fn try_open(settings: &Settings) -> anyhow::Result<Option<Ctx>> {
-        let lock = match OperationLock::acquire(&settings.state_dir, Duration::ZERO) {
-            Ok(lock) => lock,
-            Err(LockError::Timeout { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let store = Store::open(&settings.state_dir)?;
-        Ok(Some(Ctx {
-            store,
-            sys: LinuxSys::new(),
-            config: engine_config(settings)?,
-            _lock: lock,
-        }))
     }
 
     pub fn engine(&self) -> netctl_engine::Engine<'_> {
@@ -87,9 +84,7 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
 
 /// Reads and validates a desired-state file; returns the state and the file's text.
 pub fn load_desired(path: &Path) -> anyhow::Result<(DesiredState, String)> {
-    let validated = super::validate::load(path)?;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read desired-state file {}", path.display()))?;
+    let (validated, text) = super::validate::load(path)?;
     let state = validated.state.expect("validated without errors");
     Ok((state.desired, text))
 }
@@ -117,27 +112,23 @@ pub fn load_and_survey(settings: &Settings, file: &Path) -> anyhow::Result<Surve
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         };
-        let ctx = match Ctx::try_open(settings) {
-            Ok(Some(ctx)) => ctx,
+        let (ctx, survey, (desired, text)) = match Ctx::try_open(settings) {
+            Ok(Some(ctx)) => {
+                let survey = ctx.engine().survey();
+                let loaded = loaded()?;
+                (ctx, survey?, loaded)
+            }
             Ok(None) => {
-                let (desired, text) = loaded()?;
+                let loaded = loaded()?;
                 let ctx = Ctx::open(settings)?;
                 let survey = ctx.engine().survey()?;
-                return Ok(Surveyed {
-                    ctx,
-                    desired,
-                    text,
-                    survey,
-                });
+                (ctx, survey, loaded)
             }
             Err(e) => {
                 loaded()?;
                 return Err(e);
             }
         };
-        let survey = ctx.engine().survey();
-        let (desired, text) = loaded()?;
-        let survey = survey?;
         Ok(Surveyed {
             ctx,
             desired,

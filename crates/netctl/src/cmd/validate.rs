@@ -12,7 +12,7 @@ use crate::output::{InvalidInput, Reporter};
 use crate::settings::Settings;
 
 pub fn run(_settings: &Settings, args: &FileArg, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let validated = load(&args.file)?;
+    let (validated, _) = load(&args.file)?;
     let state = validated.state.as_ref().expect("no errors means a state");
     for diag in &validated.diagnostics {
         reporter.note(&diag.to_string());
@@ -37,8 +37,8 @@ pub fn run(_settings: &Settings, args: &FileArg, reporter: &Reporter) -> anyhow:
 }
 
 /// Reads and validates a desired-state file; any error-severity diagnostic is a failure that
-/// carries every diagnostic.
-pub fn load(path: &Path) -> anyhow::Result<Validated> {
+/// carries every diagnostic. Returns the file's text too.
+pub fn load(path: &Path) -> anyhow::Result<(Validated, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read desired-state file {}", path.display()))?;
     let validated = netctl_validate::validate(&path.display().to_string(), &text);
@@ -67,5 +67,5 @@ pub fn load(path: &Path) -> anyhow::Result<Validated> {
         }
         .into());
     }
-    Ok(validated)
+    Ok((validated, text))
 }
