@@ -8,6 +8,18 @@
 
 mod bench;
 
+/// `unshare` options for a private sandbox: its own network, mount and pid namespaces (with
+/// its own /proc), mounts not propagated back to the machine.
+const SANDBOX_UNSHARE: [&str; 7] = [
+    "--net",
+    "--mount",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "--propagation",
+    "private",
+];
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -140,16 +152,8 @@ fn demo() -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
     let mut sandbox = Command::new("unshare");
     sandbox
-        .args([
-            "--net",
-            "--mount",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--propagation",
-            "private",
-            "--",
-        ])
+        .args(SANDBOX_UNSHARE)
+        .arg("--")
         .arg(me)
         .arg("demo-inside")
         .arg(netctl);

@@ -262,11 +262,8 @@ impl<'e, 'a> Run<'e, 'a> {
             };
             let ns = NsRef::path(ctr.netns.path.clone());
             let links = observe::links_of(sys, &ns)?;
-            for ((_, n), att) in now
-                .attachments
-                .range((name.clone(), String::new())..)
-                .take_while(|((c, _), _)| c == name)
-            {
+            for att in now.attachments_of(name) {
+                let n = &att.network;
                 let Some(net) = now.networks.get(n) else {
                     continue;
                 };
@@ -1174,10 +1171,8 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
         // The recorded attachments are the truth (connect/disconnect edit them).
         spec.networks
             .retain(|n, _| rec.attachments.contains_key(&(name.clone(), n.clone())));
-        for ((c, n), att) in rec.attachments.range((name.clone(), String::new())..) {
-            if c != name {
-                break;
-            }
+        for att in rec.attachments_of(name) {
+            let n = &att.network;
             if except.contains(n) {
                 spec.networks.remove(n);
                 continue;

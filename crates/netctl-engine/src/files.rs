@@ -61,37 +61,56 @@ fn user_mode_files(
     ctr: &ContainerRecord,
     spec: &ContainerSpec,
 ) -> (String, String) {
-    let host_resolv = host.resolv.clone();
     let (entries, resolv_params) = if ctr.mode == NetworkMode::Slirp4netns {
         let opts = spec.slirp4netns.clone().unwrap_or_default();
         (
             netctl_slirp::hosts_entries(&opts, &ctr.hostname, &ctr.name),
-            netctl_slirp::resolv_params(&opts, &spec.dns_servers, &spec.dns_search, host_resolv),
+            netctl_slirp::resolv_params(
+                &opts,
+                &spec.dns_servers,
+                &spec.dns_search,
+                host.resolv.clone(),
+            ),
         )
     } else {
-        (
-            Vec::new(),
-            ResolvParams {
-                host_content: host_resolv,
-                nameservers: spec.dns_servers.clone(),
-                searches: spec.dns_search.clone(),
-                options: Vec::new(),
-                keep_host_servers: spec.dns_servers.is_empty(),
-                ipv6: true,
-            },
-        )
+        (Vec::new(), spec_resolv(host, spec, true))
     };
-    let hosts_text = hosts::new_hosts(&HostsParams {
+    (
+        hosts_file(host, spec, None, entries),
+        resolv::new_resolv_conf(&resolv_params),
+    )
+}
+
+/// The hosts file: the user's extra hosts, the host's own, then the container's entries.
+fn hosts_file(
+    host: &HostFiles,
+    spec: &ContainerSpec,
+    host_containers_internal: Option<IpAddr>,
+    container_entries: Vec<hosts::HostEntry>,
+) -> String {
+    hosts::new_hosts(&HostsParams {
         extra_hosts: spec
             .extra_hosts
             .iter()
             .filter_map(|e| hosts::parse_extra_host(e).ok())
             .collect(),
         base: host.hosts.clone(),
-        host_containers_internal: None,
-        container_entries: entries,
-    });
-    (hosts_text, resolv::new_resolv_conf(&resolv_params))
+        host_containers_internal,
+        container_entries,
+    })
+}
+
+/// resolv.conf from the spec's servers and search domains, the host's servers when it names
+/// none.
+fn spec_resolv(host: &HostFiles, spec: &ContainerSpec, ipv6: bool) -> ResolvParams {
+    ResolvParams {
+        host_content: host.resolv.clone(),
+        nameservers: spec.dns_servers.clone(),
+        searches: spec.dns_search.clone(),
+        options: Vec::new(),
+        keep_host_servers: spec.dns_servers.is_empty(),
+        ipv6,
+    }
 }
 
 fn bridge_files(
@@ -101,12 +120,7 @@ fn bridge_files(
     spec: &ContainerSpec,
 ) -> (String, String) {
     // In interface order (eth0 first), so the primary network comes first.
-    let mut atts: Vec<_> = rec
-        .attachments
-        .range((ctr.name.clone(), String::new())..)
-        .take_while(|((c, _), _)| *c == ctr.name)
-        .map(|(_, a)| a)
-        .collect();
+    let mut atts: Vec<_> = rec.attachments_of(&ctr.name).collect();
     atts.sort_by_key(|a| crate::fwmap::interface_order(&a.interface));
     let ips: Vec<IpAddr> = atts
         .iter()
@@ -128,25 +142,14 @@ fn bridge_files(
         .find(|g| g.is_ipv4())
         .or_else(|| gateways.first())
         .copied();
-    let hosts_text = hosts::new_hosts(&HostsParams {
-        extra_hosts: spec
-            .extra_hosts
-            .iter()
-            .filter_map(|e| hosts::parse_extra_host(e).ok())
-            .collect(),
-        base: host.hosts.clone(),
-        host_containers_internal: hci,
-        container_entries: hosts::container_entries(container_ips, &ctr.hostname, &ctr.name),
-    });
-    let host_resolv = host.resolv.clone();
-    let resolv_text = resolv::new_resolv_conf(&ResolvParams {
-        host_content: host_resolv,
-        nameservers: spec.dns_servers.clone(),
-        searches: spec.dns_search.clone(),
-        options: Vec::new(),
-        keep_host_servers: spec.dns_servers.is_empty(),
-        ipv6: ips.iter().any(IpAddr::is_ipv6),
-    });
+    let hosts_text = hosts_file(
+        host,
+        spec,
+        hci,
+        hosts::container_entries(container_ips, &ctr.hostname, &ctr.name),
+    );
+    let resolv_text =
+        resolv::new_resolv_conf(&spec_resolv(host, spec, ips.iter().any(IpAddr::is_ipv6)));
     (hosts_text, resolv_text)
 }
 
@@ -248,10 +251,8 @@ pub(crate) enum Sync {
 
 /// The addresses a container has on all its networks, as recorded.
 fn container_ips(rec: &Recorded, name: &str) -> Vec<IpAddr> {
-    rec.attachments
-        .range((name.to_owned(), String::new())..)
-        .take_while(|((c, _), _)| c == name)
-        .flat_map(|(_, a)| a.addresses.iter().map(ipnet::IpNet::addr))
+    rec.attachments_of(name)
+        .flat_map(|a| a.addresses.iter().map(ipnet::IpNet::addr))
         .collect()
 }
 

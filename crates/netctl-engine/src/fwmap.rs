@@ -49,10 +49,7 @@ fn fw_port(p: &PortMapping) -> Option<FwPort> {
 
 /// The primary attachment of a container: lowest interface name, ethN compared numerically.
 pub(crate) fn primary<'r>(rec: &'r Recorded, container: &str) -> Option<&'r AttachmentRecord> {
-    rec.attachments
-        .range((container.to_owned(), String::new())..)
-        .take_while(|((c, _), _)| c == container)
-        .map(|(_, a)| a)
+    rec.attachments_of(container)
         .min_by_key(|a| interface_order(&a.interface))
 }
 

@@ -126,10 +126,8 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
 /// The names of the container's links its attachments name (what the planner compares with
 /// the records).
 fn attachment_names(rec: &Recorded, ctr: &ContainerRecord) -> Vec<String> {
-    rec.attachments
-        .range((ctr.name.clone(), String::new())..)
-        .take_while(|((c, _), _)| *c == ctr.name)
-        .map(|(_, att)| att.interface.clone())
+    rec.attachments_of(&ctr.name)
+        .map(|att| att.interface.clone())
         .collect()
 }
 
@@ -247,11 +245,7 @@ pub(crate) fn assumed(rec: &Recorded) -> Observed {
     }
     for ctr in rec.containers.values() {
         let mut links = BTreeMap::new();
-        for ((_, n), att) in rec
-            .attachments
-            .range((ctr.name.clone(), String::new())..)
-            .take_while(|((c, _), _)| *c == ctr.name)
-        {
+        for att in rec.attachments_of(&ctr.name) {
             links.insert(
                 att.interface.clone(),
                 LinkFacts {
@@ -259,7 +253,7 @@ pub(crate) fn assumed(rec: &Recorded) -> Observed {
                     addrs: att.addresses.iter().copied().collect(),
                 },
             );
-            if let Some(net) = rec.networks.get(n) {
+            if let Some(net) = rec.networks.get(&att.network) {
                 obs.host_links.insert(
                     netctl_plan::veth_name(&ctr.id, &net.id),
                     LinkFacts::default(),

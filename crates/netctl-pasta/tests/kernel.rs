@@ -45,19 +45,7 @@ fn config(sb: &Sandbox, ns: &str, ports: Vec<PortMapping>, options: &[&str]) -> 
 
 /// Live pasta processes in the sandbox (zombies waiting for the sandbox's pid 1 do not count).
 fn pasta_processes() -> Vec<u32> {
-    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv0 = cmdline.split(|b| *b == 0).next()?;
-            let name = String::from_utf8_lossy(argv0);
-            (name.contains("pasta") || name.contains("passt")).then_some(pid)
-        })
-        .collect();
-    pids.sort_unstable();
-    pids
+    netctl_testkit::live_processes(&["pasta", "passt"])
 }
 
 fn net(s: &str) -> IpNet {

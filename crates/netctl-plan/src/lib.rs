@@ -48,6 +48,21 @@ pub struct Recorded {
     pub helpers: BTreeMap<String, HelperRecord>,
 }
 
+impl Recorded {
+    /// A container's attachments in network-name order, found without looking at any other
+    /// container's (the map is keyed by container first).
+    pub fn attachments_of<'a>(
+        &'a self,
+        container: &str,
+    ) -> impl Iterator<Item = &'a AttachmentRecord> + use<'a> {
+        let container = container.to_owned();
+        self.attachments
+            .range((container.clone(), String::new())..)
+            .take_while(move |((c, _), _)| *c == container)
+            .map(|(_, att)| att)
+    }
+}
+
 /// Facts about one link, as observed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkFacts {
@@ -511,21 +526,15 @@ fn diff_containers(
         let resource = Resource::Container { name: name.clone() };
         if prune {
             steps.push(Step::delete(resource, true));
-            steps.extend(
-                recorded
-                    .attachments
-                    .range((rec.name.clone(), String::new())..)
-                    .take_while(|(key, _)| key.0 == rec.name)
-                    .map(|(key, _)| {
-                        Step::delete(
-                            Resource::Attachment {
-                                container: key.0.clone(),
-                                network: key.1.clone(),
-                            },
-                            false,
-                        )
-                    }),
-            );
+            steps.extend(recorded.attachments_of(&rec.name).map(|att| {
+                Step::delete(
+                    Resource::Attachment {
+                        container: att.container.clone(),
+                        network: att.network.clone(),
+                    },
+                    false,
+                )
+            }));
         } else {
             orphans.push(resource);
         }
@@ -594,18 +603,12 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
             }
         }
     }
-    for (key, _) in recorded
-        .attachments
-        .range((name.to_owned(), String::new())..)
-    {
-        if key.0 != name {
-            break;
-        }
-        if !ctr.attachments.contains_key(&key.1) {
+    for att in recorded.attachments_of(name) {
+        if !ctr.attachments.contains_key(&att.network) {
             steps.push(Step::delete(
                 Resource::Attachment {
-                    container: key.0.clone(),
-                    network: key.1.clone(),
+                    container: att.container.clone(),
+                    network: att.network.clone(),
                 },
                 false,
             ));
@@ -667,15 +670,12 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
         if observed.files_ok.get(name) == Some(&false) {
             drift.push(Drift::new(resource.clone(), FILES_DRIFT.into()));
         }
-        for (key, att) in recorded.attachments.range((name.clone(), String::new())..) {
-            if key.0 != *name {
-                break;
-            }
+        for att in recorded.attachments_of(name) {
             let resource = Resource::Attachment {
-                container: key.0.clone(),
-                network: key.1.clone(),
+                container: att.container.clone(),
+                network: att.network.clone(),
             };
-            let Some(net) = recorded.networks.get(&key.1) else {
+            let Some(net) = recorded.networks.get(&att.network) else {
                 continue;
             };
             let host_veth = veth_name(&ctr.id, &net.id);

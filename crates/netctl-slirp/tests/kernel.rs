@@ -39,20 +39,7 @@ fn config(sb: &Sandbox, ns: &str, options: SlirpOptions, ports: Vec<PortMapping>
 /// Live slirp4netns processes in the sandbox (zombies waiting for the sandbox's pid 1 do not
 /// count).
 fn slirp_processes() -> Vec<u32> {
-    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv0 = cmdline.split(|b| *b == 0).next()?;
-            String::from_utf8_lossy(argv0)
-                .contains("slirp4netns")
-                .then_some(pid)
-        })
-        .collect();
-    pids.sort_unstable();
-    pids
+    netctl_testkit::live_processes(&["slirp4netns"])
 }
 
 fn net(s: &str) -> IpNet {

@@ -294,6 +294,15 @@ impl SysError {
         }
     }
 
+    /// A spawn or run asked with no program at all.
+    pub(crate) fn empty_argv() -> Self {
+        Self::InvalidInput {
+            what: "command line",
+            value: String::new(),
+            reason: "argv must name a program",
+        }
+    }
+
     pub(crate) fn namespace(op: NamespaceOp, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Namespace {
             op,

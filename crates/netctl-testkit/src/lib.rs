@@ -70,6 +70,23 @@ macro_rules! sandbox_test {
     };
 }
 
+/// Live processes of this pid namespace whose program (argv[0]) contains one of `names`, sorted
+/// (zombies waiting for the sandbox's pid 1 have no command line and do not count).
+pub fn live_processes(names: &[&str]) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv0 = String::from_utf8_lossy(cmdline.split(|b| *b == 0).next()?).into_owned();
+            names.iter().any(|n| argv0.contains(n)).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// Entry point used by [`sandbox_test!`]: in the parent, re-executes the test in a sandbox; in the
 /// sandboxed child, sets the sandbox up and runs `body`.
 pub fn run_sandboxed(full_path: &str, body: impl FnOnce(&Sandbox)) {

@@ -237,15 +237,7 @@ pub fn setup(program: &str, args: &[&str]) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot start {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    setup_outcome(program, args, &out)
 }
 
 /// As [`setup`], with text on stdin.
@@ -265,6 +257,11 @@ pub fn setup_stdin(program: &str, args: &[&str], stdin: &str) -> anyhow::Result<
         .wait_with_output()
         .with_context(|| format!("cannot wait for {program}"))?;
     let _ = feeder.join();
+    setup_outcome(program, args, &out)
+}
+
+/// A setup command's failure, with its stderr.
+fn setup_outcome(program: &str, args: &[&str], out: &std::process::Output) -> anyhow::Result<()> {
     if !out.status.success() {
         bail!(
             "{program} {} failed ({}): {}",

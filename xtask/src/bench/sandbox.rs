@@ -30,21 +30,12 @@ const PASS_TIMEOUT: Duration = Duration::from_secs(3600);
 pub fn run_pass(pass: Pass, opts: &Options) -> anyhow::Result<()> {
     let me = std::env::current_exe().context("cannot find the xtask binary")?;
     let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--net",
-        "--mount",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--propagation",
-        "private",
-        "--kill-child",
-        "--",
-    ])
-    .arg(me)
-    .args(["bench", "__inside", pass.name()])
-    .args(opts.to_args())
-    .stdin(Stdio::null());
+    cmd.args(crate::SANDBOX_UNSHARE)
+        .args(["--kill-child", "--"])
+        .arg(me)
+        .args(["bench", "__inside", pass.name()])
+        .args(opts.to_args())
+        .stdin(Stdio::null());
     let mut child = cmd.spawn().context("cannot start unshare")?;
     let start = Instant::now();
     loop {

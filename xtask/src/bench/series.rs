@@ -129,6 +129,24 @@ impl Tool {
         Ok(())
     }
 
+    /// podman's call of a network backend (`setup` or `teardown` with NetworkOptions on
+    /// stdin) for container `i`; `None` for the floor, which is no backend.
+    fn podman_call(&self, verb: &str, i: usize, opts: &Options) -> Option<Invocation> {
+        let netns = format!("/run/netns/c{i}");
+        let call = match self {
+            Tool::Netctl(bin) => Invocation::new(
+                bin,
+                &["netavark", "--config", NETAVARK_CONFIG, verb, &netns],
+            )
+            .env("NETCTL_CONFIG", "/nonexistent"),
+            Tool::Netavark(bin) => {
+                Invocation::new(bin, &["--config", NETAVARK_CONFIG, verb, &netns])
+            }
+            Tool::Floor => return None,
+        };
+        Some(call.stdin(network_options(i, opts.ports)))
+    }
+
     fn attach(
         &self,
         i: usize,
@@ -136,57 +154,39 @@ impl Tool {
         runner: &Runner,
         probe: bool,
     ) -> anyhow::Result<Measured> {
-        let netns = format!("/run/netns/c{i}");
-        match self {
-            Tool::Netctl(bin) => runner.run(
-                &Invocation::new(
-                    bin,
-                    &["netavark", "--config", NETAVARK_CONFIG, "setup", &netns],
-                )
-                .env("NETCTL_CONFIG", "/nonexistent")
-                .stdin(network_options(i, opts.ports)),
-                probe,
-                COMMAND_TIMEOUT,
-            ),
-            Tool::Netavark(bin) => runner.run(
-                &Invocation::new(bin, &["--config", NETAVARK_CONFIG, "setup", &netns])
-                    .stdin(network_options(i, opts.ports)),
-                probe,
-                COMMAND_TIMEOUT,
-            ),
-            Tool::Floor => {
-                let host = Invocation::new("ip", &["-batch", "-"]).stdin(format!(
-                    "link add vf{i} type veth peer name eth0 netns c{i}\n\
-                     link set vf{i} master {BRIDGE} up\n"
-                ));
-                let ctr_ns = format!("c{i}");
-                let container =
-                    Invocation::new("ip", &["-n", &ctr_ns, "-batch", "-"]).stdin(format!(
-                        "link set lo up\n\
-                         addr add {}/16 dev eth0\n\
-                         link set eth0 up\n\
-                         route add default via {GATEWAY}\n",
-                        container_ip(i)
-                    ));
-                let elements = (0..opts.ports)
-                    .map(|k| {
-                        format!(
-                            "{} : {} . {}",
-                            host_port(i, k, opts.ports),
-                            container_ip(i),
-                            container_port(k)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let nft = Invocation::new("nft", &["-f", "-"])
-                    .stdin(format!("add element ip floor ports {{ {elements} }}\n"));
-                let a = runner.run(&host, false, COMMAND_TIMEOUT)?;
-                let b = runner.run(&container, false, COMMAND_TIMEOUT)?;
-                let c = runner.run(&nft, false, COMMAND_TIMEOUT)?;
-                Ok(a.add(b).add(c))
-            }
+        if let Some(call) = self.podman_call("setup", i, opts) {
+            return runner.run(&call, probe, COMMAND_TIMEOUT);
         }
+        // The floor: standard tools doing the same kernel work.
+        let host = Invocation::new("ip", &["-batch", "-"]).stdin(format!(
+            "link add vf{i} type veth peer name eth0 netns c{i}\n\
+             link set vf{i} master {BRIDGE} up\n"
+        ));
+        let ctr_ns = format!("c{i}");
+        let container = Invocation::new("ip", &["-n", &ctr_ns, "-batch", "-"]).stdin(format!(
+            "link set lo up\n\
+             addr add {}/16 dev eth0\n\
+             link set eth0 up\n\
+             route add default via {GATEWAY}\n",
+            container_ip(i)
+        ));
+        let elements = (0..opts.ports)
+            .map(|k| {
+                format!(
+                    "{} : {} . {}",
+                    host_port(i, k, opts.ports),
+                    container_ip(i),
+                    container_port(k)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let nft = Invocation::new("nft", &["-f", "-"])
+            .stdin(format!("add element ip floor ports {{ {elements} }}\n"));
+        let a = runner.run(&host, false, COMMAND_TIMEOUT)?;
+        let b = runner.run(&container, false, COMMAND_TIMEOUT)?;
+        let c = runner.run(&nft, false, COMMAND_TIMEOUT)?;
+        Ok(a.add(b).add(c))
     }
 
     fn detach(
@@ -196,39 +196,21 @@ impl Tool {
         runner: &Runner,
         probe: bool,
     ) -> anyhow::Result<Measured> {
-        let netns = format!("/run/netns/c{i}");
-        match self {
-            Tool::Netctl(bin) => runner.run(
-                &Invocation::new(
-                    bin,
-                    &["netavark", "--config", NETAVARK_CONFIG, "teardown", &netns],
-                )
-                .env("NETCTL_CONFIG", "/nonexistent")
-                .stdin(network_options(i, opts.ports)),
-                probe,
-                COMMAND_TIMEOUT,
-            ),
-            Tool::Netavark(bin) => runner.run(
-                &Invocation::new(bin, &["--config", NETAVARK_CONFIG, "teardown", &netns])
-                    .stdin(network_options(i, opts.ports)),
-                probe,
-                COMMAND_TIMEOUT,
-            ),
-            Tool::Floor => {
-                let keys = (0..opts.ports)
-                    .map(|k| host_port(i, k, opts.ports).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                // Deleting the host end takes the container end, its address and route along.
-                let host =
-                    Invocation::new("ip", &["-batch", "-"]).stdin(format!("link del vf{i}\n"));
-                let nft = Invocation::new("nft", &["-f", "-"])
-                    .stdin(format!("delete element ip floor ports {{ {keys} }}\n"));
-                let a = runner.run(&host, false, COMMAND_TIMEOUT)?;
-                let b = runner.run(&nft, false, COMMAND_TIMEOUT)?;
-                Ok(a.add(b))
-            }
+        if let Some(call) = self.podman_call("teardown", i, opts) {
+            return runner.run(&call, probe, COMMAND_TIMEOUT);
         }
+        // The floor: standard tools doing the same kernel work.
+        let keys = (0..opts.ports)
+            .map(|k| host_port(i, k, opts.ports).to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Deleting the host end takes the container end, its address and route along.
+        let host = Invocation::new("ip", &["-batch", "-"]).stdin(format!("link del vf{i}\n"));
+        let nft = Invocation::new("nft", &["-f", "-"])
+            .stdin(format!("delete element ip floor ports {{ {keys} }}\n"));
+        let a = runner.run(&host, false, COMMAND_TIMEOUT)?;
+        let b = runner.run(&nft, false, COMMAND_TIMEOUT)?;
+        Ok(a.add(b))
     }
 }
 

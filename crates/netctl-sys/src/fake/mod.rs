@@ -166,6 +166,18 @@ impl Netns {
         self.find(name).map(|link| link.index)
     }
 
+    /// The addresses on link `index`, IPv4 first (the kernel dumps IPv4 before IPv6).
+    fn addrs_on(&self, index: u32) -> Vec<IpNet> {
+        let mut addrs: Vec<IpNet> = self
+            .addrs
+            .iter()
+            .filter(|(link, _)| *link == index)
+            .map(|(_, net)| *net)
+            .collect();
+        addrs.sort_by_key(|net| net.addr().is_ipv6());
+        addrs
+    }
+
     fn name_of(&self, index: u32) -> String {
         self.links
             .get(&index)
@@ -827,15 +839,7 @@ impl Netlink for FakeSys {
     fn link_addrs(&self, ns: &NsRef, index: u32) -> SysResult<Vec<IpNet>> {
         let mut world = self.world();
         world.read(format!("link_addrs {} {index}", ns.short()));
-        let netns = world.ns(ns)?;
-        let mut addrs: Vec<IpNet> = netns
-            .addrs
-            .iter()
-            .filter(|(link, _)| *link == index)
-            .map(|(_, net)| *net)
-            .collect();
-        addrs.sort_by_key(|net| net.addr().is_ipv6());
-        Ok(addrs)
+        Ok(world.ns(ns)?.addrs_on(index))
     }
 
     fn peek_links(
@@ -850,17 +854,7 @@ impl Netlink for FakeSys {
                 let netns = world.ns(ns)?;
                 Ok(names
                     .iter()
-                    .map(|name| {
-                        let index = netns.index_of(name)?;
-                        let mut addrs: Vec<IpNet> = netns
-                            .addrs
-                            .iter()
-                            .filter(|(link, _)| *link == index)
-                            .map(|(_, net)| *net)
-                            .collect();
-                        addrs.sort_by_key(|net| net.addr().is_ipv6());
-                        Some(addrs)
-                    })
+                    .map(|name| netns.index_of(name).map(|index| netns.addrs_on(index)))
                     .collect())
             })
             .collect()
@@ -1249,11 +1243,7 @@ impl Processes for FakeSys {
             });
         }
         if spec.argv.is_empty() {
-            return Err(SysError::InvalidInput {
-                what: "command line",
-                value: String::new(),
-                reason: "argv must name a program",
-            });
+            return Err(SysError::empty_argv());
         }
         let pid = world.next_pid;
         world.next_pid += 1;
@@ -1280,11 +1270,7 @@ impl Processes for FakeSys {
             });
         }
         if spec.argv.is_empty() {
-            return Err(SysError::InvalidInput {
-                what: "command line",
-                value: String::new(),
-                reason: "argv must name a program",
-            });
+            return Err(SysError::empty_argv());
         }
         world
             .run_outputs

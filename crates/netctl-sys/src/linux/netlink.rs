@@ -311,6 +311,23 @@ fn address_message(index: u32, net: IpNet, adding: bool) -> AddressMessage {
     message
 }
 
+/// Address dump requests, one per family, for link `index` (0: every link) of the socket's
+/// namespace or of the one the host knows by `nsid`. One per family because the kernel reads
+/// IPv4 and IPv6 addresses under RCU, but an all-families dump goes through a generic handler
+/// that takes the rtnl lock, which parallel observers (and the kernel's own work) queue on.
+/// The filters only apply with strict checking on.
+pub(super) fn addr_dumps(index: u32, nsid: Option<i32>) -> [RouteNetlinkMessage; 2] {
+    [AddressFamily::Inet, AddressFamily::Inet6].map(|family| {
+        let mut request = AddressMessage::default();
+        request.header.family = family;
+        request.header.index = index;
+        request
+            .attributes
+            .extend(nsid.map(AddressAttribute::TargetNetNsId));
+        RouteNetlinkMessage::GetAddress(request)
+    })
+}
+
 /// The address (with its prefix) an address message describes.
 pub(super) fn addr_net(message: &AddressMessage) -> Option<IpNet> {
     let mut local = None;
@@ -492,35 +509,28 @@ impl Netlink for LinuxSys {
     ) -> Vec<SysResult<Vec<Option<Vec<IpNet>>>>> {
         let peeked = super::peek::peek_links(queries);
         // Namespaces the host has no id for are asked from inside, which assigns none.
-        let unnamed: Vec<(usize, &(NsRef, Vec<String>))> = peeked
+        let unnamed: Vec<NsRef> = peeked
             .iter()
             .zip(queries)
-            .enumerate()
-            .filter(|(_, (answer, _))| answer.is_none())
-            .map(|(i, (_, query))| (i, query))
+            .filter(|(answer, _)| answer.is_none())
+            .map(|(_, (ns, _))| ns.clone())
             .collect();
         if !unnamed.is_empty() {
-            let namespaces: Vec<NsRef> = unnamed.iter().map(|(_, (ns, _))| ns.clone()).collect();
-            self.prepare(&namespaces);
+            self.prepare(&unnamed);
         }
-        let mut inside: HashMap<usize, SysResult<Vec<Option<Vec<IpNet>>>>> = unnamed
-            .into_iter()
-            .map(|(i, (ns, names))| {
-                let answer = names
-                    .iter()
-                    .map(|name| match self.link_index(ns, name)? {
-                        Some(index) => self.link_addrs(ns, index).map(Some),
-                        None => Ok(None),
-                    })
-                    .collect();
-                (i, answer)
-            })
-            .collect();
         peeked
             .into_iter()
-            .enumerate()
-            .map(|(i, answer)| {
-                answer.unwrap_or_else(|| inside.remove(&i).expect("asked from inside"))
+            .zip(queries)
+            .map(|(answer, (ns, names))| {
+                answer.unwrap_or_else(|| {
+                    names
+                        .iter()
+                        .map(|name| match self.link_index(ns, name)? {
+                            Some(index) => self.link_addrs(ns, index).map(Some),
+                            None => Ok(None),
+                        })
+                        .collect()
+                })
             })
             .collect()
     }
@@ -742,16 +752,9 @@ impl Netlink for LinuxSys {
             format!("list addresses of link {index}"),
         );
         self.with_conn(ns, |conn| {
-            // One dump per family: the kernel reads IPv4 and IPv6 addresses under RCU, but an
-            // all-families dump goes through a generic handler that takes the rtnl lock, which
-            // parallel observers (and the kernel's own work) then queue on.
-            let requests = [AddressFamily::Inet, AddressFamily::Inet6].map(|family| {
-                let mut request = AddressMessage::default();
-                request.header.family = family;
-                request.header.index = index;
-                RouteNetlinkMessage::GetAddress(request)
-            });
-            let replies = conn.dump_filtered(&requests).map_err(failed(&ctx))?;
+            let replies = conn
+                .dump_filtered(&addr_dumps(index, None))
+                .map_err(failed(&ctx))?;
             Ok(replies
                 .iter()
                 .filter_map(|reply| match reply {

@@ -16,10 +16,10 @@ use std::os::fd::AsRawFd as _;
 use std::path::Path;
 
 use ipnet::IpNet;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::rtnl::{Conn, Failure};
 use crate::{NamespaceOp, NetlinkOp, NsRef, SysError, SysResult};
@@ -180,17 +180,11 @@ struct Dumped {
     net: IpNet,
 }
 
-/// Every address of the namespace, IPv4 first: one dump per family (an all-families dump goes
-/// through a generic handler that takes the rtnl lock; each family's own does not).
+/// Every address of the namespace, IPv4 first (see `netlink::addr_dumps`).
 fn addrs(conn: &mut Conn, nsid: Option<i32>) -> Result<Vec<Dumped>, Failure> {
     let mut out = Vec::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let mut request = AddressMessage::default();
-        request.header.family = family;
-        request
-            .attributes
-            .extend(nsid.map(AddressAttribute::TargetNetNsId));
-        for reply in conn.dump(&RouteNetlinkMessage::GetAddress(request))? {
+    for request in super::netlink::addr_dumps(0, nsid) {
+        for reply in conn.dump(&request)? {
             if let RouteNetlinkMessage::NewAddress(message) = reply
                 && let Some(net) = super::netlink::addr_net(&message)
             {

@@ -249,11 +249,7 @@ impl Processes for LinuxSys {
     fn spawn(&self, spec: &SpawnSpec) -> SysResult<Spawned> {
         let program = spec.program();
         let Some((argv0, args)) = spec.argv.split_first() else {
-            return Err(SysError::InvalidInput {
-                what: "command line",
-                value: String::new(),
-                reason: "argv must name a program",
-            });
+            return Err(SysError::empty_argv());
         };
         let spawn_error = |source| SysError::Spawn {
             program: program.clone(),
@@ -328,11 +324,7 @@ impl Processes for LinuxSys {
     fn run(&self, spec: &SpawnSpec, timeout: Duration) -> SysResult<RunOutput> {
         let program = spec.program();
         let Some((argv0, args)) = spec.argv.split_first() else {
-            return Err(SysError::InvalidInput {
-                what: "command line",
-                value: String::new(),
-                reason: "argv must name a program",
-            });
+            return Err(SysError::empty_argv());
         };
         if spec.mode != SpawnMode::Foreground {
             return Err(SysError::InvalidInput {

@@ -54,12 +54,7 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
             ctr.netns.path.display(),
             if ctr.netns.managed { " (managed)" } else { "" }
         );
-        for att in rec
-            .attachments
-            .range((ctr.name.clone(), String::new())..)
-            .take_while(|((c, _), _)| *c == ctr.name)
-            .map(|(_, a)| a)
-        {
+        for att in rec.attachments_of(&ctr.name) {
             let addrs: Vec<String> = att.addresses.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 text,
