@@ -13,7 +13,13 @@ pub fn workspace_root() -> PathBuf {
 
 /// The `netctl` binary built alongside this test (cargo builds workspace binaries before
 /// running tests: `target/<profile>/netctl`, next to the `deps/` directory of test executables).
+///
+/// `NETCTL_TEST_BIN` names another binary instead: how a test is shown to fail on an older
+/// netctl (build it from that commit, point this at it, run the test).
 pub fn netctl_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NETCTL_TEST_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
@@ -50,4 +56,53 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// netctl inside a privileged test's sandbox, whose private mounts are netctl's default paths
+/// (`/var/lib/netctl`, `/run/netctl`, `/run/netns`, `/etc/netns`); no settings file is read.
+pub mod sandboxed {
+    use std::process::{Command, Output, Stdio};
+
+    use super::{describe, netctl_bin};
+
+    /// Runs netctl with `args`.
+    pub fn netctl(args: &[&str]) -> Output {
+        Command::new(netctl_bin())
+            .args(args)
+            .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run netctl")
+    }
+
+    /// Runs netctl with `args` and returns its stdout; fails the test unless it succeeds.
+    pub fn ok(args: &[&str]) -> String {
+        let out = netctl(args);
+        assert!(out.status.success(), "netctl {args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs netctl with `args`, expecting it to fail; returns stdout and stderr together.
+    pub fn fails(args: &[&str]) -> String {
+        let out = netctl(args);
+        assert!(
+            !out.status.success(),
+            "netctl {args:?} should have failed: {}",
+            describe(&out)
+        );
+        assert_ne!(out.status.code(), Some(2), "a failure never exits 2");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// `plan --detailed-exitcode`: 0 in sync, 2 pending; anything else fails the test.
+    pub fn plan_code(file: &str) -> (i32, String) {
+        let out = netctl(&["plan", "-f", file, "--detailed-exitcode"]);
+        let code = out.status.code().expect("exit code");
+        assert!(code == 0 || code == 2, "plan failed: {}", describe(&out));
+        (code, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
 }

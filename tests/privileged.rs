@@ -4,34 +4,9 @@
 //! They drive the real `netctl` binary with its default paths (private to the sandbox) and
 //! check observable effects: packets crossing, rules and links existing, files changing.
 
-use std::process::Output;
-
 use netctl_testkit::{Proto, Sandbox, sandbox_test, uplink};
+use netctl_tests::sandboxed::{netctl, ok, plan_code};
 use netctl_tests::{describe, netctl_bin};
-
-/// Runs netctl in the sandbox; the sandbox's private tmpfs mounts are netctl's default paths.
-fn netctl(args: &[&str]) -> Output {
-    std::process::Command::new(netctl_bin())
-        .args(args)
-        .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run netctl")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = netctl(args);
-    assert!(out.status.success(), "netctl {args:?}: {}", describe(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `plan --detailed-exitcode`: 0 in sync, 2 pending; anything else fails the test.
-fn plan_code(file: &str) -> (i32, String) {
-    let out = netctl(&["plan", "-f", file, "--detailed-exitcode"]);
-    let code = out.status.code().expect("exit code");
-    assert!(code == 0 || code == 2, "plan failed: {}", describe(&out));
-    (code, String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 /// Everything a user can see of netctl's work: kernel state plus the container files.
 fn full_dump(sb: &Sandbox) -> String {
@@ -334,15 +309,15 @@ sandbox_test! {
         ok(&["apply", "-f", &file]);
         let before = full_dump(sb);
         let show_before = ok(&["-o", "json", "show"]);
-        // A foreign link takes the name of a new network's bridge: that step fails after the
-        // network, container and lease for it were made.
-        sb.run(&["ip", "link", "add", "name", "nc-taken", "type", "veth", "peer", "name", "nc-taken-p"]);
-        let more = TWO.to_owned() + "\n[networks.extra]\nbridge = \"nc-taken\"\nsubnets = [{ subnet = \"10.89.40.0/24\" }]\n[containers.third]\nnetworks.extra = {}\n";
+        // The new container's hosts file is a link netctl will not write through: the files
+        // phase fails after the network, namespace, veth and lease for it were made.
+        std::fs::create_dir_all("/etc/netns/third").unwrap();
+        std::os::unix::fs::symlink(sb.write_file("victim", "x\n"), "/etc/netns/third/hosts").unwrap();
+        let more = TWO.to_owned() + "\n[networks.extra]\nbridge = \"nc-extra\"\nsubnets = [{ subnet = \"10.89.40.0/24\" }]\n[containers.third]\nnetworks.extra = {}\n";
         let more_file = write(sb, "more.toml", &more);
         let out = netctl(&["apply", "-f", &more_file]);
         assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
         assert!(String::from_utf8_lossy(&out.stderr).contains("rolled back"), "{}", describe(&out));
-        sb.run(&["ip", "link", "del", "nc-taken"]);
         assert_eq!(before, full_dump(sb), "host as before");
         assert_eq!(show_before, ok(&["-o", "json", "show"]), "store as before");
         assert!(!std::path::Path::new("/run/netns/third").exists());

@@ -21,8 +21,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use netctl_sys::{BridgeSpec, Ipv4Conf, LinkChange, NsRef, Route, Sys, SysError, VethSpec};
-use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock, error_chain};
+use netctl_sys::{
+    BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, NsRef, Route, Sys, SysError, VethSpec,
+};
+use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock, error_chain, link_alias};
 
 /// Metric of the default route of a container's first interface (netavark's default); later
 /// interfaces get the next ones so two networks' default routes never collide.
@@ -58,8 +60,20 @@ impl BridgeNetwork {
         self.subnets.iter().any(|s| s.subnet.addr().is_ipv6())
     }
 
+    /// The mark on the bridge: its alias.
     fn alias(&self) -> String {
-        format!("netctl network {}", self.name)
+        link_alias(&["netctl", "network", &self.name])
+    }
+
+    /// Whether `link` is this network's bridge as netctl made it: a bridge carrying the
+    /// network's alias, or (when a run was stopped between creating it and setting its alias)
+    /// none but the MAC netctl derives from the network id, which it sets at creation.
+    pub fn owns(&self, link: &Link) -> bool {
+        link.kind == LinkKind::Bridge
+            && match link.alias.as_deref() {
+                Some(alias) => alias == self.alias(),
+                None => link.mac == Some(self.bridge_mac()),
+            }
     }
 
     /// A locally administered unicast MAC derived from the network id.
@@ -92,6 +106,30 @@ pub struct BridgeAttachment {
 impl BridgeAttachment {
     fn ns(&self) -> NsRef {
         NsRef::path(self.netns.clone())
+    }
+
+    /// The mark on the host veth.
+    fn alias(&self, net: &BridgeNetwork) -> String {
+        link_alias(&["netctl", &self.container, &net.name])
+    }
+
+    /// Whether `link` is this attachment's host veth as netctl made it: a veth with netctl's
+    /// mark, or without any alias (a run stopped between creating it and marking it) under the
+    /// name netctl derives from the container and network ids.
+    fn owns_host_veth(&self, link: &Link) -> bool {
+        link.kind == LinkKind::Veth
+            && link.name == self.host_veth
+            && link
+                .alias
+                .as_deref()
+                .is_none_or(|a| a.starts_with("netctl "))
+    }
+
+    /// Whether `link`, inside the container, is this attachment's interface: the veth end
+    /// netctl created with the recorded MAC. Anything else of that name belongs to whoever
+    /// made the namespace.
+    fn owns_interface(&self, link: &Link) -> bool {
+        link.kind == LinkKind::Veth && link.name == self.interface && link.mac == Some(self.mac)
     }
 
     fn route_metric(&self) -> u32 {
@@ -162,13 +200,16 @@ pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
             .map_err(err(&format!("create bridge {}", net.bridge)))?;
         }
         Some(link) => {
-            if link.kind != netctl_sys::LinkKind::Bridge {
+            if !net.owns(link) {
                 return Err(BridgeError::Foreign {
                     name: net.bridge.clone(),
                     alias: link.alias.clone(),
                 });
             }
             let mut change = LinkChange::default();
+            if link.alias.is_none() {
+                change.alias = Some(net.alias());
+            }
             if let Some(mtu) = net.mtu
                 && link.mtu != mtu
             {
@@ -250,8 +291,32 @@ fn network_sysctls(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError
     Ok(())
 }
 
-/// Deletes the network's bridge; a missing bridge is fine.
+/// Deletes the network's bridge; a missing bridge is fine, and a link of that name netctl did
+/// not make (see [`BridgeNetwork::owns`]) is left alone.
 pub fn remove_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {
+    let err = |what: String| {
+        let network = net.name.clone();
+        move |source| BridgeError::Network {
+            network,
+            what,
+            source: Box::new(source),
+        }
+    };
+    let Some(link) = sys
+        .link(&NsRef::Host, &net.bridge)
+        .map_err(err(format!("look up bridge {}", net.bridge)))?
+    else {
+        return Ok(());
+    };
+    if !net.owns(&link) {
+        tracing::warn!(
+            "network {}: {} is not a bridge netctl made (alias {:?}); leaving it alone",
+            net.name,
+            net.bridge,
+            link.alias
+        );
+        return Ok(());
+    }
     match sys.del_link(&NsRef::Host, &net.bridge) {
         Ok(()) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
@@ -323,11 +388,7 @@ fn setup_steps(
         .link(&host, &att.host_veth)
         .map_err(err("look up host veth".into()))?
     {
-        if !old
-            .alias
-            .as_deref()
-            .is_some_and(|a| a.starts_with("netctl "))
-        {
+        if !att.owns_host_veth(&old) {
             return Err(BridgeError::Foreign {
                 name: att.host_veth.clone(),
                 alias: old.alias,
@@ -342,7 +403,7 @@ fn setup_steps(
             name: att.host_veth.clone(),
             mtu: net.mtu,
             mac: None,
-            alias: Some(format!("netctl {} {}", att.container, net.name)),
+            alias: Some(att.alias(net)),
             peer_name: att.interface.clone(),
             peer_ns: ctr.clone(),
             peer_mac: Some(att.mac),
@@ -426,6 +487,31 @@ fn setup_steps(
     })
 }
 
+/// Deletes the container-side interface of an attachment whose host side is gone, if it is the
+/// one netctl made (see [`BridgeAttachment::owns_interface`]); a namespace's own interface of
+/// the same name (an `eth0` it came with) is never touched.
+fn delete_own_interface(sys: &dyn Sys, att: &BridgeAttachment) -> Result<(), SysError> {
+    let ns = att.ns();
+    match sys.link(&ns, &att.interface)? {
+        Some(link) if att.owns_interface(&link) => match sys.del_link(&ns, &att.interface) {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        },
+        Some(link) => {
+            tracing::warn!(
+                "{}: {} in {} is not the interface netctl made (kind {:?}, MAC {:?}); leaving it alone",
+                att.container,
+                att.interface,
+                att.netns.display(),
+                link.kind,
+                link.mac
+            );
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 /// Detaches a container; runs to the end whatever fails, and reports every error.
 pub fn teardown(
     sys: &dyn Sys,
@@ -440,17 +526,17 @@ pub fn teardown(
         Err(e) if e.is_not_found() => {
             // The veth may have been renamed or moved; try the container side.
             match sys.is_netns(&att.netns) {
-                Ok(true) => match sys.del_link(&att.ns(), &att.interface) {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(source) => errors.push(BridgeError::Attach {
-                        container: att.container.clone(),
-                        network: net.name.clone(),
-                        interface: att.interface.clone(),
-                        what: "delete container interface".into(),
-                        source: Box::new(source),
-                    }),
-                },
+                Ok(true) => {
+                    if let Err(source) = delete_own_interface(sys, att) {
+                        errors.push(BridgeError::Attach {
+                            container: att.container.clone(),
+                            network: net.name.clone(),
+                            interface: att.interface.clone(),
+                            what: "delete container interface".into(),
+                            source: Box::new(source),
+                        });
+                    }
+                }
                 Ok(false) => {}
                 Err(source) => errors.push(BridgeError::Attach {
                     container: att.container.clone(),

@@ -1,7 +1,8 @@
 //! The bridge backend against the real kernel, inside a private sandbox per test.
 
 use netctl_bridge::{
-    BridgeAttachment, BridgeNetwork, BridgeSubnet, ensure_network, remove_network, setup, teardown,
+    BridgeAttachment, BridgeError, BridgeNetwork, BridgeSubnet, ensure_network, remove_network,
+    setup, teardown,
 };
 use netctl_sys::{LinuxSys, Namespaces, Sys};
 use netctl_testkit::{Proto, Sandbox, sandbox_test};
@@ -121,5 +122,41 @@ sandbox_test! {
         assert!(setup(&sys, &net, &a).is_err());
         assert!(sb.output(&["ip", "link", "show", "ncva"]).status.code() != Some(0), "veth was undone");
         assert!(!sb.ns_run("a", &["ip", "-o", "link"]).contains("eth0"));
+    }
+}
+
+sandbox_test! {
+    /// netctl deletes only links it made: a namespace's own interface named like an
+    /// attachment's survives a failed setup and a teardown; a foreign bridge under the network's
+    /// bridge name is refused and never deleted; a bridge netctl made but did not get to mark
+    /// (killed between creating and marking it) is recognised by the MAC netctl gave it.
+    fn only_links_netctl_made_are_changed_or_deleted(sb) {
+        let sys = LinuxSys::new();
+        let net = network(false);
+        let a = attachment(&sys, sb, "a", 10);
+        sb.run(&["ip", "link", "add", "own-a", "type", "veth", "peer", "name", "eth0", "netns", "a"]);
+        let own = || sb.ns_run("a", &["ip", "-br", "link", "show", "eth0"]);
+        let before = own();
+        ensure_network(&sys, &net).unwrap();
+        assert!(setup(&sys, &net, &a).is_err(), "eth0 is taken in the namespace");
+        teardown(&sys, &net, &a).unwrap();
+        assert_eq!(before, own(), "the namespace's own eth0 is untouched");
+
+        remove_network(&sys, &net).unwrap();
+        sb.run(&["ip", "link", "add", "nc-web", "type", "bridge"]);
+        let err = ensure_network(&sys, &net).unwrap_err();
+        assert!(matches!(err, BridgeError::Foreign { .. }), "{err}");
+        remove_network(&sys, &net).unwrap();
+        assert!(sb.run(&["ip", "-br", "link", "show", "nc-web"]).contains("nc-web"), "left alone");
+        sb.run(&["ip", "link", "del", "nc-web"]);
+
+        let mac = net.bridge_mac().to_string();
+        sb.run(&["ip", "link", "add", "nc-web", "address", &mac, "type", "bridge"]);
+        ensure_network(&sys, &net).unwrap();
+        let detail = sb.run(&["ip", "-d", "link", "show", "nc-web"]);
+        assert!(detail.contains("alias netctl network web"), "marked now: {detail}");
+        remove_network(&sys, &net).unwrap();
+        assert!(!sb.output(&["ip", "link", "show", "nc-web"]).status.success(), "deleted");
+        sys.delete_named(&a.netns).unwrap();
     }
 }

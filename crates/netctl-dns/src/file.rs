@@ -10,6 +10,13 @@
 //!   one hosts file, so several netctl processes (or threads) can edit it at once.
 //! * A file or directory netctl creates gets mode 0644 / 0755 whatever the umask is.
 //! * An edit that would not change the content writes nothing, so a re-apply makes no mutation.
+//! * Nothing is written, read or removed through a symbolic link, and nothing is written into
+//!   a directory someone else could have prepared: the directory holding a file (the
+//!   container's own, `<etc_netns_dir>/<name>/`) is opened with `O_NOFOLLOW` and must belong to
+//!   netctl's user and be writable by no one else; the file is opened relative to that
+//!   directory with `O_NOFOLLOW` and must be a regular file with one link. Anything else is
+//!   refused with an error that says what was found, and nothing is written. (The directories
+//!   above, like `/etc/netns` itself, are settings and followed as configured.)
 //!
 //! Why the lock is on the file and not on a `<file>.lock` next to it (as podman does): the
 //! files live in `<etc_netns_dir>/<name>/`, and `ip netns exec` bind-mounts *every* entry of that
@@ -17,14 +24,18 @@
 //! "Bind … -> /etc/hosts.lock failed". Since the inode never changes, locking the file itself
 //! serialises exactly the same writers and leaves nothing behind.
 
+use std::ffi::OsStr;
 use std::fmt;
-use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::fs::{DirBuilder, File, Permissions};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag, open, openat};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 /// Mode of a hosts or resolv.conf file netctl creates.
 pub const FILE_MODE: u32 = 0o644;
@@ -41,6 +52,7 @@ pub enum FileOp {
     Lock,
     Read,
     Write,
+    Remove,
 }
 
 impl fmt::Display for FileOp {
@@ -53,6 +65,7 @@ impl fmt::Display for FileOp {
             Self::Lock => "lock",
             Self::Read => "read",
             Self::Write => "write",
+            Self::Remove => "remove",
         })
     }
 }
@@ -91,10 +104,9 @@ impl FileError {
 ///
 /// Returns whether anything changed (`false` when the file already held exactly `content`).
 pub fn write_file(path: &Path, content: &str) -> Result<bool, FileError> {
-    if let Some(parent) = path.parent() {
-        create_dirs(parent)?;
-    }
-    let (file, created) = open_or_create(path)?;
+    let (dir, name) = split(path)?;
+    let dir = open_dir(dir, true)?;
+    let (file, created) = open_file(&dir, name, path, true)?;
     let file = lock(file, path)?;
     let current = read_all(&file, path)?;
     if current == content {
@@ -110,11 +122,16 @@ pub(crate) fn edit(
     path: &Path,
     change: impl FnOnce(&str) -> Option<String>,
 ) -> Result<bool, FileError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| FileError::new(FileOp::Open, path, e))?;
+    let (dir, name) = split(path)?;
+    let dir = open_dir(dir, false).map_err(|e| {
+        // No directory, no file: the edit is of a file that is not there.
+        if e.is_not_found() {
+            FileError::new(FileOp::Open, path, e.source)
+        } else {
+            e
+        }
+    })?;
+    let (file, _) = open_file(&dir, name, path, false)?;
     let file = lock(file, path)?;
     let current = read_all(&file, path)?;
     match change(&current) {
@@ -124,6 +141,196 @@ pub(crate) fn edit(
         }
         _ => Ok(false),
     }
+}
+
+/// The content of a file netctl would write to, read under the same rules as a write (no link
+/// followed, a trusted directory); `None` when it is missing or not such a file.
+pub fn read_file(path: &Path) -> Option<String> {
+    let (dir, name) = split(path).ok()?;
+    let dir = open_dir(dir, false).ok()?;
+    let (file, _) = open_file(&dir, name, path, false).ok()?;
+    read_all(&file, path).ok()
+}
+
+/// Removes the files `names` from directory `dir`, then `dir` itself if it is empty. A missing
+/// file or directory is fine; a `dir` that is a symbolic link (or not netctl's, see the module
+/// notes) is left alone, and nothing is removed through it.
+pub fn remove_files(dir: &Path, names: &[&str]) -> Result<(), FileError> {
+    let fd = match open_dir(dir, false) {
+        Ok(fd) => fd,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for name in names {
+        match unlinkat(&fd, *name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(FileError::new(FileOp::Remove, &dir.join(name), e.into())),
+        }
+    }
+    drop(fd);
+    let (parent, name) = split(dir)?;
+    let parent = open_plain_dir(parent)?;
+    // Not empty (someone else's files): it stays. A link in its place was never followed.
+    match unlinkat(&parent, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT | Errno::ENOTEMPTY | Errno::EEXIST | Errno::ENOTDIR) => Ok(()),
+        Err(e) => Err(FileError::new(FileOp::Remove, dir, e.into())),
+    }
+}
+
+/// `path` as its directory and file name.
+fn split(path: &Path) -> Result<(&Path, &OsStr), FileError> {
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => Ok((dir, name)),
+        _ => Err(FileError::new(
+            FileOp::Open,
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "needs a directory and a file name",
+            ),
+        )),
+    }
+}
+
+/// Opens a directory the settings name (its path is followed as configured).
+fn open_plain_dir(dir: &Path) -> Result<OwnedFd, FileError> {
+    open(
+        dir,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| FileError::new(FileOp::Open, dir, e.into()))
+}
+
+/// Opens the directory that holds netctl's files (creating it 0755 if asked), without
+/// following a link in its place, and checks that only netctl's user can change it.
+fn open_dir(dir: &Path, create: bool) -> Result<OwnedFd, FileError> {
+    let (parent, name) = split(dir)?;
+    if create {
+        create_dirs(parent)?;
+    }
+    let parent_fd = open_plain_dir(parent)?;
+    let mut created = false;
+    if create {
+        match mkdirat(&parent_fd, name, Mode::from_bits_truncate(DIR_MODE)) {
+            Ok(()) => created = true,
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(FileError::new(FileOp::CreateDir, dir, e.into())),
+        }
+    }
+    let fd = openat(
+        &parent_fd,
+        name,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP | Errno::ENOTDIR => untrusted(
+            FileOp::Open,
+            dir,
+            "it is not a directory but a symbolic link or a file; netctl does not follow links it did not make",
+        ),
+        e => FileError::new(FileOp::Open, dir, e.into()),
+    })?;
+    if created {
+        // mkdir's mode is filtered by the umask; the documented mode is what we promise.
+        fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))
+            .map_err(|e| FileError::new(FileOp::SetPermissions, dir, e.into()))?;
+    }
+    let stat = fstat(&fd).map_err(|e| FileError::new(FileOp::Open, dir, e.into()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if stat.st_uid != me {
+        return Err(untrusted(
+            FileOp::Open,
+            dir,
+            &format!(
+                "it belongs to uid {}, not to netctl's user (uid {me}); netctl writes only into directories of its own",
+                stat.st_uid
+            ),
+        ));
+    }
+    if stat.st_mode & 0o022 != 0 {
+        return Err(untrusted(
+            FileOp::Open,
+            dir,
+            &format!(
+                "its mode {:o} lets others change it; netctl writes only into directories no one else can change",
+                stat.st_mode & 0o7777
+            ),
+        ));
+    }
+    Ok(fd)
+}
+
+/// Opens `name` in `dir` read-write without following a link, creating it with [`FILE_MODE`]
+/// if asked and missing; the flag says whether this call created it. Only a regular file with
+/// a single link is accepted (a hard link could make it someone else's file).
+fn open_file(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    create: bool,
+) -> Result<(File, bool), FileError> {
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let refused = |e: Errno| match e {
+        Errno::ELOOP => untrusted(
+            FileOp::Open,
+            path,
+            "it is a symbolic link, which netctl does not write through; remove it and apply again",
+        ),
+        e => FileError::new(FileOp::Open, path, e.into()),
+    };
+    let (fd, created) = if create {
+        match openat(
+            dir,
+            name,
+            flags | OFlag::O_CREAT | OFlag::O_EXCL,
+            Mode::from_bits_truncate(FILE_MODE),
+        ) {
+            Ok(fd) => (fd, true),
+            Err(Errno::EEXIST) => (
+                openat(dir, name, flags, Mode::empty()).map_err(refused)?,
+                false,
+            ),
+            Err(e) => return Err(FileError::new(FileOp::Create, path, e.into())),
+        }
+    } else {
+        (
+            openat(dir, name, flags, Mode::empty()).map_err(refused)?,
+            false,
+        )
+    };
+    let stat = fstat(&fd).map_err(|e| FileError::new(FileOp::Open, path, e.into()))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(untrusted(
+            FileOp::Open,
+            path,
+            "it is not a regular file; netctl only writes regular files",
+        ));
+    }
+    if stat.st_nlink > 1 {
+        return Err(untrusted(
+            FileOp::Open,
+            path,
+            "it has more than one hard link, so it may be another file's; netctl leaves it alone",
+        ));
+    }
+    let file = File::from(fd);
+    if created {
+        // The umask may have narrowed the mode at creation.
+        file.set_permissions(Permissions::from_mode(FILE_MODE))
+            .map_err(|e| FileError::new(FileOp::SetPermissions, path, e))?;
+    }
+    Ok((file, created))
+}
+
+/// A refusal: something is in the way that netctl did not make.
+fn untrusted(op: FileOp, path: &Path, why: &str) -> FileError {
+    FileError::new(
+        op,
+        path,
+        io::Error::new(io::ErrorKind::PermissionDenied, why),
+    )
 }
 
 /// Creates `dir` and its missing ancestors with [`DIR_MODE`].
@@ -143,26 +350,6 @@ fn create_dirs(dir: &Path) -> Result<(), FileError> {
         // Another writer created it between our check and our mkdir.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(FileError::new(FileOp::CreateDir, dir, e)),
-    }
-}
-
-/// Opens `path` read-write, creating it with [`FILE_MODE`] if it does not exist. The flag says
-/// whether this call created it.
-fn open_or_create(path: &Path) -> Result<(File, bool), FileError> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    match options.clone().create_new(true).open(path) {
-        Ok(file) => {
-            // The umask may have narrowed the mode at creation.
-            file.set_permissions(Permissions::from_mode(FILE_MODE))
-                .map_err(|e| FileError::new(FileOp::SetPermissions, path, e))?;
-            Ok((file, true))
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options
-            .open(path)
-            .map(|file| (file, false))
-            .map_err(|e| FileError::new(FileOp::Open, path, e)),
-        Err(e) => Err(FileError::new(FileOp::Create, path, e)),
     }
 }
 

@@ -18,6 +18,6 @@ pub mod file;
 pub mod hosts;
 pub mod resolv;
 
-pub use file::{FileError, FileOp, write_file};
+pub use file::{FileError, FileOp, read_file, remove_files, write_file};
 pub use hosts::{HostEntry, HostsParams};
 pub use resolv::{ResolvConf, ResolvParams};

@@ -10,8 +10,8 @@ use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
 use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
 use netctl_state::{
     AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
-    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, StateRead as _, SubnetRecord,
-    choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
+    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, PendingOperation,
+    StateRead as _, SubnetRecord, choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
 };
 use netctl_sys::{LinkChange, NsRef};
 use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
@@ -161,7 +161,12 @@ impl<'e, 'a> Run<'e, 'a> {
                 }
                 Resource::Container { name } => {
                     self.touched_containers.insert(name.clone());
-                    if step.action == Action::Repair {
+                    // A repair rewrites the files whole, and so does a container made now:
+                    // files left by an earlier container of that name are not the user's.
+                    if matches!(
+                        step.action,
+                        Action::Repair | Action::Create | Action::Replace
+                    ) {
                         self.full_files.insert(name.clone());
                     }
                 }
@@ -181,6 +186,7 @@ impl<'e, 'a> Run<'e, 'a> {
             self.fw_rebuild = true;
         }
         if self.fw_rebuild {
+            self.firewall_remove_rebuild();
             return;
         }
         let fw = &self.engine.fw;
@@ -203,6 +209,41 @@ impl<'e, 'a> Run<'e, 'a> {
         }
     }
 
+    /// The remove phase when the table is rebuilt rather than edited: the table is rebuilt
+    /// now without what this run touches, so their port forwards still go before their
+    /// routes and bridges (and a run killed half-way leaves no forward to a container it had
+    /// already taken down). Best effort: the add phase rebuilds the table whole anyway.
+    fn firewall_remove_rebuild(&self) {
+        let touches_recorded = self
+            .touched_containers
+            .iter()
+            .any(|c| self.before.containers.contains_key(c))
+            || self
+                .touched_networks
+                .iter()
+                .any(|n| self.before.networks.contains_key(n));
+        if !touches_recorded {
+            return;
+        }
+        let mut keep = self.before.clone();
+        keep.containers
+            .retain(|name, _| !self.touched_containers.contains(name));
+        keep.networks
+            .retain(|name, _| !self.touched_networks.contains(name));
+        keep.attachments.retain(|(c, n), _| {
+            !self.touched_containers.contains(c) && !self.touched_networks.contains(n)
+        });
+        let fw = &self.engine.fw;
+        let done = if keep.networks.is_empty() {
+            fw.remove_all()
+        } else {
+            fw.full_rebuild(&fwmap::fw_state(&keep))
+        };
+        if let Err(e) = done {
+            tracing::debug!("firewall: {e}; the table is rebuilt at the end");
+        }
+    }
+
     /// Adds the firewall elements of everything touched from the records as they are now.
     fn firewall_add_phase(&mut self) -> Result<()> {
         let now = self.now()?;
@@ -215,12 +256,13 @@ impl<'e, 'a> Run<'e, 'a> {
             return Ok(());
         }
         if !self.fw_rebuild {
+            // Element batches assume the table matches the records. When it does not (its sets
+            // are gone after a flush, or a killed run left an element of a container that is
+            // no longer recorded in a map), the records are the truth: rebuild from them. Only
+            // a rebuild that fails too is an error (say, two records claiming one host port).
             match self.firewall_add_incremental(&now) {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_table_missing() => {
-                    tracing::info!("firewall: {e}; rebuilding the table from the records");
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => tracing::info!("firewall: {e}; rebuilding the table from the records"),
             }
         }
         // A rebuild needs every record, whatever the run's scope.
@@ -314,7 +356,7 @@ impl<'e, 'a> Run<'e, 'a> {
         for name in &self.touched_containers {
             if let Some(ctr) = now.containers.get(name) {
                 let dir = files::container_files_dir(&self.engine.cfg, ctr);
-                let existed = dir.join("hosts").exists();
+                let existed = dir.join("hosts").symlink_metadata().is_ok();
                 let full = self.full_files.contains(name);
                 if files::sync(&self.engine.cfg, &host, &self.before, &now, ctr, full)?
                     == files::Sync::Edited
@@ -541,29 +583,9 @@ impl<'e, 'a> Run<'e, 'a> {
         } else {
             target.id.clone()
         };
-        let is_ns = sys.is_netns(&target.netns).map_err(sys_err(format!(
-            "check namespace {}",
-            target.netns.display()
-        )))?;
-        if target.managed {
-            if !is_ns {
-                let path = sys
-                    .create_named(&self.engine.cfg.netns_dir, name)
-                    .map_err(sys_err(format!("create network namespace {name}")))?;
-                self.journal.push(Undo::NetnsCreated(path));
-            }
-        } else if !is_ns {
-            return Err(EngineError::Invalid(format!(
-                "container {name}: {} is not a network namespace",
-                target.netns.display()
-            )));
-        }
-        let ns = NsRef::path(target.netns.clone());
-        let lo = sys.link(&ns, "lo").map_err(sys_err("look up lo"))?;
-        if !lo.is_some_and(|l| l.up) {
-            sys.set_link(&ns, "lo", &LinkChange::up())
-                .map_err(sys_err(format!("set lo up in {}", target.netns.display())))?;
-        }
+        // Recorded before the namespace is made: whatever happens next (a failure, a SIGKILL),
+        // the namespace netctl creates is one it has a record of, so the next run repairs or
+        // removes it instead of finding an unknown namespace in its way.
         let record = ContainerRecord {
             name: name.to_owned(),
             id,
@@ -580,6 +602,33 @@ impl<'e, 'a> Run<'e, 'a> {
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
         self.journal.push(Undo::ContainerRecorded(name.to_owned()));
+        let is_ns = sys.is_netns(&target.netns).map_err(sys_err(format!(
+            "check namespace {}",
+            target.netns.display()
+        )))?;
+        if target.managed {
+            if is_ns {
+                return Err(EngineError::Invalid(format!(
+                    "container {name}: {} is already a network namespace, and netctl did not make it",
+                    target.netns.display()
+                )));
+            }
+            let path = sys
+                .create_named(&self.engine.cfg.netns_dir, name)
+                .map_err(sys_err(format!("create network namespace {name}")))?;
+            self.journal.push(Undo::NetnsCreated(path));
+        } else if !is_ns {
+            return Err(EngineError::Invalid(format!(
+                "container {name}: {} is not a network namespace",
+                target.netns.display()
+            )));
+        }
+        let ns = NsRef::path(target.netns.clone());
+        let lo = sys.link(&ns, "lo").map_err(sys_err("look up lo"))?;
+        if !lo.is_some_and(|l| l.up) {
+            sys.set_link(&ns, "lo", &LinkChange::up())
+                .map_err(sys_err(format!("set lo up in {}", target.netns.display())))?;
+        }
         self.start_helper(&record)
     }
 
@@ -736,7 +785,7 @@ impl<'e, 'a> Run<'e, 'a> {
                     record.netns.path.display()
                 )))?;
         }
-        files::remove(&self.engine.cfg, &record);
+        files::remove(&self.engine.cfg, &record)?;
         self.engine.store.write(|tx| tx.remove_container(name))?;
         Ok(())
     }
@@ -882,10 +931,7 @@ impl<'e, 'a> Run<'e, 'a> {
                         .map_err(EngineError::from);
                     torn.and(released)
                 }
-                Undo::FilesWritten(ctr) => {
-                    files::remove(&self.engine.cfg, &ctr);
-                    Ok(())
-                }
+                Undo::FilesWritten(ctr) => files::remove(&self.engine.cfg, &ctr),
                 Undo::HelperStarted(helper) => {
                     let stopped = stop_helper_process(self.engine, &helper);
                     let forgotten = store
@@ -996,7 +1042,7 @@ pub(crate) fn apply(
     prune: bool,
 ) -> Result<ApplyReport> {
     let started = std::time::Instant::now();
-    let plan = engine.plan_surveyed(&survey, desired, prune);
+    let plan = engine.plan_surveyed(&survey, desired, prune)?;
     let before = survey.recorded;
     tracing::debug!(elapsed = ?started.elapsed(), steps = plan.steps.len(), "apply: planned");
     let report = execute(engine, plan, before, source, Verify::All);
@@ -1025,6 +1071,14 @@ pub(crate) fn execute(
     if plan.is_empty() {
         return Ok(ApplyReport { plan, generation });
     }
+    // What the plan creates must not be in anyone else's way (apply found these already;
+    // imperative calls and podman's setup are checked here).
+    let mut plan = plan;
+    if !plan.conflicts_checked {
+        plan.conflicts = crate::conflicts::find(engine, &plan, &before)?;
+    }
+    let plan = crate::PlanExt::refuse_conflicts(plan)?;
+    files::check_dirs(&engine.cfg)?;
     let started = std::time::Instant::now();
     let mut run = Run::new(engine, &plan.target, before);
     if verify == Verify::Touched {
@@ -1042,6 +1096,9 @@ pub(crate) fn execute(
         );
     }
     run.mark_touched(&plan);
+    // Before the first change: say what this run may leave half-done if it dies.
+    let pending = pending_of(&plan, &run);
+    engine.pending().begin(&pending)?;
     run.firewall_remove_phase();
     tracing::debug!(elapsed = ?started.elapsed(), "execute: firewall remove phase done");
     let mut failed = None;
@@ -1071,7 +1128,13 @@ pub(crate) fn execute(
         // Put the firewall back as the records now say, in one transaction.
         let fw = run.restore_firewall().err().map(|e| error_chain(&e));
         let mut undone = format!("rolled back {count} change(s) this run made");
-        if !errors.is_empty() || fw.is_some() {
+        if errors.is_empty() && fw.is_none() {
+            // A clean rollback leaves nothing half-done: the records and the kernel agree
+            // again (what was changed in place, the next plan sees as drift).
+            if let Err(e) = finish_pending(engine, &pending) {
+                tracing::warn!("after the rollback: {e}");
+            }
+        } else {
             let _ = write!(
                 undone,
                 "; rollback met errors (the next apply repairs them): {}",
@@ -1092,13 +1155,15 @@ pub(crate) fn execute(
         generation = Some(g.number);
     }
     if let Verify::Touched = verify {
-        return run
-            .verify_touched()
-            .map(|()| ApplyReport { plan, generation });
+        run.verify_touched()?;
+        finish_pending(engine, &pending)?;
+        return Ok(ApplyReport { plan, generation });
     }
     // Verify: the system now matches the records.
     let after = engine.recorded()?;
-    let observed = engine.observe(&after)?;
+    let mut observed = engine.observe(&after)?;
+    // This run's own marker is still there (it goes once the check passes).
+    observed.interrupted = None;
     let check = netctl_plan::plan(
         &desired_from_recorded(&after, &BTreeSet::new()),
         &after,
@@ -1121,7 +1186,49 @@ pub(crate) fn execute(
     if !problems.is_empty() {
         return Err(EngineError::Verify(problems.join("; ")));
     }
+    finish_pending(engine, &pending)?;
     Ok(ApplyReport { plan, generation })
+}
+
+/// What a run may leave half-done: every container and network its steps name, and the
+/// firewall.
+fn pending_of(plan: &Plan, run: &Run<'_, '_>) -> PendingOperation {
+    let mut op = PendingOperation {
+        by: netctl_state::LockHolder::current().to_string(),
+        containers: run.touched_containers.clone(),
+        networks: run.touched_networks.clone(),
+        firewall: true,
+    };
+    for step in &plan.steps {
+        if let Resource::Network { name } = &step.resource {
+            op.networks.insert(name.clone());
+        }
+    }
+    op
+}
+
+/// After a run that finished and verified: its names leave the marker, and so do names of an
+/// earlier run that are no longer recorded (nothing is left of them to repair).
+fn finish_pending(engine: &Engine<'_>, done: &PendingOperation) -> Result<()> {
+    let file = engine.pending();
+    let Some(left) = file.read()? else {
+        return Ok(());
+    };
+    let read = engine.store.read()?;
+    let mut gone = done.clone();
+    for name in &left.containers {
+        if read.container(name)?.is_none() {
+            gone.containers.insert(name.clone());
+        }
+    }
+    for name in &left.networks {
+        if read.network(name)?.is_none() {
+            gone.networks.insert(name.clone());
+        }
+    }
+    drop(read);
+    file.finish(&gone)?;
+    Ok(())
 }
 
 /// A desired state that keeps everything recorded except the named containers and networks
@@ -1345,7 +1452,7 @@ pub(crate) fn connect(
             aliases: opts.aliases.clone(),
         },
     );
-    let observed = crate::observe::assumed(&rec);
+    let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
     // An imperative call changes what it was asked to change, nothing else.
     plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));
@@ -1378,7 +1485,7 @@ pub(crate) fn disconnect(engine: &Engine<'_>, network: &str, container: &str) ->
         .expect("recorded container is desired")
         .networks
         .remove(&net.name);
-    let observed = crate::observe::assumed(&rec);
+    let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
     plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));
     plan.drift.clear();

@@ -15,6 +15,62 @@ use netctl_types::ContainerSpec;
 
 use crate::{Config, Result};
 
+/// The directories a run writes under, checked before it changes anything.
+///
+/// * `run_dir` is netctl's own (pid files, sockets, helpers' files, the files of containers in
+///   namespaces netctl does not manage): created 0755; one of another user's is refused; one
+///   that others may write to is tightened to 0755, with a warning, since anyone who can
+///   write there could plant a link for a root process to write through.
+/// * `etc_netns_dir` and `netns_dir` are shared with iproute2: a warning if others may write
+///   them. netctl still writes only through opens that follow no link, into per-container
+///   directories of its own (see `netctl_dns::file`).
+pub(crate) fn check_dirs(cfg: &Config) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let invalid = |what: String| crate::EngineError::Invalid(what);
+    let run_dir = &cfg.run_dir;
+    if !run_dir.exists() {
+        std::fs::create_dir_all(run_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o755))
+            })
+            .map_err(|e| invalid(format!("cannot create run_dir {}: {e}", run_dir.display())))?;
+    }
+    let meta = std::fs::metadata(run_dir)
+        .map_err(|e| invalid(format!("cannot use run_dir {}: {e}", run_dir.display())))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != me {
+        return Err(invalid(format!(
+            "refusing run_dir {}: it is not a directory of netctl's user (uid {me}; it belongs to uid {})",
+            run_dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        tracing::warn!(
+            "run_dir {} was writable by others (mode {:o}); tightened to 0755",
+            run_dir.display(),
+            meta.mode() & 0o7777
+        );
+        std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| invalid(format!("cannot tighten run_dir {}: {e}", run_dir.display())))?;
+    }
+    for (setting, dir) in [
+        ("etc_netns_dir", &cfg.etc_netns_dir),
+        ("netns_dir", &cfg.netns_dir),
+    ] {
+        if let Ok(meta) = std::fs::metadata(dir)
+            && meta.mode() & 0o002 != 0
+        {
+            tracing::warn!(
+                "{setting} {} is writable by everyone (mode {:o}); netctl writes there only into directories of its own and never through links, but a directory only root can write is safer",
+                dir.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The host's hosts and resolv.conf, read once per operation (every container's files start
 /// from them).
 #[derive(Debug, Clone, Default)]
@@ -172,8 +228,8 @@ pub(crate) fn files_match(
 ) -> bool {
     let (hosts_text, resolv_text) = expected(host, rec, ctr);
     let dir = container_files_dir(cfg, ctr);
-    std::fs::read_to_string(dir.join("hosts")).is_ok_and(|t| t == hosts_text)
-        && std::fs::read_to_string(dir.join("resolv.conf")).is_ok_and(|t| t == resolv_text)
+    netctl_dns::read_file(&dir.join("hosts")).is_some_and(|t| t == hosts_text)
+        && netctl_dns::read_file(&dir.join("resolv.conf")).is_some_and(|t| t == resolv_text)
 }
 
 /// Brings a container's files up to date (in place, keeping inodes).
@@ -194,7 +250,7 @@ pub(crate) fn sync(
     let (hosts_text, resolv_text) = expected(host, now, ctr);
     let dir = container_files_dir(cfg, ctr);
     let hosts_path = dir.join("hosts");
-    let current = std::fs::read_to_string(&hosts_path).ok();
+    let current = netctl_dns::read_file(&hosts_path);
     let template_before = before
         .containers
         .get(&ctr.name)
@@ -256,11 +312,10 @@ fn container_ips(rec: &Recorded, name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-/// Removes a container's files and their directory; missing ones are fine.
-pub(crate) fn remove(cfg: &Config, ctr: &ContainerRecord) {
+/// Removes a container's files and their directory; missing ones are fine, and nothing is
+/// removed through a symbolic link.
+pub(crate) fn remove(cfg: &Config, ctr: &ContainerRecord) -> Result<()> {
     let dir = container_files_dir(cfg, ctr);
-    for name in ["hosts", "resolv.conf"] {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
-    let _ = std::fs::remove_dir(&dir);
+    netctl_dns::remove_files(&dir, &["hosts", "resolv.conf"])?;
+    Ok(())
 }

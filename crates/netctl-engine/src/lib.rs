@@ -14,6 +14,7 @@
 //! Invariant: everything that touches the machine goes through `&dyn Sys`; the caller holds the
 //! state lock for the whole operation.
 
+mod conflicts;
 mod exec;
 mod files;
 mod fwmap;
@@ -31,6 +32,7 @@ use netctl_types::DesiredState;
 
 pub use exec::{ApplyReport, ConnectOptions};
 pub use files::container_files_dir;
+pub use podman::check_request as check_netavark_request;
 
 /// Which firewall driver the engine uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +90,18 @@ pub enum EngineError {
     },
     #[error("applied, but the system does not match afterwards: {0}")]
     Verify(String),
+    #[error("nothing was changed; in the way:{}", conflict_lines(.0))]
+    Conflicts(Vec<netctl_plan::Conflict>),
+}
+
+/// Each conflict on a line of its own, indented under the error's first line.
+fn conflict_lines(conflicts: &[netctl_plan::Conflict]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for c in conflicts {
+        let _ = write!(out, "\n  {}: {}", c.resource, c.what);
+    }
+    out
 }
 
 macro_rules! boxed_from {
@@ -126,6 +140,22 @@ impl NftRunner for SysNft<'_> {
 
     fn apply(&self, json: &str) -> Result<(), SysError> {
         self.0.nft_apply(json)
+    }
+}
+
+/// A plan with conflicts cannot be applied: callers that show or apply plans turn them into
+/// the error that lists them all.
+pub trait PlanExt: Sized {
+    fn refuse_conflicts(self) -> Result<Self>;
+}
+
+impl PlanExt for Plan {
+    fn refuse_conflicts(self) -> Result<Plan> {
+        if self.conflicts.is_empty() {
+            Ok(self)
+        } else {
+            Err(EngineError::Conflicts(self.conflicts))
+        }
     }
 }
 
@@ -170,6 +200,16 @@ impl<'a> Engine<'a> {
         &self.cfg
     }
 
+    /// The marker of an operation in progress, next to the store.
+    pub(crate) fn pending(&self) -> netctl_state::PendingFile {
+        netctl_state::PendingFile::new(
+            self.store
+                .path()
+                .parent()
+                .expect("the store lives in the state directory"),
+        )
+    }
+
     /// Everything recorded, in one read transaction.
     pub fn recorded(&self) -> Result<Recorded> {
         observe::recorded(self.store)
@@ -200,18 +240,27 @@ impl<'a> Engine<'a> {
 
     /// What `apply` would do; changes nothing.
     pub fn plan(&self, desired: &DesiredState, prune: bool) -> Result<Plan> {
-        Ok(self.plan_surveyed(&self.survey()?, desired, prune))
+        self.plan_surveyed(&self.survey()?, desired, prune)
     }
 
-    /// What `apply` would do against a survey; changes nothing.
-    pub fn plan_surveyed(&self, survey: &Survey, desired: &DesiredState, prune: bool) -> Plan {
-        netctl_plan::plan(
+    /// What `apply` would do against a survey, with whatever on the host stands in its way
+    /// ([`Plan::conflicts`]); changes nothing.
+    pub fn plan_surveyed(
+        &self,
+        survey: &Survey,
+        desired: &DesiredState,
+        prune: bool,
+    ) -> Result<Plan> {
+        let mut plan = netctl_plan::plan(
             desired,
             &survey.recorded,
             &survey.observed,
             &self.cfg.defaults,
             prune,
-        )
+        );
+        plan.conflicts = conflicts::find(self, &plan, &survey.recorded)?;
+        plan.conflicts_checked = true;
+        Ok(plan)
     }
 
     /// Converges the machine to `desired`. `source` is the file and its text, recorded as the

@@ -218,15 +218,19 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
     tracing::debug!(elapsed = ?started.elapsed(), "observe: namespaces");
     obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
     tracing::debug!(elapsed = ?started.elapsed(), "observe: firewall");
+    obs.interrupted = engine.pending().read()?;
     Ok(obs)
 }
 
-/// What the system would look like if it matched the records exactly, without asking it.
-/// Imperative calls (connect, disconnect) plan against this: they act on one attachment and
-/// must not pay for observing every container (their own result is verified directly).
-pub(crate) fn assumed(rec: &Recorded) -> Observed {
+/// What the system would look like if it matched the records exactly, without asking it
+/// (but with an interrupted operation's marker, which says where the records cannot be
+/// trusted). Imperative calls (connect, disconnect) plan against this: they act on one
+/// attachment and must not pay for observing every container (their own result is verified
+/// directly).
+pub(crate) fn assumed(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
     let mut obs = Observed {
         firewall_ok: true,
+        interrupted: engine.pending().read()?,
         ..Observed::default()
     };
     for net in rec.networks.values() {
@@ -266,5 +270,5 @@ pub(crate) fn assumed(rec: &Recorded) -> Observed {
             obs.helpers_alive.insert(ctr.name.clone());
         }
     }
-    obs
+    Ok(obs)
 }

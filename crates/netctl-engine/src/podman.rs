@@ -13,9 +13,9 @@ use std::path::Path;
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, Isolate, LeaseRangeSpec, MacAddr, NetAddress,
-    NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec, PortTable,
-    StatusBlock, SubnetSpec,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec, MacAddr,
+    NetAddress, NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec, PortTable,
+    Shown, StatusBlock, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -100,36 +100,44 @@ fn keep_step(resource: &Resource, container: &str, networks: &BTreeSet<String>) 
     }
 }
 
-/// netavark `setup NSPATH`: attaches the container to the requested networks and returns one
-/// status block per network.
-pub(crate) fn setup(
-    engine: &Engine<'_>,
-    netns: &Path,
-    opts: &NetworkOptions,
-) -> Result<BTreeMap<String, StatusBlock>> {
-    if opts.networks.is_empty() {
-        return Err(EngineError::Invalid("no networks given to set up".into()));
-    }
-    let name = if opts.container_name.is_empty() {
+/// The name a request's container is recorded under: podman's name, else its short id.
+fn container_name(opts: &NetworkOptions) -> String {
+    if opts.container_name.is_empty() {
         opts.container_id.chars().take(12).collect()
     } else {
         opts.container_name.clone()
-    };
-    let started = std::time::Instant::now();
-    let rec = crate::observe::recorded_for(engine.store, [&name])?;
-    tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
-    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
-    let mut wanted = BTreeSet::new();
-    let mut new_attachments = BTreeMap::new();
+    }
+}
+
+/// Checks a netavark setup request the way [`setup`] does before it reads or changes
+/// anything; returns the request as a desired state. Pure: what fuzzing drives.
+pub fn check_request(netns: &Path, opts: &NetworkOptions) -> Result<DesiredState> {
+    requested_state(netns, opts, &container_name(opts)).map(|(state, _)| state)
+}
+
+/// What a netavark request asks for, as a desired state of its own: the requested networks
+/// (podman's definitions) and the one container with its attachments and ports. Checked by the
+/// same validator as a TOML file before anything is read or changed.
+fn requested_state(
+    netns: &Path,
+    opts: &NetworkOptions,
+    name: &str,
+) -> Result<(DesiredState, BTreeSet<String>)> {
+    if opts.networks.is_empty() {
+        return Err(EngineError::Invalid("no networks given to set up".into()));
+    }
+    let mut state = DesiredState::default();
+    let mut attachments = BTreeMap::new();
     for (net_name, per) in opts.networks.iter() {
-        let net_name = net_name.to_owned();
-        let info = opts.network_info.get(&net_name).ok_or_else(|| {
-            EngineError::Invalid(format!("network {net_name} is missing from network_info"))
+        let info = opts.network_info.get(net_name).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "network {} is missing from network_info",
+                Shown(net_name)
+            ))
         })?;
-        let spec = network_spec(info)?;
-        // A recorded network keeps its record (podman does not change a network in place).
-        desired.networks.entry(net_name.clone()).or_insert(spec);
-        wanted.insert(net_name.clone());
+        state
+            .networks
+            .insert(net_name.to_owned(), network_spec(info)?);
         let mut ip = None;
         let mut ip6 = None;
         for addr in per.static_ips.iter().flatten() {
@@ -138,8 +146,8 @@ pub(crate) fn setup(
                 IpAddr::V6(v6) => ip6 = Some(*v6),
             }
         }
-        new_attachments.insert(
-            net_name.clone(),
+        attachments.insert(
+            net_name.to_owned(),
             AttachmentSpec {
                 ip,
                 ip6,
@@ -149,51 +157,87 @@ pub(crate) fn setup(
             },
         );
     }
-    let ports: Vec<PortSpec> = opts
-        .port_mappings
-        .iter()
-        .flatten()
-        .flat_map(|p| {
-            // c/common may send a comma list of protocols; one mapping each.
-            p.protocol
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(|proto| {
-                    Ok(PortSpec::Table(PortTable {
-                        host_ip: if p.host_ip.is_empty() {
-                            None
-                        } else {
-                            Some(p.host_ip.parse().map_err(|_| {
-                                EngineError::Invalid(format!(
-                                    "port mapping host_ip {:?} is not an address",
-                                    p.host_ip
-                                ))
-                            })?)
-                        },
-                        host_port: Some(p.host_port),
-                        container_port: p.container_port,
-                        range: p.range.max(1),
-                        protocol: proto.parse().map_err(|_| {
-                            EngineError::Invalid(format!("unknown protocol {proto:?}"))
-                        })?,
-                    }))
-                })
-                .collect::<Vec<Result<PortSpec>>>()
-        })
-        .collect::<Result<_>>()?;
-    let spec = desired
-        .containers
-        .entry(name.clone())
-        .or_insert_with(|| ContainerSpec {
+    let mut ports = Vec::new();
+    for p in opts.port_mappings.iter().flatten() {
+        let host_ip = if p.host_ip.is_empty() {
+            None
+        } else {
+            Some(p.host_ip.parse().map_err(|_| {
+                EngineError::Invalid(format!(
+                    "port mapping host_ip {:?} is not an address",
+                    p.host_ip
+                ))
+            })?)
+        };
+        // c/common may send a comma list of protocols; one mapping each.
+        for proto in p.protocol.split(',').filter(|s| !s.is_empty()) {
+            ports.push(PortSpec::Table(PortTable {
+                host_ip,
+                host_port: Some(p.host_port),
+                container_port: p.container_port,
+                range: p.range.max(1),
+                protocol: proto
+                    .parse()
+                    .map_err(|_| EngineError::Invalid(format!("unknown protocol {proto:?}")))?,
+            }));
+        }
+    }
+    state.containers.insert(
+        name.to_owned(),
+        ContainerSpec {
             netns: NetnsSpec::Path(netns.to_path_buf()),
             mode: ContainerMode::Bridge,
             hostname: opts.container_hostname.clone(),
             id: Some(opts.container_id.clone()),
+            networks: attachments,
+            ports,
             ..ContainerSpec::default()
+        },
+    );
+    let checked = netctl_validate::validate_state("netavark request", &state);
+    if checked.has_errors() {
+        return Err(EngineError::Invalid(format!(
+            "invalid request: {}",
+            checked.summary()
+        )));
+    }
+    let wanted = state.networks.keys().cloned().collect();
+    let valid = checked.state.expect("no errors, so a state").desired;
+    Ok((valid, wanted))
+}
+
+/// netavark `setup NSPATH`: attaches the container to the requested networks and returns one
+/// status block per network.
+pub(crate) fn setup(
+    engine: &Engine<'_>,
+    netns: &Path,
+    opts: &NetworkOptions,
+) -> Result<BTreeMap<String, StatusBlock>> {
+    let name = container_name(opts);
+    let (mut request, wanted) = requested_state(netns, opts, &name)?;
+    let started = std::time::Instant::now();
+    let rec = crate::observe::recorded_for(engine.store, [&name])?;
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    for (net_name, spec) in std::mem::take(&mut request.networks) {
+        // A recorded network keeps its record (podman does not change a network in place).
+        desired.networks.entry(net_name).or_insert(spec);
+    }
+    let requested = request
+        .containers
+        .remove(&name)
+        .expect("the request holds its container");
+    let spec = desired
+        .containers
+        .entry(name.clone())
+        .or_insert_with(|| ContainerSpec {
+            networks: BTreeMap::new(),
+            ports: Vec::new(),
+            ..requested.clone()
         });
-    spec.networks.extend(new_attachments);
-    spec.ports = ports;
-    let observed = crate::observe::assumed(&rec);
+    spec.networks.extend(requested.networks);
+    spec.ports = requested.ports;
+    let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
     plan.steps
         .retain(|s| keep_step(&s.resource, &name, &wanted));
@@ -303,7 +347,7 @@ pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()>
             dropped.insert(name.clone());
         }
     }
-    let observed = crate::observe::assumed(&rec);
+    let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, true);
     plan.steps.retain(|s| match &s.resource {
         Resource::Container { name } => *name == ctr.name,

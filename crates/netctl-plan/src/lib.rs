@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use netctl_state::{AttachmentRecord, ContainerRecord, HelperRecord, NetworkRecord};
+use netctl_state::{
+    AttachmentRecord, ContainerRecord, HelperRecord, NetworkRecord, PendingOperation,
+};
 use netctl_types::DesiredState;
 use serde::Serialize;
 
@@ -84,6 +86,9 @@ pub struct Observed {
     pub helpers_alive: BTreeSet<String>,
     /// Files netctl writes, by container: `false` when missing or not what netctl wrote.
     pub files_ok: BTreeMap<String, bool>,
+    /// What an earlier operation was changing when it died (its marker is still there): each
+    /// of those containers and networks, and the firewall, may be half-done.
+    pub interrupted: Option<PendingOperation>,
 }
 
 /// The drift of a container's hosts or resolv.conf (missing, or not what netctl wrote).
@@ -219,9 +224,25 @@ impl Drift {
     }
 }
 
+/// Something in the plan's way that netctl does not own (a link, a namespace, an address, a
+/// port someone else holds): found before anything changes, and nothing is applied while any
+/// is left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub resource: Resource,
+    pub what: String,
+}
+
 /// The outcome of planning.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
+    /// What stands in the way (see [`Conflict`]); filled by the caller, which can look at the
+    /// host, after planning.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<Conflict>,
+    /// Whether the host was checked for conflicts yet.
+    #[serde(skip)]
+    pub conflicts_checked: bool,
     pub drift: Vec<Drift>,
     pub steps: Vec<Step>,
     /// Recorded resources the file no longer declares; deleted only with `--prune`.
@@ -297,6 +318,8 @@ pub fn plan(
         }
     }
     Plan {
+        conflicts: Vec::new(),
+        conflicts_checked: false,
         drift,
         steps,
         orphans,
@@ -616,7 +639,43 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
     }
 }
 
+/// What an interrupted operation's marker says, as drift: everything it names that is still
+/// recorded is repaired (a container with its attachments re-created, keeping addresses and
+/// MACs), because nothing else tells what it had done to them when it died.
+fn interrupted_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift>) {
+    let Some(pending) = &observed.interrupted else {
+        return;
+    };
+    let what = || {
+        format!(
+            "an earlier netctl run ({}) stopped part-way through changing it",
+            pending.by
+        )
+    };
+    if pending.firewall && !recorded.networks.is_empty() {
+        drift.push(Drift::new(Resource::Firewall, what()));
+    }
+    for name in pending
+        .networks
+        .iter()
+        .filter(|n| recorded.networks.contains_key(*n))
+    {
+        drift.push(Drift::new(Resource::Network { name: name.clone() }, what()));
+    }
+    for name in pending
+        .containers
+        .iter()
+        .filter(|c| recorded.containers.contains_key(*c))
+    {
+        drift.push(Drift::severe(
+            Resource::Container { name: name.clone() },
+            what(),
+        ));
+    }
+}
+
 fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift>) {
+    interrupted_drift(recorded, observed, drift);
     if !recorded.networks.is_empty() && !observed.firewall_ok {
         drift.push(Drift::new(
             Resource::Firewall,
@@ -767,9 +826,11 @@ fn cascade(target: &TargetState, recorded: &Recorded, steps: &mut Vec<Step>) {
             continue;
         }
         steps.retain(|s| s.resource != resource);
+        // A repair keeps the attachment as recorded, whether or not the file names its
+        // container (an orphan is repaired like any recorded container, never dropped by it).
         let action = match (desired, repair) {
-            (false, _) => Action::Delete,
-            (true, true) => Action::Repair,
+            (_, true) => Action::Repair,
+            (false, false) => Action::Delete,
             (true, false) => Action::Replace,
         };
         steps.push(Step {

@@ -38,6 +38,13 @@ impl Action {
 /// The plan as text: drift first, then steps, then orphans, then the summary line.
 pub fn render_text(plan: &Plan) -> String {
     let mut out = String::new();
+    if !plan.conflicts.is_empty() {
+        out.push_str("Conflicts (nothing is applied until they are resolved):\n");
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "  x {}: {}", c.resource, c.what);
+        }
+        out.push('\n');
+    }
     if !plan.drift.is_empty() {
         out.push_str("Drift (the system differs from what netctl recorded):\n");
         for d in &plan.drift {

@@ -1,12 +1,22 @@
 //! The state directory and the private files in it.
 //!
-//! Invariant: the directory is mode 0700 and every file netctl keeps in it is 0600, whatever the
-//! umask, and a looser mode found on an existing directory or file is tightened: the store holds
-//! container names, namespace paths and the applied desired state, which are root's business.
+//! Invariants:
+//! * The directory is mode 0700 and every file netctl keeps in it is 0600, whatever the umask,
+//!   and a looser mode found on an existing directory or file is tightened: the store holds
+//!   container names, namespace paths and the applied desired state, which are root's business.
+//! * The directory belongs to netctl's user (root, or the invoking user when rootless); one of
+//!   anybody else's is refused, not adopted: whoever owns it could swap the files in it.
+//! * Files in it are opened without following links (`O_NOFOLLOW`) and must be regular files of
+//!   netctl's user: a lock file or store planted as a link to another file is refused, never
+//!   truncated or chmod'ed through.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 
 use crate::error::StateError;
 
@@ -18,7 +28,8 @@ pub const LOCK_FILE: &str = "netctl.lock";
 pub(crate) const DIR_MODE: u32 = 0o700;
 pub(crate) const FILE_MODE: u32 = 0o600;
 
-/// Creates `dir` (and missing parents) with mode 0700, or tightens an existing one to 0700.
+/// Creates `dir` (and missing parents) with mode 0700, or tightens an existing one to 0700;
+/// refuses one that belongs to another user.
 pub(crate) fn ensure_state_dir(dir: &Path) -> Result<(), StateError> {
     DirBuilder::new()
         .recursive(true)
@@ -28,18 +39,61 @@ pub(crate) fn ensure_state_dir(dir: &Path) -> Result<(), StateError> {
             path: dir.to_owned(),
             source,
         })?;
+    let meta = fs::metadata(dir).map_err(|source| StateError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(StateError::Untrusted {
+            path: dir.to_owned(),
+            reason: format!(
+                "it belongs to uid {}, not to netctl's user (uid {me}); netctl keeps its state only in a directory of its own",
+                meta.uid()
+            ),
+        });
+    }
     ensure_mode(dir, DIR_MODE)
 }
 
-/// Opens (creating if needed) a file that must be 0600, read-write, without truncating it.
-pub(crate) fn open_private_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+/// Opens (creating if needed) a file that must be 0600, read-write, without truncating it and
+/// without following a link in its place; only a regular file of netctl's user is accepted.
+pub(crate) fn open_private_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(FILE_MODE)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
         .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(Errno::ELOOP as i32) {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "it is a symbolic link; netctl never follows links for its state files",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || meta.uid() != me {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "it is not a regular file of netctl's user (uid {me}) but a {} of uid {}",
+                if meta.is_file() {
+                    "file"
+                } else {
+                    "special file or directory"
+                },
+                meta.uid()
+            ),
+        ));
+    }
+    Ok(file)
 }
 
 /// Sets the permission bits of `path` to `mode` when they differ.

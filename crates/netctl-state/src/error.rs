@@ -25,6 +25,8 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing state directory {path}: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
     #[error("creating state store {path}")]
     CreateStore {
         path: PathBuf,
@@ -71,6 +73,13 @@ pub enum StateError {
         what: String,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("{what} {path}")]
+    PendingFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("state store: {what} is corrupt: {reason}")]
     Corrupt { what: String, reason: String },

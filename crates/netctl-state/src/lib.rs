@@ -34,6 +34,7 @@ mod dir;
 mod error;
 mod ipam;
 mod lock;
+mod pending;
 mod records;
 mod store;
 mod subnet;
@@ -42,6 +43,7 @@ pub use dir::{LOCK_FILE, STORE_FILE};
 pub use error::{IpamError, LockError, ReservedKind, StateError, SubnetError};
 pub use ipam::{SubnetRange, TakenAddrs, ip_to_u128, u128_to_ip};
 pub use lock::{LockHolder, OperationLock, read_holder};
+pub use pending::{PENDING_FILE, PendingFile, PendingOperation};
 pub use records::{
     AttachmentRecord, ContainerRecord, Generation, HelperKind, HelperRecord, Isolate, Lease,
     LeaseRange, MacAddr, NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque,

@@ -260,7 +260,12 @@ impl SysError {
                 return None;
             }
         };
-        io.raw_os_error().map(Errno::from_raw)
+        // An error made here with a kind and an explanation stands for its errno.
+        io.raw_os_error().map(Errno::from_raw).or(match io.kind() {
+            io::ErrorKind::AlreadyExists => Some(Errno::EEXIST),
+            io::ErrorKind::NotFound => Some(Errno::ENOENT),
+            _ => None,
+        })
     }
 
     /// The thing is not there: a missing link (`ENODEV`), address (`EADDRNOTAVAIL`), route or

@@ -539,6 +539,22 @@ pub(crate) fn check_ifname(name: &str) -> Result<(), SysError> {
     }
 }
 
+/// Refuses a link alias the kernel would refuse (longer than `IFALIASZ` - 1 bytes). Checked
+/// before a message is built: netlink attributes have a 16-bit length, and an alias past that
+/// cannot even be encoded.
+pub(crate) fn check_alias(alias: Option<&str>) -> Result<(), SysError> {
+    match alias {
+        Some(alias) if alias.len() > netctl_types::MAX_LINK_ALIAS_LEN => {
+            Err(SysError::InvalidInput {
+                what: "link alias",
+                value: netctl_types::Shown(alias).to_string(),
+                reason: "must be at most 255 bytes",
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Refuses routes the kernel would refuse for their shape alone.
 pub(crate) fn check_route(route: &Route, adding: bool) -> Result<(), SysError> {
     let invalid = |reason| {

@@ -34,7 +34,82 @@ pub const MAX_INTERFACE_NAME_LEN: usize = 15;
 /// Longest hostname `sethostname(2)` and DNS accept.
 pub const MAX_HOSTNAME_LEN: usize = 253;
 
-/// Whether `name` matches [`NAME_PATTERN`].
+/// Longest network or container name. A name becomes a file name (`<netns_dir>/NAME`,
+/// `<etc_netns_dir>/NAME/`), a default hostname and part of link aliases; 253 bytes keeps each
+/// of those inside what the kernel and DNS accept (a file name is at most 255 bytes).
+pub const MAX_NAME_LEN: usize = 253;
+
+/// The loopback interface every namespace has; netctl never creates, renames or deletes it, so
+/// it is never a bridge or a container interface name.
+pub const LOOPBACK: &str = "lo";
+
+/// Longest link alias the kernel stores (`IFALIASZ` minus the terminating NUL).
+pub const MAX_LINK_ALIAS_LEN: usize = 255;
+
+/// Why a string is not a usable network or container name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NameError {
+    /// The name does not match [`NAME_PATTERN`].
+    #[error("names must match {NAME_PATTERN}")]
+    Pattern,
+    /// The name is longer than [`MAX_NAME_LEN`].
+    #[error("the name is {len} bytes long; at most 253 are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+/// Checks a network or container name: podman's pattern and netctl's length limit.
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    if !is_valid_name(name) {
+        return Err(NameError::Pattern);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong { len: name.len() });
+    }
+    Ok(())
+}
+
+/// A link alias from its parts joined by spaces, cut to what the kernel stores (on a character
+/// boundary). Marks are compared through this function too, so a cut alias still matches.
+pub fn link_alias(parts: &[&str]) -> String {
+    let mut alias = parts.join(" ");
+    if alias.len() > MAX_LINK_ALIAS_LEN {
+        let mut end = MAX_LINK_ALIAS_LEN;
+        while !alias.is_char_boundary(end) {
+            end -= 1;
+        }
+        alias.truncate(end);
+    }
+    alias
+}
+
+/// A user-given string as messages show it: control characters escaped (so a message stays on
+/// one line and the terminal safe), everything else as written, and a very long value cut with
+/// its length noted, so an error about a 70 000-byte name is still readable.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a>(pub &'a str);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const KEEP: usize = 64;
+        let text = self.0;
+        for (i, ch) in text.chars().enumerate() {
+            if i == KEEP {
+                return write!(f, "… ({} bytes in all)", text.len());
+            }
+            if ch.is_control() {
+                write!(f, "{}", ch.escape_default())?;
+            } else {
+                f.write_fmt(format_args!("{ch}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` matches [`NAME_PATTERN`] (length aside: see [`check_name`]).
 pub fn is_valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     match bytes.next() {
@@ -82,6 +157,9 @@ pub enum InterfaceNameError {
         /// The offending name.
         name: String,
     },
+    /// `lo` is the namespace's loopback interface, which netctl never creates or deletes.
+    #[error("interface name `lo` is the loopback interface, which netctl never creates or deletes")]
+    Loopback,
     /// The kernel refuses `/`, `:` and whitespace in interface names.
     #[error("interface name `{name}` contains {ch:?}, which the kernel does not allow")]
     BadChar {
@@ -116,6 +194,16 @@ pub fn check_interface_name(name: &str) -> Result<(), InterfaceNameError> {
             name: name.to_owned(),
             ch,
         });
+    }
+    Ok(())
+}
+
+/// Checks the name of an interface netctl creates (a bridge, a container's interface): the
+/// kernel's rules, and not `lo`, which every namespace has and netctl never creates or deletes.
+pub fn check_created_interface_name(name: &str) -> Result<(), InterfaceNameError> {
+    check_interface_name(name)?;
+    if name == LOOPBACK {
+        return Err(InterfaceNameError::Loopback);
     }
     Ok(())
 }
@@ -213,6 +301,39 @@ mod tests {
     }
 
     #[test]
+    fn name_lengths() {
+        assert_eq!(check_name(&"a".repeat(253)), Ok(()));
+        assert_eq!(
+            check_name(&"a".repeat(254)),
+            Err(NameError::TooLong { len: 254 })
+        );
+        assert_eq!(check_name("a/b"), Err(NameError::Pattern));
+        assert_eq!(check_name(""), Err(NameError::Pattern));
+    }
+
+    #[test]
+    fn aliases_are_cut_to_what_the_kernel_keeps() {
+        assert_eq!(link_alias(&["netctl", "web", "net"]), "netctl web net");
+        let long = link_alias(&["netctl", &"a".repeat(300)]);
+        assert_eq!(long.len(), 255);
+        assert!(long.starts_with("netctl aaa"));
+        // A multi-byte character across the limit is left out whole.
+        let wide = link_alias(&["netctl", &format!("{}é", "a".repeat(247))]);
+        assert_eq!(wide.len(), 254);
+    }
+
+    #[test]
+    fn shown_values_stay_readable() {
+        assert_eq!(Shown("réseau").to_string(), "réseau");
+        assert_eq!(Shown("a\nb\u{1b}").to_string(), "a\\nb\\u{1b}");
+        let long = "x".repeat(70_000);
+        assert_eq!(
+            Shown(&long).to_string(),
+            format!("{}… (70000 bytes in all)", "x".repeat(64))
+        );
+    }
+
+    #[test]
     fn reserved_names_are_exact() {
         for name in RESERVED_NAMES {
             assert!(is_reserved_name(name));
@@ -259,6 +380,16 @@ mod tests {
             Err(InterfaceNameError::BadChar { ch: '/', .. })
         ));
         assert!(!is_valid_interface_name("eth0:1"));
+        assert_eq!(
+            check_interface_name("lo"),
+            Ok(()),
+            "lo is a name an option may refer to"
+        );
+        assert_eq!(
+            check_created_interface_name("lo"),
+            Err(InterfaceNameError::Loopback)
+        );
+        assert_eq!(check_created_interface_name("lo0"), Ok(()));
     }
 
     #[test]

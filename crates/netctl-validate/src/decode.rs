@@ -13,8 +13,8 @@ use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec, MacAddr,
     NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
-    RESERVED_NAMES, SlirpOptions, SubnetSpec, check_hostname, check_interface_name,
-    is_reserved_name, is_valid_container_id, is_valid_name,
+    RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_created_interface_name, check_hostname,
+    check_interface_name, check_name, is_reserved_name, is_valid_container_id, is_valid_name,
 };
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -234,11 +234,11 @@ impl Decoder<'_> {
     /// Network and container names: podman's pattern, and not a reserved word.
     fn check_name(&mut self, kind: &str, key: &Key<'_>, field: &FieldPath) {
         let name = key.get_ref().as_ref();
-        if !is_valid_name(name) {
+        if let Err(err) = check_name(name) {
             self.error(
                 key.span(),
                 field,
-                format!("invalid {kind} name `{name}`: names must match {NAME_PATTERN}"),
+                format!("invalid {kind} name `{}`: {err}", Shown(name)),
             );
         } else if is_reserved_name(name) {
             self.error(
@@ -259,7 +259,7 @@ impl Decoder<'_> {
         what: &str,
     ) -> Option<String> {
         let name = self.string(value, field)?;
-        match check_interface_name(name) {
+        match check_created_interface_name(name) {
             Ok(()) => Some(name.to_owned()),
             Err(err) => {
                 self.error(value.span(), field, format!("invalid {what}: {err}"));

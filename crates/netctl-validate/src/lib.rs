@@ -127,6 +127,48 @@ pub fn validate(file: &str, text: &str) -> Validated {
     }
 }
 
+/// Validates a desired state that came from a request rather than a file (podman's netavark
+/// JSON, a CNI configuration): it is written out as TOML and checked exactly as a file would
+/// be, so every front door runs the same rules on names, ports and addresses. `origin` labels
+/// the diagnostics; their lines and columns point into that TOML text, so a front door shows
+/// each one as [`Diagnostic::field`] and [`Diagnostic::message`] (see [`Validated::summary`]).
+pub fn validate_state(origin: &str, state: &DesiredState) -> Validated {
+    match toml::to_string(state) {
+        Ok(text) => validate(origin, &text),
+        // Only a netns path that is not UTF-8 cannot be written as TOML.
+        Err(err) => Validated {
+            state: None,
+            diagnostics: vec![Diagnostic {
+                severity: Severity::Error,
+                file: origin.to_owned(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("cannot be checked: {err}"),
+            }],
+        },
+    }
+}
+
+impl Validated {
+    /// The errors alone, as `field: message` joined by `; ` (for a front door that has no
+    /// file to point into).
+    pub fn summary(&self) -> String {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(|d| {
+                if d.field.is_empty() {
+                    d.message.clone()
+                } else {
+                    format!("{}: {}", netctl_types::Shown(&d.field), d.message)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 fn decode_and_check(
     root: &DeTable<'_>,
     sink: &mut Sink,

@@ -82,7 +82,18 @@ impl fmt::Display for FieldPath {
                     if bare {
                         f.write_str(key)?;
                     } else {
-                        write!(f, "\"{}\"", key.escape_default())?;
+                        // TOML's own quoting: only quotes, backslashes and control characters
+                        // are escaped, so `networks."réseau"` reads as the user wrote it.
+                        f.write_str("\"")?;
+                        for ch in key.chars() {
+                            match ch {
+                                '"' => f.write_str("\\\"")?,
+                                '\\' => f.write_str("\\\\")?,
+                                c if c.is_control() => write!(f, "\\u{:04X}", u32::from(c))?,
+                                c => write!(f, "{c}")?,
+                            }
+                        }
+                        f.write_str("\"")?;
                     }
                 }
             }

@@ -32,7 +32,7 @@ use nix::errno::Errno;
 use crate::error::{
     describe_add_veth, describe_addr, describe_ipv4_conf, describe_route, os_error,
 };
-use crate::model::{check_ifname, check_route, check_sysctl_key};
+use crate::model::{check_alias, check_ifname, check_route, check_sysctl_key};
 use crate::{
     Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp,
     Namespaces, Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteProto, RunOutput,
@@ -597,6 +597,7 @@ impl Netlink for FakeSys {
             return Err(err(errno));
         }
         check_ifname(&spec.name)?;
+        check_alias(spec.alias.as_deref())?;
         let mtu = check_mtu(spec.mtu).map_err(err)?;
         let mac = match spec.mac {
             Some(mac) => mac,
@@ -647,6 +648,7 @@ impl Netlink for FakeSys {
         }
         check_ifname(&spec.name)?;
         check_ifname(&spec.peer_name)?;
+        check_alias(spec.alias.as_deref())?;
         let mtu = check_mtu(spec.mtu).map_err(err)?;
         world.ns(&spec.peer_ns)?;
         let netns = world.ns(ns)?;
@@ -730,6 +732,7 @@ impl Netlink for FakeSys {
         if let Some(new_name) = &change.new_name {
             check_ifname(new_name)?;
         }
+        check_alias(change.alias.as_deref())?;
         let netns = world.ns_mut(ns)?;
         let link = netns.find(name).ok_or_else(|| err(Errno::ENODEV))?.clone();
         // Check everything first so a refused change changes nothing.

@@ -26,7 +26,7 @@ use super::{ConnError, LinuxSys, OpContext, netns};
 use crate::error::{
     describe_add_veth, describe_addr, describe_ipv4_conf, describe_route, os_error,
 };
-use crate::model::{MAIN_TABLE, check_ifname, check_route, valid_ifname};
+use crate::model::{MAIN_TABLE, check_alias, check_ifname, check_route, valid_ifname};
 use crate::{
     Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef,
     Route, RouteProto, SysResult, VethPeer, VethSpec,
@@ -545,6 +545,7 @@ impl Netlink for LinuxSys {
 
     fn add_bridge(&self, ns: &NsRef, spec: &BridgeSpec) -> SysResult<()> {
         check_ifname(&spec.name)?;
+        check_alias(spec.alias.as_deref())?;
         let ctx = context(
             NetlinkOp::AddBridge,
             Some(&spec.name),
@@ -570,6 +571,7 @@ impl Netlink for LinuxSys {
     fn add_veth(&self, ns: &NsRef, spec: &VethSpec) -> SysResult<()> {
         check_ifname(&spec.name)?;
         check_ifname(&spec.peer_name)?;
+        check_alias(spec.alias.as_deref())?;
         let same_ns = spec.peer_ns == *ns;
         let ctx = context(
             NetlinkOp::AddVeth,
@@ -623,6 +625,7 @@ impl Netlink for LinuxSys {
         if let Some(new_name) = &change.new_name {
             check_ifname(new_name)?;
         }
+        check_alias(change.alias.as_deref())?;
         let ctx = context(
             NetlinkOp::SetLink,
             Some(name),

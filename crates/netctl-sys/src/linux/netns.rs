@@ -7,7 +7,7 @@
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -123,6 +123,13 @@ impl NsHandle {
 /// Creates a named namespace like `ip netns add`: `netns_dir` becomes a shared mount point (so
 /// namespaces mounted later show up in other mount namespaces that share it), an empty file is
 /// created, and a helper thread unshares a new network namespace and bind-mounts it there.
+///
+/// Creating the file and mounting onto it are two steps, so a process killed between them
+/// leaves an empty, unmounted file behind (iproute2 has the same window). Such a placeholder
+/// (empty, mode 0, netctl's user's, no namespace on it) is taken as the mount point instead of
+/// failing with "File exists" forever. The mount goes onto the file through its descriptor
+/// (`/proc/self/fd/N` of an `O_PATH | O_NOFOLLOW` open), so it lands on exactly the file that
+/// was checked, never through a link put in its place.
 pub(crate) fn create_named(netns_dir: &Path, name: &str) -> SysResult<PathBuf> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(SysError::InvalidInput {
@@ -141,12 +148,18 @@ pub(crate) fn create_named(netns_dir: &Path, name: &str) -> SysResult<PathBuf> {
         .map_err(|e| SysError::namespace(NamespaceOp::PrepareDir, &path, e))?;
 
     // Mode 0 like iproute2: the file is only a mount point.
-    OpenOptions::new()
+    let (target, fresh) = match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o000)
+        .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .map_err(|e| SysError::namespace(NamespaceOp::CreateFile, &path, e))?;
+    {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => (open_placeholder(&path)?, false),
+        Err(e) => return Err(SysError::namespace(NamespaceOp::CreateFile, &path, e)),
+    };
+    let mount_point = format!("/proc/self/fd/{}", target.as_raw_fd());
 
     let mounted = std::thread::scope(|scope| {
         scope
@@ -155,7 +168,7 @@ pub(crate) fn create_named(netns_dir: &Path, name: &str) -> SysResult<PathBuf> {
                     .map_err(|e| SysError::namespace(NamespaceOp::Unshare, &path, os_error(e)))?;
                 nix::mount::mount(
                     Some(THREAD_SELF_NETNS),
-                    &path,
+                    mount_point.as_str(),
                     None::<&str>,
                     MsFlags::MS_BIND,
                     None::<&str>,
@@ -165,12 +178,74 @@ pub(crate) fn create_named(netns_dir: &Path, name: &str) -> SysResult<PathBuf> {
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
+    drop(target);
     if let Err(err) = mounted {
         // Leave nothing behind: the file is ours, we just created it.
-        let _ = fs::remove_file(&path);
+        if fresh {
+            let _ = fs::remove_file(&path);
+        }
         return Err(err);
     }
     Ok(path)
+}
+
+/// Opens the file at `path` (not following a link) if it is the mount point an interrupted
+/// namespace creation left: a regular, empty, mode-0 file of netctl's user, with no namespace
+/// mounted on it. Anything else there is someone else's, and an error says so.
+fn open_placeholder(path: &Path) -> SysResult<File> {
+    let taken = |why: String| {
+        SysError::namespace(
+            NamespaceOp::CreateFile,
+            path,
+            io::Error::new(io::ErrorKind::AlreadyExists, why),
+        )
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| SysError::namespace(NamespaceOp::CreateFile, path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| SysError::namespace(NamespaceOp::CreateFile, path, e))?;
+    let mounted = nix::sys::statfs::fstatfs(&file)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+        .map_err(|e| SysError::namespace(NamespaceOp::CreateFile, path, os_error(e)))?;
+    if mounted {
+        return Err(taken(
+            "a network namespace is already mounted there, and netctl did not record making it"
+                .into(),
+        ));
+    }
+    let ours = meta.file_type().is_file()
+        && meta.len() == 0
+        && permission_bits(meta.mode()) == 0
+        && meta.uid() == nix::unistd::geteuid().as_raw();
+    if !ours {
+        return Err(taken(format!(
+            "something else is there ({}), not a namespace mount point netctl left",
+            describe_file(&meta)
+        )));
+    }
+    Ok(file)
+}
+
+fn describe_file(meta: &fs::Metadata) -> String {
+    let kind = if meta.file_type().is_symlink() {
+        "a symbolic link"
+    } else if meta.is_dir() {
+        "a directory"
+    } else if meta.is_file() {
+        "a file"
+    } else {
+        "a special file"
+    };
+    format!(
+        "{kind}, mode {:o}, uid {}, {} bytes",
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.len()
+    )
 }
 
 /// Makes `dir` a mount point with shared propagation, bind-mounting it onto itself first when
@@ -206,7 +281,8 @@ fn make_shared_mount(dir: &Path) -> io::Result<()> {
 /// Unmounts (lazily, so a process still inside keeps working) and removes a namespace file. A
 /// file that is not mounted or not there is fine.
 pub(crate) fn delete_named(path: &Path) -> SysResult<()> {
-    match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
+    // UMOUNT_NOFOLLOW: a link in the namespace's place is not followed to another mount.
+    match nix::mount::umount2(path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
         // EINVAL: not a mount point (a leftover file); ENOENT: nothing there.
         Ok(()) | Err(Errno::EINVAL | Errno::ENOENT) => {}
         Err(e) => return Err(SysError::namespace(NamespaceOp::Unmount, path, os_error(e))),
@@ -240,4 +316,9 @@ pub(crate) fn is_netns(path: &Path) -> SysResult<bool> {
         Err(Errno::EINVAL) => Ok(false),
         Err(e) => Err(inspect(os_error(e))),
     }
+}
+
+/// The permission bits of a file mode (what `chmod` sets).
+fn permission_bits(mode: u32) -> u32 {
+    mode & 0o7777
 }

@@ -10,13 +10,15 @@ use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs};
 use crate::cmd::ctx::{Ctx, Surveyed, load_and_survey, load_desired};
 use crate::output::Reporter;
 use crate::settings::Settings;
+use netctl_engine::PlanExt as _;
 
 pub fn plan(settings: &Settings, args: &PlanArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
     let s = load_and_survey(settings, &args.file)?;
     let plan = s
         .ctx
         .engine()
-        .plan_surveyed(&s.survey, &s.desired, args.prune);
+        .plan_surveyed(&s.survey, &s.desired, args.prune)?
+        .refuse_conflicts()?;
     reporter.result(&render_text(&plan), &plan);
     Ok(if args.detailed_exitcode && !plan.is_empty() {
         Outcome::ChangesPending
@@ -41,7 +43,9 @@ pub fn apply(
     let engine = ctx.engine();
     if args.dry_run {
         // Structural dry run: only the planner runs; no executor is built.
-        let plan = engine.plan_surveyed(&survey, &desired, args.prune);
+        let plan = engine
+            .plan_surveyed(&survey, &desired, args.prune)?
+            .refuse_conflicts()?;
         reporter.result(
             &render_text(&plan),
             &json!({ "dry_run": true, "plan": plan }),

@@ -69,7 +69,13 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    match run(&cli) {
+    answer_panics_with_json();
+    // With `panic = "unwind"` the hook has answered already; with `abort` the process ends in
+    // the hook. Either way podman gets exactly one `{"error": ...}`.
+    let Ok(outcome) = std::panic::catch_unwind(|| run(&cli)) else {
+        return ExitCode::FAILURE;
+    };
+    match outcome {
         Ok(Some(out)) => {
             println!("{out}");
             ExitCode::SUCCESS
@@ -81,10 +87,47 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(": ");
-            println!("{}", serde_json::json!({ "error": chain }));
+            print_error(&chain);
             ExitCode::FAILURE
         }
     }
+}
+
+/// netavark's error shape: one JSON object on stdout (podman decodes it strictly).
+fn print_error(message: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", serde_json::json!({ "error": message }));
+    let _ = out.flush();
+}
+
+/// A panic is a bug, but podman must still get an answer it can read, whatever the panic
+/// strategy: the hook prints the error object (and the usual report to stderr). What the run
+/// changed before it panicked is recorded as interrupted, so the next call repairs it.
+fn answer_panics_with_json() {
+    static ANSWERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Several threads may panic (work spread over namespaces); podman reads one answer.
+        if ANSWERED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            default(info);
+            return;
+        }
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(ToString::to_string)
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        print_error(&format!(
+            "internal error (a bug in netctl, please report it): {what}{place}"
+        ));
+        default(info);
+    }));
 }
 
 fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {

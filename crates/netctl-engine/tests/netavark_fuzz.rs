@@ -1,0 +1,112 @@
+//! Hostile input for podman's front door: netavark setup requests whose names, ports,
+//! addresses and options come from a hostile generator, and random bytes. Decoding and
+//! checking a request ([`netctl_engine::check_netavark_request`], what `setup` runs before it
+//! reads or changes anything) must never panic, and every refusal must say why. What is
+//! accepted must be what the TOML front door accepts (names, ports, ranges).
+
+use std::path::Path;
+
+use netctl_types::{NetworkOptions, check_name};
+use proptest::prelude::*;
+use serde_json::json;
+
+fn hostile_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,20}",
+        Just("../../x".to_owned()),
+        Just("a/b".to_owned()),
+        Just(String::new()),
+        Just(".".to_owned()),
+        Just("lo".to_owned()),
+        (1usize..70_000).prop_map(|n| "x".repeat(n)),
+        "\\PC{0,40}",
+        "[\\x00-\\x1f]{1,5}",
+    ]
+}
+
+fn request() -> impl Strategy<Value = serde_json::Value> {
+    (
+        hostile_string(),
+        hostile_string(),
+        hostile_string(),
+        hostile_string(),
+        (any::<u16>(), any::<u16>(), any::<u16>(), hostile_string()),
+        hostile_string(),
+        prop_oneof![Just("10.88.0.0/16".to_owned()), Just("fd00::/64".to_owned()), hostile_string()],
+        prop_oneof![Just("10.88.0.2".to_owned()), hostile_string()],
+    )
+        .prop_map(|(ctr, net, bridge, iface, (c, h, r, proto), host_ip, subnet, ip)| {
+            json!({
+                "container_id": "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666",
+                "container_name": ctr,
+                "port_mappings": [{"host_ip": host_ip, "container_port": c, "host_port": h, "range": r, "protocol": proto}],
+                "networks": {net.clone(): {"interface_name": iface, "static_ips": [ip], "aliases": [ctr]}},
+                "network_info": {net.clone(): {
+                    "name": net, "id": "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9",
+                    "driver": "bridge", "network_interface": bridge,
+                    "subnets": [{"subnet": subnet}],
+                    "ipv6_enabled": false, "internal": false, "dns_enabled": false
+                }}
+            })
+        })
+}
+
+/// Decodes and checks one request text; returns whether it was accepted.
+fn check(text: &str) -> bool {
+    let Ok(opts) = serde_json::from_str::<NetworkOptions>(text) else {
+        return false;
+    };
+    match netctl_engine::check_netavark_request(Path::new("/run/netns/c1"), &opts) {
+        Ok(state) => {
+            for name in state.networks.keys().chain(state.containers.keys()) {
+                assert!(check_name(name).is_ok(), "accepted a bad name {name:?}");
+            }
+            for p in opts.port_mappings.iter().flatten() {
+                assert!(
+                    p.container_port > 0 && p.host_port > 0,
+                    "accepted port 0: {p:?}"
+                );
+                let last =
+                    u32::from(p.host_port.max(p.container_port)) + u32::from(p.range.max(1)) - 1;
+                assert!(last <= 65535, "accepted a range past 65535: {p:?}");
+            }
+            true
+        }
+        Err(e) => {
+            assert!(
+                !e.to_string().trim().is_empty(),
+                "a refusal without a reason"
+            );
+            false
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_requests_are_refused_with_a_reason_never_a_panic(req in request()) {
+        check(&req.to_string());
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        check(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+#[test]
+fn a_plain_request_is_accepted() {
+    let req = json!({
+        "container_id": "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666",
+        "container_name": "web",
+        "port_mappings": [{"host_ip": "", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}],
+        "networks": {"podman": {"interface_name": "eth0", "static_ips": ["10.88.0.2"]}},
+        "network_info": {"podman": {"name": "podman", "id": "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9",
+            "driver": "bridge", "network_interface": "podman0",
+            "subnets": [{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}],
+            "ipv6_enabled": false, "internal": false, "dns_enabled": false}}
+    });
+    assert!(check(&req.to_string()), "podman's own request must pass");
+}
