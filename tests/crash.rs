@@ -163,3 +163,36 @@ sandbox_test! {
         assert!(kills >= 20, "most kills must land inside a run ({kills} of 40 did)");
     }
 }
+
+sandbox_test! {
+    /// SIGTERM (systemd stopping a unit, a Ctrl-C) while netctl changes the machine waits for
+    /// the change to finish: the process then ends by the signal, having left nothing
+    /// half-done (no pending marker, plan in sync without any repair).
+    fn sigterm_waits_for_the_change_to_finish(sb) {
+        let file = sb.write_file("big.toml", &big_file()).display().to_string();
+        let mut child = Command::new(netctl_bin())
+            .args(["apply", "-f", &file])
+            .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start netctl");
+        // Once it has started changing things (namespaces appear), ask it to stop.
+        let started = sb.wait_for(Duration::from_secs(10), || {
+            std::fs::read_dir("/run/netns").map(Iterator::count).unwrap_or(0) > 3
+        });
+        assert!(started, "the apply never got going");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(15), "it ends by SIGTERM, after the change: {status}");
+        assert!(!Path::new("/var/lib/netctl/pending.json").exists(), "nothing was left half-done");
+        let (code, text) = plan_code(&file);
+        assert_eq!(code, 0, "the apply finished before the signal took effect:\n{text}");
+    }
+}

@@ -40,7 +40,7 @@ pub use model::{
 pub use netctl_types::MacAddr;
 pub use nix::sys::signal::Signal;
 pub use ns::NsRef;
-pub use terminate::{KILL_WAIT, Termination, terminate};
+pub use terminate::{DeferredTermination, KILL_WAIT, Termination, defer_termination, terminate};
 
 /// Result of every sys call.
 pub type SysResult<T> = Result<T, SysError>;

@@ -80,3 +80,36 @@ fn wait_gone<P: Processes + ?Sized>(procs: &P, pid: u32, start_time: u64, limit:
         std::thread::sleep(POLL);
     }
 }
+
+/// While held, `SIGINT`, `SIGTERM` and `SIGHUP` wait: a Ctrl-C or a `systemctl stop` that
+/// arrives while netctl changes the machine takes effect when the change is finished (or
+/// rolled back) and the guard is dropped, not half-way through it. (A `SIGKILL` cannot wait;
+/// the pending-operation marker covers that.)
+///
+/// The signals are blocked for the calling thread and the threads it starts while it holds the
+/// guard; programs it runs start with an empty mask (the standard library resets it).
+#[derive(Debug)]
+pub struct DeferredTermination {
+    old: nix::sys::signal::SigSet,
+}
+
+/// Blocks the termination signals until the returned guard is dropped.
+pub fn defer_termination() -> DeferredTermination {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    let mut old = SigSet::empty();
+    // Cannot fail with a valid `how` and set.
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
+    DeferredTermination { old }
+}
+
+impl Drop for DeferredTermination {
+    fn drop(&mut self) {
+        use nix::sys::signal::{SigmaskHow, pthread_sigmask};
+        // A signal that came meanwhile is delivered now.
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+    }
+}

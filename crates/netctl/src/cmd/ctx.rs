@@ -16,11 +16,13 @@ use crate::settings::{FirewallDriver, Settings};
 
 /// An open operation: the state lock (held until drop), the store and the kernel seam.
 pub struct Ctx {
-    // Field order: the store closes before the lock is released.
+    // Field order: the store closes before the lock is released, and termination signals
+    // that came during the operation take effect only after both.
     pub store: Store,
     pub sys: LinuxSys,
     pub config: Config,
     _lock: OperationLock,
+    _deferred: netctl_sys::DeferredTermination,
 }
 
 impl Ctx {
@@ -49,6 +51,8 @@ impl Ctx {
             sys: LinuxSys::new(),
             config: engine_config(settings)?,
             _lock: lock,
+            // Taken once the lock is held: waiting for the lock stays interruptible.
+            _deferred: netctl_sys::defer_termination(),
         })
     }
 
