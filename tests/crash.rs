@@ -180,7 +180,7 @@ sandbox_test! {
             .expect("start netctl");
         // Once it has started changing things (namespaces appear), ask it to stop.
         let started = sb.wait_for(Duration::from_secs(10), || {
-            std::fs::read_dir("/run/netns").map(Iterator::count).unwrap_or(0) > 3
+            std::fs::read_dir("/run/netns").map_or(0, Iterator::count) > 3
         });
         assert!(started, "the apply never got going");
         nix::sys::signal::kill(
