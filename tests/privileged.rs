@@ -239,7 +239,8 @@ sandbox_test! {
         ok(&["apply", "-f", &back]);
         sb.add_netns("peer");
         // A second container on `back` made by netctl too, to talk to.
-        let peer_file = write(sb, "peer.toml", "[networks.back]\nbridge = \"nc-back\"\nsubnets = [{ subnet = \"10.89.30.0/24\" }]\n[containers.peer]\nnetns = \"/run/netns/peer\"\nnetworks.back = { ip = \"10.89.30.50\" }\n");
+        // Another project's container joins `back`, which `back.toml`'s project owns.
+        let peer_file = write(sb, "peer.toml", "[networks.back]\nexternal = true\n[containers.peer]\nnetns = \"/run/netns/peer\"\nnetworks.back = { ip = \"10.89.30.50\" }\n");
         ok(&["apply", "-f", &peer_file]);
 
         std::fs::OpenOptions::new().append(true).open("/etc/netns/web/hosts").map(|mut f| {
@@ -313,7 +314,7 @@ sandbox_test! {
         // phase fails after the network, namespace, veth and lease for it were made.
         std::fs::create_dir_all("/etc/netns/third").unwrap();
         std::os::unix::fs::symlink(sb.write_file("victim", "x\n"), "/etc/netns/third/hosts").unwrap();
-        let more = TWO.to_owned() + "\n[networks.extra]\nbridge = \"nc-extra\"\nsubnets = [{ subnet = \"10.89.40.0/24\" }]\n[containers.third]\nnetworks.extra = {}\n";
+        let more = "project = \"two\"\n".to_owned() + TWO + "\n[networks.extra]\nbridge = \"nc-extra\"\nsubnets = [{ subnet = \"10.89.40.0/24\" }]\n[containers.third]\nnetworks.extra = {}\n";
         let more_file = write(sb, "more.toml", &more);
         let out = netctl(&["apply", "-f", &more_file]);
         assert_eq!(out.status.code(), Some(1), "{}", describe(&out));

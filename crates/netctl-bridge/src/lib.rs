@@ -26,10 +26,6 @@ use netctl_sys::{
 };
 use netctl_types::{MacAddr, NetAddress, NetInterface, StatusBlock, error_chain, link_alias};
 
-/// Metric of the default route of a container's first interface (netavark's default); later
-/// interfaces get the next ones so two networks' default routes never collide.
-pub const DEFAULT_ROUTE_METRIC: u32 = 100;
-
 /// A bridge network as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeNetwork {
@@ -101,6 +97,8 @@ pub struct BridgeAttachment {
     pub mac: MacAddr,
     /// One address per subnet, with the subnet's prefix length.
     pub addresses: Vec<IpNet>,
+    /// Metric of the default routes (chosen by the planner, recorded).
+    pub metric: u32,
 }
 
 impl BridgeAttachment {
@@ -130,15 +128,6 @@ impl BridgeAttachment {
     /// made the namespace.
     fn owns_interface(&self, link: &Link) -> bool {
         link.kind == LinkKind::Veth && link.name == self.interface && link.mac == Some(self.mac)
-    }
-
-    fn route_metric(&self) -> u32 {
-        let index: u32 = self
-            .interface
-            .strip_prefix("eth")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        DEFAULT_ROUTE_METRIC.saturating_add(index)
     }
 }
 
@@ -461,9 +450,7 @@ fn setup_steps(
         if !net.internal
             && let Some(gw) = gateway
         {
-            let route = Route::default_via(gw)
-                .dev(ifname)
-                .metric(att.route_metric());
+            let route = Route::default_via(gw).dev(ifname).metric(att.metric);
             sys.add_route(&ctr, &route)
                 .map_err(err(format!("add route {route}")))?;
         }

@@ -8,11 +8,15 @@
 //! namespace file is netctl's when its container is recorded, or when it is the empty mount
 //! point an interrupted creation left (see `netctl_sys::Namespaces::create_named`).
 
+use std::fmt::Write as _;
+
+use ipnet::IpNet;
 use netctl_plan::{Action, Conflict, Plan, Recorded, Resource};
-use netctl_sys::{Link, NsRef};
+use netctl_sys::{Link, Listening, NsRef};
+use netctl_types::PortMapping;
 
 use crate::exec::sys_err;
-use crate::{Engine, Result};
+use crate::{Engine, PortInUse, Result};
 
 /// Everything in `plan`'s way, as conflicts (empty when nothing is).
 pub(crate) fn find(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<Vec<Conflict>> {
@@ -206,4 +210,251 @@ fn interface_taken(
 /// The permission bits of a file mode (what `chmod` sets).
 fn permission_bits(mode: u32) -> u32 {
     mode & 0o7777
+}
+
+/// The checks a declarative apply adds (podman and CNI do their own): names other projects
+/// own, external networks that do not exist, subnets already used on the host or by another
+/// project's network, host ports another project's container publishes or a host socket
+/// listens on. `rec` is every record, whatever the project.
+pub(crate) fn find_declarative(
+    engine: &Engine<'_>,
+    plan: &Plan,
+    rec: &Recorded,
+) -> Result<Vec<Conflict>> {
+    let mut out = Vec::new();
+    let mut conflict = |resource: Resource, what: String| out.push(Conflict { resource, what });
+    for (name, net) in &plan.target.networks {
+        let resource = Resource::Network { name: name.clone() };
+        let recorded = rec.networks.get(name);
+        if net.external {
+            if recorded.is_none() {
+                conflict(
+                    resource,
+                    format!(
+                        "external network {name} does not exist; apply the project that declares it first"
+                    ),
+                );
+            }
+            continue;
+        }
+        if let Some(theirs) = recorded.and_then(|r| r.project.as_ref())
+            && net.project.as_ref().is_some_and(|p| p != theirs)
+            && !net.is_default
+        {
+            conflict(
+                resource,
+                format!(
+                    "network {name} belongs to project {theirs}; to use it here, declare it with `external = true`"
+                ),
+            );
+        }
+    }
+    for (name, ctr) in &plan.target.containers {
+        if let Some(theirs) = rec.containers.get(name).and_then(|r| r.project.as_ref())
+            && ctr.project.as_ref().is_some_and(|p| p != theirs)
+        {
+            conflict(
+                Resource::Container { name: name.clone() },
+                format!("container {name} belongs to project {theirs}"),
+            );
+        }
+    }
+    let host = host_networks(engine, plan, rec)?;
+    let mut listening: Option<Vec<Listening>> = None;
+    for step in &plan.steps {
+        match (&step.resource, step.action) {
+            (Resource::Network { name }, Action::Create | Action::Replace) => {
+                for what in subnet_conflicts(plan, rec, &host, name) {
+                    conflict(step.resource.clone(), what);
+                }
+            }
+            (Resource::Container { name }, Action::Create | Action::Update | Action::Replace) => {
+                for what in port_conflicts(engine, plan, rec, name, &mut listening)? {
+                    conflict(step.resource.clone(), what);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// What the host's own interfaces use: each address with the link it is on, and each route
+/// (but the default ones) with its device. netctl's bridges are left out: their subnets are
+/// recorded networks, checked as such.
+fn host_networks(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<Vec<(IpNet, String)>> {
+    let creates_subnets = plan.steps.iter().any(|s| {
+        matches!((&s.resource, s.action), (Resource::Network { name }, Action::Create | Action::Replace)
+            if plan.target.networks.get(name).is_some_and(|n| n.subnets.is_some()))
+    });
+    if !creates_subnets {
+        return Ok(Vec::new());
+    }
+    let ours: std::collections::BTreeSet<&str> = rec
+        .networks
+        .values()
+        .map(|n| n.network_interface.as_str())
+        .collect();
+    let host = NsRef::Host;
+    let mut out: Vec<(IpNet, String)> = engine
+        .sys
+        .addrs(&host)
+        .map_err(sys_err("list host addresses"))?
+        .into_iter()
+        .filter(|a| !ours.contains(a.link_name.as_str()))
+        .map(|a| (a.net, format!("address {} on {}", a.net, a.link_name)))
+        .collect();
+    for route in engine
+        .sys
+        .routes(&host)
+        .map_err(sys_err("list host routes"))?
+    {
+        if route.dst.prefix_len() == 0 || route.dev.as_deref().is_some_and(|d| ours.contains(d)) {
+            continue;
+        }
+        out.push((route.dst, format!("route {route}")));
+    }
+    Ok(out)
+}
+
+fn overlap(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// A new network's declared subnets against other networks (any project) and the host.
+fn subnet_conflicts(
+    plan: &Plan,
+    rec: &Recorded,
+    host: &[(IpNet, String)],
+    name: &str,
+) -> Vec<String> {
+    let Some(subnets) = plan
+        .target
+        .networks
+        .get(name)
+        .and_then(|n| n.subnets.clone())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for subnet in subnets.iter().map(|s| s.subnet) {
+        for other in rec.networks.values().filter(|n| n.name != name) {
+            for theirs in other.subnets.iter().map(|s| s.subnet) {
+                if overlap(subnet, theirs) {
+                    out.push(format!(
+                        "subnet {subnet} overlaps subnet {theirs} of network {}{}",
+                        other.name,
+                        of_project(other.project.as_deref())
+                    ));
+                }
+            }
+        }
+        if let Some((_, what)) = host.iter().find(|(net, _)| overlap(subnet, net.trunc())) {
+            out.push(format!(
+                "subnet {subnet} is already used on the host ({what})"
+            ));
+        }
+    }
+    out
+}
+
+fn of_project(project: Option<&str>) -> String {
+    match project {
+        Some(p) => format!(" (project {p})"),
+        None => " (made by podman or before projects)".to_owned(),
+    }
+}
+
+/// A container's newly published host ports against other recorded containers and the
+/// host's listening sockets.
+fn port_conflicts(
+    engine: &Engine<'_>,
+    plan: &Plan,
+    rec: &Recorded,
+    name: &str,
+    listening: &mut Option<Vec<Listening>>,
+) -> Result<Vec<String>> {
+    let Some(target) = plan.target.containers.get(name) else {
+        return Ok(Vec::new());
+    };
+    let recorded_ports: Vec<PortMapping> = rec
+        .containers
+        .get(name)
+        .map(crate::fwmap::ports_of)
+        .unwrap_or_default();
+    let new: Vec<&PortMapping> = target
+        .ports
+        .iter()
+        .filter(|p| !p.chooses_host_port() && !recorded_ports.contains(p))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for other in rec
+        .containers
+        .values()
+        .filter(|c| !plan.target.containers.contains_key(&c.name))
+    {
+        for theirs in crate::fwmap::ports_of(other) {
+            if let Some(mine) = new.iter().find(|m| m.host_overlaps(&theirs)) {
+                out.push(format!(
+                    "host port {} is already published by container {}{} ({})",
+                    mine.host_side(),
+                    other.name,
+                    of_project(other.project.as_deref()),
+                    theirs.host_side()
+                ));
+            }
+        }
+    }
+    let sockets = match listening {
+        Some(sockets) => sockets,
+        None => listening.insert(
+            engine
+                .sys
+                .listening()
+                .map_err(sys_err("list the host's listening sockets"))?,
+        ),
+    };
+    for mine in &new {
+        for socket in sockets.iter().filter(|s| listener_takes(s, mine)) {
+            let mut what = format!(
+                "host port {} is in use on the host: a {} socket listens on {}",
+                mine.host_side(),
+                socket.protocol,
+                socket.addr
+            );
+            if let Some(owner) = engine.sys.socket_owner(socket.inode) {
+                let _ = write!(what, " ({owner})");
+            }
+            match engine.cfg.port_in_use {
+                PortInUse::Refuse => {
+                    what.push_str(
+                        "; stop it, choose another host port, or set port_in_use = \"warn\"",
+                    );
+                    out.push(what);
+                }
+                PortInUse::Warn => tracing::warn!("{what}; netctl's forward will take it over"),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a socket listening on `socket` gets traffic meant for `mapping`'s host side: same
+/// protocol and port, and addresses that meet (a `::` socket takes IPv4 too, unless it is
+/// IPv6-only, which /proc does not tell).
+fn listener_takes(socket: &Listening, mapping: &PortMapping) -> bool {
+    let first = u32::from(mapping.host_port);
+    let last = first + u32::from(mapping.port_count()) - 1;
+    let port = u32::from(socket.addr.port());
+    if socket.protocol != mapping.protocol || port < first || port > last {
+        return false;
+    }
+    let ip = socket.addr.ip();
+    if mapping.host_ip.is_empty() || ip.is_unspecified() && ip.is_ipv6() {
+        return true;
+    }
+    netctl_types::host_ips_overlap(&mapping.host_ip, &ip.to_string())
 }

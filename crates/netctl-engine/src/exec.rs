@@ -106,6 +106,9 @@ pub(crate) fn bridge_attachment(
         interface: att.interface.clone(),
         mac: netctl_types::MacAddr::from(att.mac.octets()),
         addresses: att.addresses.clone(),
+        metric: att
+            .metric
+            .unwrap_or_else(|| netctl_plan::legacy_metric(&att.interface)),
     }
 }
 
@@ -499,6 +502,7 @@ impl<'e, 'a> Run<'e, 'a> {
             labels: target.labels.clone(),
             options: BTreeMap::new(),
             created: SystemTime::now(),
+            project: target.project.clone(),
         };
         engine.store.write(|tx| tx.put_network(&record))?;
         self.journal.push(Undo::NetworkRecorded(name.to_owned()));
@@ -511,6 +515,9 @@ impl<'e, 'a> Run<'e, 'a> {
         record.mtu = target.mtu;
         record.isolate = target.isolate;
         record.labels.clone_from(&target.labels);
+        if target.project.is_some() {
+            record.project.clone_from(&target.project);
+        }
         self.engine.store.write(|tx| tx.put_network(&record))?;
         if self
             .engine
@@ -599,6 +606,7 @@ impl<'e, 'a> Run<'e, 'a> {
             ports: Opaque::of(&self.resolve_host_ports(&target.ports, name)?)
                 .expect("ports serialise"),
             created: SystemTime::now(),
+            project: target.project.clone(),
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
         self.journal.push(Undo::ContainerRecorded(name.to_owned()));
@@ -713,6 +721,9 @@ impl<'e, 'a> Run<'e, 'a> {
         let target = &self.target.containers[name];
         let mut record = self.container_record(name)?;
         record.hostname.clone_from(&target.hostname);
+        if target.project.is_some() {
+            record.project.clone_from(&target.project);
+        }
         record.spec = Opaque::of(&target.spec).expect("specs serialise");
         record.ports =
             Opaque::of(&self.resolve_host_ports(&target.ports, name)?).expect("ports serialise");
@@ -811,6 +822,7 @@ impl<'e, 'a> Run<'e, 'a> {
             mac: target.mac.map(|m| RecMac(m.octets())),
             aliases: aliases.into_iter().collect(),
             interface: Some(target.interface.clone()),
+            metric: Some(target.metric),
         };
         let att = self.engine.store.write(|tx| tx.attach(&request))?;
         let bn = bridge_network(&net);
@@ -1033,16 +1045,14 @@ fn subnet_record(spec: &SubnetSpec) -> SubnetRecord {
     }
 }
 
-/// Plan against the survey, execute, record, verify.
+/// Execute a plan made against the survey, record, verify.
 pub(crate) fn apply(
     engine: &Engine<'_>,
     survey: Survey,
-    desired: &DesiredState,
+    plan: Plan,
     source: Option<(&Path, &str)>,
-    prune: bool,
 ) -> Result<ApplyReport> {
     let started = std::time::Instant::now();
-    let plan = engine.plan_surveyed(&survey, desired, prune)?;
     let before = survey.recorded;
     tracing::debug!(elapsed = ?started.elapsed(), steps = plan.steps.len(), "apply: planned");
     let report = execute(engine, plan, before, source, Verify::All);
@@ -1281,7 +1291,7 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
         for att in rec.attachments_of(name) {
             let n = &att.network;
             if except.contains(n) {
-                spec.networks.remove(n);
+                spec.networks.shift_remove(n);
                 continue;
             }
             let short: String = ctr.id.chars().take(12).collect();
@@ -1484,7 +1494,7 @@ pub(crate) fn disconnect(engine: &Engine<'_>, network: &str, container: &str) ->
         .get_mut(&ctr.name)
         .expect("recorded container is desired")
         .networks
-        .remove(&net.name);
+        .shift_remove(&net.name);
     let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
     plan.steps.retain(|s| matches!(&s.resource, Resource::Attachment { container: c, network: n } if *c == ctr.name && *n == net.name));

@@ -53,6 +53,20 @@ pub struct Config {
     pub host_hosts: PathBuf,
     /// The host's resolv.conf.
     pub host_resolv: PathBuf,
+    /// What a host port someone on the host already listens on means for an apply.
+    pub port_in_use: PortInUse,
+}
+
+/// What `apply` does when a port it would publish is already in use on the host (a socket
+/// listens there): podman binds its ports and fails; netctl's DNAT would silently take the
+/// port over, so by default it refuses the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortInUse {
+    /// A plan-time conflict naming the port and the listener.
+    #[default]
+    Refuse,
+    /// A warning, and the port is published anyway.
+    Warn,
 }
 
 /// An engine failure, with the context of what was being done. Causes are boxed so the
@@ -251,14 +265,16 @@ impl<'a> Engine<'a> {
         desired: &DesiredState,
         prune: bool,
     ) -> Result<Plan> {
-        let mut plan = netctl_plan::plan(
-            desired,
-            &survey.recorded,
-            &survey.observed,
-            &self.cfg.defaults,
-            prune,
-        );
+        // A project's file is planned against that project's records only: other projects'
+        // networks and containers are neither orphans nor repaired here.
+        let view = netctl_plan::project_view(&survey.recorded, desired, &self.cfg.defaults);
+        let mut plan =
+            netctl_plan::plan(desired, &view, &survey.observed, &self.cfg.defaults, prune);
         plan.conflicts = conflicts::find(self, &plan, &survey.recorded)?;
+        if desired.project.is_some() {
+            plan.conflicts
+                .extend(conflicts::find_declarative(self, &plan, &survey.recorded)?);
+        }
         plan.conflicts_checked = true;
         Ok(plan)
     }
@@ -282,7 +298,19 @@ impl<'a> Engine<'a> {
         source: Option<(&Path, &str)>,
         prune: bool,
     ) -> Result<ApplyReport> {
-        exec::apply(self, survey, desired, source, prune)
+        let plan = self.plan_surveyed(&survey, desired, prune)?;
+        self.apply_plan(survey, plan, source)
+    }
+
+    /// Executes a plan made by [`Engine::plan_surveyed`] from `survey` (so a caller can show
+    /// it, or ask, in between).
+    pub fn apply_plan(
+        &self,
+        survey: Survey,
+        plan: Plan,
+        source: Option<(&Path, &str)>,
+    ) -> Result<ApplyReport> {
+        exec::apply(self, survey, plan, source)
     }
 
     /// Removes everything netctl made for the named containers and networks (all when `None`).

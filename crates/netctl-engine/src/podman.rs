@@ -13,9 +13,9 @@ use std::path::Path;
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec, MacAddr,
-    NetAddress, NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec, PortTable,
-    Shown, StatusBlock, SubnetSpec,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
+    MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec,
+    PortTable, Shown, StatusBlock, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -127,7 +127,7 @@ fn requested_state(
         return Err(EngineError::Invalid("no networks given to set up".into()));
     }
     let mut state = DesiredState::default();
-    let mut attachments = BTreeMap::new();
+    let mut attachments = IndexMap::new();
     for (net_name, per) in opts.networks.iter() {
         let info = opts.network_info.get(net_name).ok_or_else(|| {
             EngineError::Invalid(format!(
@@ -231,7 +231,7 @@ pub(crate) fn setup(
         .containers
         .entry(name.clone())
         .or_insert_with(|| ContainerSpec {
-            networks: BTreeMap::new(),
+            networks: IndexMap::new(),
             ports: Vec::new(),
             ..requested.clone()
         });

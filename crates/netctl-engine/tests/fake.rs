@@ -66,6 +66,7 @@ impl World {
             },
             host_hosts: root.join("hosts"),
             host_resolv: root.join("resolv.conf"),
+            port_in_use: netctl_engine::PortInUse::Refuse,
         }
     }
 

@@ -48,6 +48,7 @@ fn net(name: &str, id_pair: &str, subnets: &[(&str, Option<&str>)]) -> NetworkRe
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: at(1_700_000_000, 0),
+        project: None,
     }
 }
 
@@ -80,6 +81,7 @@ fn ctr(name: &str, mode: NetworkMode, ports: &[PortMapping]) -> ContainerRecord 
             Opaque::of(ports).unwrap()
         },
         created: at(1_700_000_100, 0),
+        project: None,
     }
 }
 
@@ -98,6 +100,7 @@ fn att(
         mac: mac.parse::<MacAddr>().unwrap(),
         aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
         addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        metric: None,
     }
 }
 

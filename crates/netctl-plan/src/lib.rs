@@ -25,7 +25,8 @@ use serde::Serialize;
 
 pub use render::render_text;
 pub use resolve::{
-    TargetAttachment, TargetContainer, TargetNetwork, TargetState, resolve, veth_name,
+    DEFAULT_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork, TargetState,
+    legacy_metric, project_view, resolve, veth_name,
 };
 
 /// Settings the planner needs to fill in what the file leaves out.
@@ -404,7 +405,19 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
             Some(render::labels_str(&target.labels)),
         ));
     }
+    project_change(target.project.as_ref(), rec.project.as_ref(), &mut changes);
     (changes, replace)
+}
+
+/// A record of no project (written before projects, or by podman) that a project's file names
+/// is taken over by that project. (A record of another project never gets here: that is a
+/// conflict.)
+fn project_change(target: Option<&String>, rec: Option<&String>, changes: &mut Vec<Change>) {
+    if let Some(project) = target
+        && rec != Some(project)
+    {
+        changes.push(Change::new("project", rec.cloned(), Some(project.clone())));
+    }
 }
 
 fn diff_networks(
@@ -415,6 +428,10 @@ fn diff_networks(
     orphans: &mut Vec<Resource>,
 ) {
     for (name, net) in &target.networks {
+        // An external network is someone else's: used as it is, never created or changed.
+        if net.external {
+            continue;
+        }
         let resource = Resource::Network { name: name.clone() };
         match recorded.networks.get(name) {
             None => steps.push(Step::create(resource, render::network_summary(net))),
@@ -516,6 +533,7 @@ fn container_changes(target: &TargetContainer, rec: &ContainerRecord) -> (Vec<Ch
             Some(format!("{:?}", spec.slirp4netns)),
         ));
     }
+    project_change(target.project.as_ref(), rec.project.as_ref(), &mut changes);
     (changes, replace)
 }
 

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
-    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, Isolate, MacAddr, NetnsSpec,
-    PortMapping, SubnetSpec, normalize_ports,
+    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, MacAddr,
+    NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -37,6 +37,10 @@ pub struct TargetNetwork {
     pub labels: BTreeMap<String, String>,
     /// The implicit default network (`podman`), not declared in the file.
     pub is_default: bool,
+    /// `external = true`: used as it exists, never created, changed or deleted by this file.
+    pub external: bool,
+    /// The project that owns it (`None` for the default network and imperative calls).
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +58,8 @@ pub struct TargetContainer {
     /// Normalised published ports.
     pub ports: Vec<PortMapping>,
     pub attachments: BTreeMap<String, TargetAttachment>,
+    /// The project that owns it (`None` for imperative calls).
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +70,8 @@ pub struct TargetAttachment {
     pub interface: String,
     /// Declared aliases plus the container's short id (podman always adds it), sorted.
     pub aliases: Vec<String>,
+    /// Metric of the attachment's default routes (see [`assign_metrics`]).
+    pub metric: u32,
 }
 
 impl TargetAttachment {
@@ -75,6 +83,43 @@ impl TargetAttachment {
             .chain(self.ip6.map(IpAddr::V6))
             .collect()
     }
+}
+
+/// The records a project's file is planned against: its own networks and containers, and
+/// whatever the file names (so a name another project owns is seen, and reported as a
+/// conflict, rather than created twice), and the implicit default network when the file's
+/// containers use it. Everything else belongs to someone else: it is neither an orphan nor
+/// pruned nor repaired by this project's apply. Without a project (imperative calls), all.
+pub fn project_view(recorded: &Recorded, desired: &DesiredState, defaults: &Defaults) -> Recorded {
+    let Some(project) = desired.project.as_deref() else {
+        return recorded.clone();
+    };
+    let uses_default = desired.containers.values().any(|c| {
+        (c.mode == ContainerMode::Bridge && c.networks.is_empty())
+            || c.networks.contains_key(&defaults.default_network)
+    });
+    let mut view = Recorded::default();
+    for (name, net) in &recorded.networks {
+        if net.project.as_deref() == Some(project)
+            || desired.networks.contains_key(name)
+            || (uses_default && *name == defaults.default_network)
+        {
+            view.networks.insert(name.clone(), net.clone());
+        }
+    }
+    for (name, ctr) in &recorded.containers {
+        if ctr.project.as_deref() == Some(project) || desired.containers.contains_key(name) {
+            view.containers.insert(name.clone(), ctr.clone());
+            for att in recorded.attachments_of(name) {
+                view.attachments
+                    .insert((name.clone(), att.network.clone()), att.clone());
+            }
+            if let Some(helper) = recorded.helpers.get(name) {
+                view.helpers.insert(name.clone(), helper.clone());
+            }
+        }
+    }
+    view
 }
 
 /// Resolves the file against what was recorded.
@@ -102,6 +147,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 },
                 labels: spec.labels.clone(),
                 is_default: false,
+                external: spec.external,
+                project: desired.project.clone(),
             };
             (name.clone(), net)
         })
@@ -109,7 +156,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
 
     let mut containers = BTreeMap::new();
     for (name, spec) in &desired.containers {
-        let ctr = resolve_container(name, spec, recorded, defaults);
+        let mut ctr = resolve_container(name, spec, recorded, defaults);
+        ctr.project.clone_from(&desired.project);
         if ctr.attachments.contains_key(&defaults.default_network)
             && !networks.contains_key(&defaults.default_network)
         {
@@ -139,6 +187,8 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         isolate: RecIsolate::Off,
         labels: BTreeMap::new(),
         is_default: true,
+        external: false,
+        project: None,
     }
 }
 
@@ -175,6 +225,7 @@ fn resolve_container(
         declared.clear();
     }
     let interfaces = assign_interfaces(name, &declared, recorded);
+    let metrics = assign_metrics(name, &declared, &interfaces, recorded);
     let short_id: String = id.chars().take(12).collect();
     let attachments = declared
         .iter()
@@ -189,6 +240,7 @@ fn resolve_container(
                 mac: att.mac,
                 interface: interfaces[net].clone(),
                 aliases: aliases.into_iter().collect(),
+                metric: metrics[net],
             };
             (net.clone(), target)
         })
@@ -223,15 +275,16 @@ fn resolve_container(
         spec: spec.clone(),
         ports,
         attachments,
+        project: None,
     }
 }
 
 /// Interface names: declared ones first, then those recorded for the attachment (if still
-/// free), then the lowest free `ethN`, walking networks in name order so the result is the same
-/// every time (podman walks a Go map here).
+/// free), then the lowest free `ethN`, walking networks in the order the container lists them
+/// (podman's order; podman itself walks a Go map here), so the first network is `eth0`.
 fn assign_interfaces(
     container: &str,
-    declared: &BTreeMap<String, netctl_types::AttachmentSpec>,
+    declared: &IndexMap<String, netctl_types::AttachmentSpec>,
     recorded: &Recorded,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -265,6 +318,60 @@ fn assign_interfaces(
             .expect("some ethN is free");
         used.insert(ifname.clone());
         out.insert(net.clone(), ifname);
+    }
+    out
+}
+
+/// Metric of the default routes of a container's first network; each further network gets
+/// the next free one, so two networks' default routes never collide (netavark's default is
+/// 100).
+pub const DEFAULT_ROUTE_METRIC: u32 = 100;
+
+/// The metric an attachment recorded before metrics were recorded used: derived from an
+/// `ethN` name (any other name counted as `eth0`).
+pub fn legacy_metric(interface: &str) -> u32 {
+    let index: u32 = interface
+        .strip_prefix("eth")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    DEFAULT_ROUTE_METRIC.saturating_add(index)
+}
+
+/// Default-route metrics: the recorded one for an attachment that has one (stable across
+/// re-applies, whatever the file's order becomes), else the lowest free metric from
+/// [`DEFAULT_ROUTE_METRIC`] up, walking networks in the order the container lists them, so the
+/// first network's routes win. (Deriving it from an `ethN` name gave `back0` and `eth0` the
+/// same metric, and the second default route failed with "File exists".)
+fn assign_metrics(
+    container: &str,
+    declared: &IndexMap<String, netctl_types::AttachmentSpec>,
+    interfaces: &BTreeMap<String, String>,
+    recorded: &Recorded,
+) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let mut used = BTreeSet::new();
+    for net in declared.keys() {
+        if let Some(rec) = recorded
+            .attachments
+            .get(&(container.to_owned(), net.clone()))
+            && rec.interface == interfaces[net]
+        {
+            let metric = rec.metric.unwrap_or_else(|| legacy_metric(&rec.interface));
+            if used.insert(metric) {
+                out.insert(net.clone(), metric);
+            }
+        }
+    }
+    for net in declared.keys() {
+        if out.contains_key(net) {
+            continue;
+        }
+        // At most `used.len()` metrics are taken, so one of the next len+1 is free.
+        let metric = (DEFAULT_ROUTE_METRIC..=DEFAULT_ROUTE_METRIC + used.len() as u32)
+            .find(|m| !used.contains(m))
+            .expect("some metric is free");
+        used.insert(metric);
+        out.insert(net.clone(), metric);
     }
     out
 }

@@ -103,6 +103,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 labels: net.labels.clone(),
                 options: BTreeMap::new(),
                 created: SystemTime::UNIX_EPOCH,
+                project: None,
             },
         );
     }
@@ -127,6 +128,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 spec: Opaque::of(&ctr.spec).unwrap(),
                 ports: Opaque::of(&ctr.ports).unwrap(),
                 created: SystemTime::UNIX_EPOCH,
+                project: None,
             },
         );
         obs.files_ok.insert(name.clone(), true);
@@ -194,6 +196,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                         .map_or(MacAddr([0x0a, 0x58, 0, 0, 0, 1]), |m| MacAddr(m.octets())),
                     aliases,
                     addresses,
+                    metric: Some(att.metric),
                 },
             );
         }

@@ -76,6 +76,7 @@ fn network(name: &str, cidr: &str, lease_range: Option<(IpAddr, IpAddr)>) -> Net
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: SystemTime::now(),
+        project: None,
     }
 }
 

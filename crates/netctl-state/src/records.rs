@@ -46,6 +46,10 @@ pub struct NetworkRecord {
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     pub created: SystemTime,
+    /// The project (desired-state file) that owns it; `None` for what podman or a CNI runtime
+    /// brought, the default network, and records written before projects existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 impl NetworkRecord {
@@ -122,6 +126,9 @@ pub struct ContainerRecord {
     #[serde(default)]
     pub ports: Opaque,
     pub created: SystemTime,
+    /// The project that owns it (see [`NetworkRecord::project`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// JSON the store keeps without knowing its shape (a type of the crates above it), as the text it
@@ -223,6 +230,10 @@ pub struct AttachmentRecord {
     /// (`10.89.0.5/24`), in the network's subnet order.
     #[serde(default)]
     pub addresses: Vec<IpNet>,
+    /// Metric of the attachment's default routes, chosen once (by the order of the
+    /// container's networks) and kept. `None` in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
 }
 
 /// One IPAM lease: an address of a network's subnet held by a container.

@@ -746,6 +746,8 @@ pub struct AttachRequest {
     pub aliases: Vec<String>,
     /// A declared interface name; the lowest free `ethN` of the container otherwise.
     pub interface: Option<String>,
+    /// The default routes' metric, as the planner chose it.
+    pub metric: Option<u32>,
 }
 
 impl WriteTxn {
@@ -1156,6 +1158,7 @@ impl WriteTxn {
             mac,
             aliases: request.aliases.clone(),
             addresses,
+            metric: request.metric,
         };
         self.write_attachment(&record)?;
         Ok(record)

@@ -136,6 +136,7 @@ impl ChildJob {
                     mac: None,
                     aliases: vec![],
                     interface: None,
+                    metric: None,
                 })
             })
             .unwrap();

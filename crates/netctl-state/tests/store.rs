@@ -43,6 +43,7 @@ fn request(container: &str, network: &str) -> AttachRequest {
         mac: None,
         aliases: vec![],
         interface: None,
+        metric: None,
     }
 }
 

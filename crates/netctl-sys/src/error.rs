@@ -114,6 +114,13 @@ impl fmt::Display for SysctlOp {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum SysError {
+    /// Reading something the kernel shows as a file (`/proc/net/tcp`) failed.
+    #[error("cannot {what}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
     /// A netlink request failed; `source` carries the kernel's errno.
     #[error("netlink: cannot {what} in {ns}{}", kernel_suffix(.kernel_message.as_deref()))]
     Netlink {
@@ -243,6 +250,7 @@ impl SysError {
             | Self::NfNetlink { source, .. }
             | Self::Spawn { source, .. }
             | Self::PidFile { source, .. }
+            | Self::Io { source, .. }
             | Self::Signal { source, .. } => source,
             Self::Nft { stderr, .. } => {
                 return if stderr.contains(NFT_NOT_FOUND) {

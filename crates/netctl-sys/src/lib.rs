@@ -33,9 +33,9 @@ pub use error::{NamespaceOp, NetlinkOp, SysError, SysctlOp};
 pub use fake::FakeSys;
 pub use linux::LinuxSys;
 pub use model::{
-    Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE,
-    MAX_IFNAME_LEN, NftFamily, Route, RouteProto, RunOutput, SpawnMode, SpawnSpec, Spawned,
-    StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
+    Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Ipv4Conf, Link, LinkChange, LinkKind, Listening,
+    MAIN_TABLE, MAX_IFNAME_LEN, NftFamily, Route, RouteProto, RunOutput, SpawnMode, SpawnSpec,
+    Spawned, StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
 };
 pub use netctl_types::MacAddr;
 pub use nix::sys::signal::Signal;
@@ -146,11 +146,22 @@ pub trait Processes {
     fn is_alive(&self, pid: u32, start_time: u64) -> bool;
 }
 
+/// The sockets of netctl's own namespace (the host's, for a netctl run on the host).
+pub trait Sockets {
+    /// Every TCP socket listening and every UDP socket bound, both families.
+    fn listening(&self) -> SysResult<Vec<Listening>>;
+    /// The process holding socket `inode`, as `pid N (command)`, if it can be found.
+    fn socket_owner(&self, inode: u64) -> Option<String>;
+}
+
 /// Everything at once; what backends take (`&dyn Sys`). Shareable across threads, so work on
 /// many namespaces (observing a thousand containers) can be spread over the CPUs.
-pub trait Sys: Netlink + Namespaces + Sysctl + Nft + Processes + Send + Sync {}
+pub trait Sys: Netlink + Namespaces + Sysctl + Nft + Processes + Sockets + Send + Sync {}
 
-impl<T: Netlink + Namespaces + Sysctl + Nft + Processes + Send + Sync + ?Sized> Sys for T {}
+impl<T: Netlink + Namespaces + Sysctl + Nft + Processes + Sockets + Send + Sync + ?Sized> Sys
+    for T
+{
+}
 
 #[cfg(test)]
 mod tests {

@@ -506,6 +506,17 @@ pub struct Spawned {
     pub start_time: u64,
 }
 
+/// A socket of netctl's namespace that takes connections or datagrams on a port: a TCP socket
+/// in LISTEN, a bound, unconnected UDP socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listening {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub addr: std::net::SocketAddr,
+    /// The socket's inode, to find who holds it ([`crate::Sockets::socket_owner`]).
+    pub inode: u64,
+}
+
 /// Formats a sysctl key given as path components in the `sysctl.d` dotted form: components are
 /// joined with `.`, and dots inside a component (an interface name like `eth0.10`) become `/`.
 pub fn sysctl_key_display(key: &[&str]) -> String {

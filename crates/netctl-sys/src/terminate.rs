@@ -86,30 +86,46 @@ fn wait_gone<P: Processes + ?Sized>(procs: &P, pid: u32, start_time: u64, limit:
 /// rolled back) and the guard is dropped, not half-way through it. (A `SIGKILL` cannot wait;
 /// the pending-operation marker covers that.)
 ///
-/// The signals are blocked for the calling thread and the threads it starts while it holds the
-/// guard; programs it runs start with an empty mask (the standard library resets it).
+/// The signals are caught, not blocked: a blocked mask would be inherited by the helpers
+/// netctl starts (pasta would then ignore the `SIGTERM` that stops it), where a caught signal
+/// is reset to its default action by `exec`.
 #[derive(Debug)]
 pub struct DeferredTermination {
-    old: nix::sys::signal::SigSet,
+    caught: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    handlers: Vec<signal_hook::SigId>,
 }
 
-/// Blocks the termination signals until the returned guard is dropped.
+/// The signals [`defer_termination`] holds back.
+const TERMINATION: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+/// Holds the termination signals back until the returned guard is dropped.
 pub fn defer_termination() -> DeferredTermination {
-    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
-    let mut set = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        set.add(signal);
-    }
-    let mut old = SigSet::empty();
-    // Cannot fail with a valid `how` and set.
-    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old));
-    DeferredTermination { old }
+    let caught = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handlers = TERMINATION
+        .iter()
+        .filter_map(|&signal| {
+            let value = usize::try_from(signal).expect("signal numbers are small");
+            signal_hook::flag::register_usize(signal, std::sync::Arc::clone(&caught), value).ok()
+        })
+        .collect();
+    DeferredTermination { caught, handlers }
 }
 
 impl Drop for DeferredTermination {
     fn drop(&mut self) {
-        use nix::sys::signal::{SigmaskHow, pthread_sigmask};
-        // A signal that came meanwhile is delivered now.
-        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+        for id in self.handlers.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+        // A signal that came meanwhile takes effect now, as it would have then.
+        let signal = self.caught.load(std::sync::atomic::Ordering::SeqCst);
+        if signal != 0
+            && let Ok(signal) = i32::try_from(signal)
+        {
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+        }
     }
 }

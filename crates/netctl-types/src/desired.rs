@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
 use ipnet::{IpNet, Ipv4Net};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -23,6 +24,10 @@ use crate::ports::{PortMapping, PortSpecError, Protocol, canonical_host_ip, pars
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DesiredState {
+    /// The project the file belongs to (`project = "..."`); the flag `--project` or the file
+    /// name's stem when absent. A project owns the networks and containers it declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// `[networks.NAME]` tables.
     #[serde(default)]
     pub networks: BTreeMap<String, NetworkSpec>,
@@ -80,6 +85,10 @@ pub struct NetworkSpec {
     /// 64 lowercase hex; generated and recorded if absent (podman passes its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// `external = true`: an existing network (another project's, or podman's) that this
+    /// file's containers join; the file neither defines nor owns it (compose's meaning).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 /// One subnet of a network.
@@ -303,9 +312,11 @@ pub struct ContainerSpec {
     /// 64 lowercase hex digits; generated and recorded if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Bridge networks to join, by name. Empty in bridge mode: the default network.
+    /// Bridge networks to join, by name, in the order given: the first is the primary one
+    /// (`eth0`, the lowest default-route metric), as with podman. Empty in bridge mode: the
+    /// default network.
     #[serde(default)]
-    pub networks: BTreeMap<String, AttachmentSpec>,
+    pub networks: IndexMap<String, AttachmentSpec>,
     /// Published ports, as tables or podman `-p` strings.
     #[serde(default)]
     pub ports: Vec<PortSpec>,

@@ -11,6 +11,8 @@
 //!
 //! Architecture invariant: this crate depends on no other netctl crate and does no I/O.
 
+pub use indexmap::IndexMap;
+
 pub mod desired;
 pub mod mac;
 pub mod names;
@@ -31,8 +33,8 @@ pub use names::{
     is_valid_interface_name, is_valid_name, link_alias, short_id,
 };
 pub use ports::{
-    CHOOSE_HOST_PORT, PortMapping, PortSpecError, Protocol, ProtocolParseError, canonical_host_ip,
-    expand_ports, normalize_ports, parse_port_spec,
+    CHOOSE_HOST_PORT, HostSide, PortMapping, PortSpecError, Protocol, ProtocolParseError,
+    canonical_host_ip, expand_ports, host_ips_overlap, normalize_ports, parse_port_spec,
 };
 /// An error and all its causes on one line, `outer: cause: root cause`, as netctl prints them.
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -167,6 +167,61 @@ impl PortMapping {
     }
 }
 
+impl PortMapping {
+    /// Whether this mapping and `other` bind a host port in common (same protocol, crossing
+    /// port ranges, host addresses that can be the same socket address).
+    pub fn host_overlaps(&self, other: &PortMapping) -> bool {
+        let first = |m: &PortMapping| u32::from(m.host_port);
+        let last = |m: &PortMapping| first(m) + u32::from(m.port_count()) - 1;
+        self.protocol == other.protocol
+            && first(self) <= last(other)
+            && first(other) <= last(self)
+            && host_ips_overlap(&self.host_ip, &other.host_ip)
+    }
+
+    /// The host side for messages: `8080/tcp on all addresses`, `8080-8082/udp on 127.0.0.1`.
+    pub fn host_side(&self) -> HostSide<'_> {
+        HostSide(self)
+    }
+}
+
+/// Whether two host IP strings of port mappings can be the same socket address. `""` is
+/// every address of both families; `0.0.0.0` and `::` every address of theirs.
+pub fn host_ips_overlap(a: &str, b: &str) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return true;
+    }
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => {
+            x.is_ipv4() == y.is_ipv4() && (x == y || x.is_unspecified() || y.is_unspecified())
+        }
+        _ => a == b,
+    }
+}
+
+/// See [`PortMapping::host_side`].
+#[derive(Debug, Clone, Copy)]
+pub struct HostSide<'a>(&'a PortMapping);
+
+impl fmt::Display for HostSide<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        let first = u32::from(m.host_port);
+        let last = first + u32::from(m.port_count()) - 1;
+        if first == last {
+            write!(f, "{first}/{}", m.protocol)?;
+        } else {
+            write!(f, "{first}-{last}/{}", m.protocol)?;
+        }
+        match m.host_ip.as_str() {
+            "" => f.write_str(" on all addresses"),
+            "0.0.0.0" => f.write_str(" on all IPv4 addresses"),
+            "::" => f.write_str(" on all IPv6 addresses"),
+            ip => write!(f, " on {ip}"),
+        }
+    }
+}
+
 /// Every mapping split into single-port mappings (`range` 1), in input order.
 pub fn expand_ports(ports: &[PortMapping]) -> Vec<PortMapping> {
     ports.iter().cloned().flat_map(into_single_ports).collect()
@@ -413,6 +468,37 @@ fn parse_port(text: &str) -> Result<u16, PortSpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_overlap_rules() {
+        assert!(host_ips_overlap("", "127.0.0.1"));
+        assert!(host_ips_overlap("::1", ""));
+        assert!(host_ips_overlap("127.0.0.1", "127.0.0.1"));
+        assert!(!host_ips_overlap("127.0.0.1", "127.0.0.2"));
+        assert!(host_ips_overlap("::", "::1"));
+        assert!(!host_ips_overlap("::", "127.0.0.1"));
+        assert!(!host_ips_overlap("::1", "127.0.0.1"));
+        let mut a = PortMapping::new(8080, 80, Protocol::Tcp);
+        a.range = 3;
+        let b = PortMapping::new(8082, 90, Protocol::Tcp);
+        assert!(a.host_overlaps(&b) && b.host_overlaps(&a));
+        assert!(!a.host_overlaps(&PortMapping::new(8083, 80, Protocol::Tcp)));
+        assert!(!a.host_overlaps(&PortMapping::new(8081, 80, Protocol::Udp)));
+    }
+
+    #[test]
+    fn host_side_display() {
+        let mut m = PortMapping::new(8080, 80, Protocol::Tcp);
+        assert_eq!(m.host_side().to_string(), "8080/tcp on all addresses");
+        m.range = 3;
+        m.host_ip = "127.0.0.1".into();
+        assert_eq!(m.host_side().to_string(), "8080-8082/tcp on 127.0.0.1");
+        m.host_ip = "::".into();
+        assert_eq!(
+            m.host_side().to_string(),
+            "8080-8082/tcp on all IPv6 addresses"
+        );
+    }
     use proptest::prelude::*;
 
     fn pm(

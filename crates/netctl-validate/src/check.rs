@@ -10,14 +10,13 @@
 //! turned into normalised podman [`PortMapping`]s.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netctl_types::{
     ContainerMode, ContainerSpec, DesiredState, NetnsSpec, NetworkSpec, PortHandler, PortMapping,
-    Protocol, SubnetSpec, normalize_ports,
+    Protocol, SubnetSpec, host_ips_overlap, normalize_ports,
 };
 
 use crate::diagnostic::{Severity, Sink};
@@ -96,41 +95,6 @@ fn describe(placement: Placement, subnet: IpNet, ip: IpAddr) -> String {
 
 fn family_name(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
-}
-
-/// Whether two host IP strings of port mappings can be the same socket address.
-/// `""` is every address of both families; `::` every IPv6 address.
-fn hosts_overlap(a: &str, b: &str) -> bool {
-    if a.is_empty() || b.is_empty() {
-        return true;
-    }
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => {
-            x.is_ipv4() == y.is_ipv4() && (x == y || x.is_unspecified() || y.is_unspecified())
-        }
-        _ => a == b,
-    }
-}
-
-/// `8080/tcp on all addresses`, `8080-8082/udp on 127.0.0.1`.
-struct HostPorts<'a>(&'a PortMapping);
-
-impl fmt::Display for HostPorts<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        let first = u32::from(m.host_port);
-        let last = first + u32::from(m.port_count()) - 1;
-        if first == last {
-            write!(f, "{first}/{}", m.protocol)?;
-        } else {
-            write!(f, "{first}-{last}/{}", m.protocol)?;
-        }
-        match m.host_ip.as_str() {
-            "" => f.write_str(" on all addresses"),
-            "::" => f.write_str(" on all IPv6 addresses"),
-            ip => write!(f, " on {ip}"),
-        }
-    }
 }
 
 impl Ctx<'_> {
@@ -328,13 +292,17 @@ impl Ctx<'_> {
             }
             for (network_name, attachment) in &container.networks {
                 let at = base.key("networks").key(network_name);
+                // An external network's subnets are its own project's: a static address on
+                // it is checked when applying.
                 if let Some(network) = state.networks.get(network_name) {
                     let statics = [
                         attachment.ip.map(|ip| (IpAddr::V4(ip), "ip")),
                         attachment.ip6.map(|ip| (IpAddr::V6(ip), "ip6")),
                     ];
                     for (ip, key) in statics.into_iter().flatten() {
-                        if self.static_address(ip, network_name, network, &at.key(key)) {
+                        if network.external
+                            || self.static_address(ip, network_name, network, &at.key(key))
+                        {
                             addresses.push(Claim {
                                 key: ip,
                                 owner: name.clone(),
@@ -651,7 +619,7 @@ impl Ctx<'_> {
                 .filter_map(|port| by_port.get(&(a.protocol.as_str(), port)))
                 .flatten()
                 .copied()
-                .filter(|&i| hosts_overlap(&a.host_ip, &claims[i].mapping.host_ip))
+                .filter(|&i| host_ips_overlap(&a.host_ip, &claims[i].mapping.host_ip))
                 .min()
                 .map(|i| &claims[i]);
             for port in a_first..=a_last {
@@ -672,8 +640,8 @@ impl Ctx<'_> {
                 };
                 let message = format!(
                     "host port {} conflicts with {} published by {by}",
-                    HostPorts(a),
-                    HostPorts(&other.mapping)
+                    a.host_side(),
+                    other.mapping.host_side()
                 );
                 self.error(&claim.path, Target::Value, message);
             }
@@ -684,17 +652,6 @@ impl Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_overlap_rules() {
-        assert!(hosts_overlap("", "127.0.0.1"));
-        assert!(hosts_overlap("::1", ""));
-        assert!(hosts_overlap("127.0.0.1", "127.0.0.1"));
-        assert!(!hosts_overlap("127.0.0.1", "127.0.0.2"));
-        assert!(hosts_overlap("::", "::1"));
-        assert!(!hosts_overlap("::", "127.0.0.1"));
-        assert!(!hosts_overlap("::1", "127.0.0.1"));
-    }
 
     #[test]
     fn placements() {
@@ -711,19 +668,5 @@ mod tests {
             Placement::Usable
         );
         assert_eq!(placement(v6, ip("fd00::")), Placement::NetworkAddress);
-    }
-
-    #[test]
-    fn host_ports_display() {
-        let mut m = PortMapping::new(8080, 80, Protocol::Tcp);
-        assert_eq!(HostPorts(&m).to_string(), "8080/tcp on all addresses");
-        m.range = 3;
-        m.host_ip = "127.0.0.1".into();
-        assert_eq!(HostPorts(&m).to_string(), "8080-8082/tcp on 127.0.0.1");
-        m.host_ip = "::".into();
-        assert_eq!(
-            HostPorts(&m).to_string(),
-            "8080-8082/tcp on all IPv6 addresses"
-        );
     }
 }

@@ -11,8 +11,8 @@ use std::ops::Range;
 
 use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec, MacAddr,
-    NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
+    MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
     RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_created_interface_name, check_hostname,
     check_interface_name, check_name, is_reserved_name, is_valid_container_id, is_valid_name,
 };
@@ -26,9 +26,9 @@ use crate::suggest::hint;
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<DeString<'i>>;
 
-const ROOT_KEYS: &[&str] = &["networks", "containers"];
+const ROOT_KEYS: &[&str] = &["project", "networks", "containers"];
 const NETWORK_KEYS: &[&str] = &[
-    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "labels", "id",
+    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "labels", "id", "external",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];
@@ -276,6 +276,7 @@ impl Decoder<'_> {
             let at = here.key(name);
             self.record(&at, Some(key), value);
             match name {
+                "project" => state.project = self.project(value, &at.file),
                 "networks" => state.networks = self.named(value, &at, "network", Self::network),
                 "containers" => {
                     state.containers = self.named(value, &at, "container", Self::container);
@@ -284,6 +285,22 @@ impl Decoder<'_> {
             }
         }
         state
+    }
+
+    /// The project name: a name like a network's.
+    fn project(&mut self, value: &Value<'_>, field: &FieldPath) -> Option<String> {
+        let name = self.string(value, field)?;
+        match check_name(name) {
+            Ok(()) => Some(name.to_owned()),
+            Err(err) => {
+                self.error(
+                    value.span(),
+                    field,
+                    format!("invalid project name `{}`: {err}", Shown(name)),
+                );
+                None
+            }
+        }
     }
 
     /// A table of name → item; names are checked, items decoded by `item`.
@@ -344,7 +361,21 @@ impl Decoder<'_> {
                 "isolate" => spec.isolate = self.isolate(value, field).unwrap_or_default(),
                 "labels" => spec.labels = self.labels(value, &at),
                 "id" => spec.id = self.container_id(value, field),
+                "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
                 _ => self.unknown_key(key, field, NETWORK_KEYS, "a network"),
+            }
+        }
+        if spec.external {
+            // Someone else's network, used as it is: nothing about it is this file's to say.
+            for (key, _) in table {
+                let name = key.get_ref().as_ref();
+                if name != "external" && NETWORK_KEYS.contains(&name) {
+                    self.error(
+                        key.span(),
+                        &here.key(name).file,
+                        format!("`{name}` cannot be set on an external network: it is used as its own project defines it"),
+                    );
+                }
             }
         }
         Some(spec)
@@ -559,12 +590,16 @@ impl Decoder<'_> {
         }
     }
 
-    fn attachments(&mut self, value: &Value<'_>, here: &Here) -> BTreeMap<String, AttachmentSpec> {
-        let mut out = BTreeMap::new();
+    /// A container's networks, in the order the file gives them (the first is its primary
+    /// network): by where each key stands, whatever order the parser's map keeps.
+    fn attachments(&mut self, value: &Value<'_>, here: &Here) -> IndexMap<String, AttachmentSpec> {
+        let mut out = IndexMap::new();
         let Some(table) = self.table(value, &here.file) else {
             return out;
         };
-        for (key, value) in table {
+        let mut entries: Vec<_> = table.iter().collect();
+        entries.sort_by_key(|(key, _)| key.span().start);
+        for (key, value) in entries {
             let name = key.get_ref().as_ref();
             let at = here.key(name);
             self.record(&at, Some(key), value);

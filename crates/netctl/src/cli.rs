@@ -160,6 +160,9 @@ pub struct PlanArgs {
     /// Plan the removal of recorded resources the file no longer declares.
     #[arg(long)]
     pub prune: bool,
+    /// The file's project, when it sets none itself [default: the file name's stem].
+    #[arg(long)]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -173,17 +176,26 @@ pub struct ApplyArgs {
     /// Show the plan and stop; nothing is executed.
     #[arg(long)]
     pub dry_run: bool,
+    /// The file's project, when it sets none itself [default: the file name's stem].
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Do not ask before deleting or re-creating anything (asked only on a terminal).
+    #[arg(long, visible_alias = "auto-approve", short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["file", "all"])))]
 pub struct DestroyArgs {
-    /// Destroy the networks and containers this file declares.
+    /// Destroy everything of this file's project (its networks and containers).
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
     /// Destroy everything netctl recorded.
     #[arg(long)]
     pub all: bool,
+    /// The file's project, when it sets none itself [default: the file name's stem].
+    #[arg(long, requires = "file")]
+    pub project: Option<String>,
 }
 
 #[derive(Debug, Args)]

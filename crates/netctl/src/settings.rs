@@ -22,6 +22,16 @@ pub enum FirewallDriver {
     None,
 }
 
+/// What `apply` does about a host port a socket on the host already listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortInUse {
+    /// Refuse, naming the port and the listener (podman fails the same way).
+    Refuse,
+    /// Warn and publish anyway (netctl's forward takes the port over).
+    Warn,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -42,6 +52,8 @@ pub struct Settings {
     pub default_bridge: String,
     /// Subnet of the default network.
     pub default_subnet: String,
+    /// A published host port someone on the host listens on already: refuse or warn.
+    pub port_in_use: PortInUse,
 }
 
 impl Default for Settings {
@@ -56,12 +68,13 @@ impl Default for Settings {
             default_network: "podman".into(),
             default_bridge: "podman0".into(),
             default_subnet: "10.88.0.0/16".into(),
+            port_in_use: PortInUse::Refuse,
         }
     }
 }
 
 /// The keys of [`Settings`], as `NETCTL_<KEY>` variables spell them (lowercased).
-const SETTING_KEYS: [&str; 9] = [
+const SETTING_KEYS: [&str; 10] = [
     "state_dir",
     "run_dir",
     "netns_dir",
@@ -71,6 +84,7 @@ const SETTING_KEYS: [&str; 9] = [
     "default_network",
     "default_bridge",
     "default_subnet",
+    "port_in_use",
 ];
 
 /// Settings given on the command line; only those present override the weaker layers.

@@ -35,6 +35,7 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
         created: epoch(),
+        project: None,
     }
 }
 
@@ -70,5 +71,6 @@ pub fn container(name: &str, n: u64) -> ContainerRecord {
         spec: Opaque::of(&serde_json::json!({ "networks": { "web": {} } })).unwrap(),
         ports: Opaque::null(),
         created: epoch(),
+        project: None,
     }
 }

@@ -123,6 +123,8 @@ struct World {
     next_pid: u32,
     next_start_time: u64,
     next_mac: u32,
+    /// What [`crate::Sockets::listening`] returns.
+    listening: Vec<crate::Listening>,
 }
 
 impl Netns {
@@ -293,6 +295,7 @@ impl World {
             next_pid: FIRST_PID,
             next_start_time: FIRST_START_TIME,
             next_mac: 1,
+            listening: Vec::new(),
         }
     }
 
@@ -451,6 +454,11 @@ impl FakeSys {
 
     /// Scripts what [`Processes::run`] returns for `program` (`argv[0]`). A program with no
     /// scripted output does not exist (`ENOENT`), as on a machine without it.
+    /// Makes a socket listen (what [`crate::Sockets::listening`] reports).
+    pub fn add_listening(&self, listening: crate::Listening) {
+        self.world().listening.push(listening);
+    }
+
     pub fn set_run_output(&self, program: &str, output: RunOutput) {
         self.world().run_outputs.insert(program.to_owned(), output);
     }
@@ -1224,6 +1232,16 @@ impl Nft for FakeSys {
         let mut world = self.world();
         world.read(format!("nft_rule_count {family} {name}"));
         Ok(world.nft.rule_count(family, name))
+    }
+}
+
+impl crate::Sockets for FakeSys {
+    fn listening(&self) -> SysResult<Vec<crate::Listening>> {
+        Ok(self.world().listening.clone())
+    }
+
+    fn socket_owner(&self, inode: u64) -> Option<String> {
+        Some(format!("fake socket {inode}"))
     }
 }
 

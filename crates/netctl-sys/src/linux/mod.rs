@@ -11,6 +11,7 @@ mod nft;
 mod peek;
 mod process;
 mod rtnl;
+mod sockets;
 mod sysctl;
 
 use std::collections::HashMap;
@@ -200,5 +201,15 @@ impl Namespaces for LinuxSys {
 
     fn is_netns(&self, path: &Path) -> SysResult<bool> {
         netns::is_netns(path)
+    }
+}
+
+impl crate::Sockets for LinuxSys {
+    fn listening(&self) -> SysResult<Vec<crate::Listening>> {
+        sockets::listening()
+    }
+
+    fn socket_owner(&self, inode: u64) -> Option<String> {
+        sockets::socket_owner(inode)
     }
 }

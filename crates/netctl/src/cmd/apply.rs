@@ -1,8 +1,11 @@
-//! `plan`, `apply` and `destroy`: converge the machine to a file (or away from it).
+//! `plan`, `apply` and `destroy`: converge the machine to a file (or away from it), within the
+//! file's project.
 
 use std::collections::BTreeSet;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use netctl_plan::render_text;
+use netctl_engine::PlanExt as _;
+use netctl_plan::{Action, Plan, render_text};
 use serde_json::json;
 
 use crate::Outcome;
@@ -10,10 +13,9 @@ use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs};
 use crate::cmd::ctx::{Ctx, Surveyed, load_and_survey, load_desired};
 use crate::output::Reporter;
 use crate::settings::Settings;
-use netctl_engine::PlanExt as _;
 
 pub fn plan(settings: &Settings, args: &PlanArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let s = load_and_survey(settings, &args.file)?;
+    let s = load_and_survey(settings, &args.file, args.project.as_deref())?;
     let plan = s
         .ctx
         .engine()
@@ -38,21 +40,24 @@ pub fn apply(
         desired,
         text,
         survey,
-    } = load_and_survey(settings, &args.file)?;
+    } = load_and_survey(settings, &args.file, args.project.as_deref())?;
     tracing::debug!(elapsed = ?started.elapsed(), "apply: file validated, system surveyed");
     let engine = ctx.engine();
+    let plan = engine
+        .plan_surveyed(&survey, &desired, args.prune)?
+        .refuse_conflicts()?;
     if args.dry_run {
         // Structural dry run: only the planner runs; no executor is built.
-        let plan = engine
-            .plan_surveyed(&survey, &desired, args.prune)?
-            .refuse_conflicts()?;
         reporter.result(
             &render_text(&plan),
             &json!({ "dry_run": true, "plan": plan }),
         );
         return Ok(Outcome::Success);
     }
-    let report = engine.apply_surveyed(survey, &desired, Some((&args.file, &text)), args.prune)?;
+    if !args.yes {
+        confirm_destructive(&plan)?;
+    }
+    let report = engine.apply_plan(survey, plan, Some((&args.file, &text)))?;
     tracing::debug!(elapsed = ?started.elapsed(), "apply: done");
     let text = if report.plan.is_empty() {
         render_text(&report.plan)
@@ -63,27 +68,78 @@ pub fn apply(
     Ok(Outcome::Success)
 }
 
+/// On a terminal, a plan that deletes or re-creates something is shown and must be confirmed
+/// (`--yes` skips the question; scripts, without a terminal, are never asked).
+fn confirm_destructive(plan: &Plan) -> anyhow::Result<()> {
+    let destructive = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Delete | Action::Replace))
+        .count();
+    if destructive == 0 || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "{}This deletes or re-creates {destructive} resource(s). Apply? [y/N] ",
+        render_text(plan)
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        anyhow::bail!("not applied: the plan was not confirmed (nothing was changed)")
+    }
+}
+
 pub fn destroy(
     settings: &Settings,
     args: &DestroyArgs,
     reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
-    let only: Option<BTreeSet<String>> = match &args.file {
-        Some(file) => {
-            let (desired, _) = load_desired(file)?;
-            Some(
-                desired
-                    .networks
-                    .keys()
-                    .chain(desired.containers.keys())
-                    .cloned()
-                    .collect(),
-            )
-        }
+    let desired = match &args.file {
+        Some(file) => Some(load_desired(file, args.project.as_deref())?.0),
         None => None,
     };
     let ctx = Ctx::open(settings)?;
-    let report = ctx.engine().destroy(only.as_ref())?;
+    let engine = ctx.engine();
+    // A file's project: everything recorded for it, and what the file names that no project
+    // owns yet (records from before projects). Never an external network.
+    let only: Option<BTreeSet<String>> = match &desired {
+        Some(desired) => {
+            let rec = engine.recorded()?;
+            let project = desired.project.as_deref();
+            let mine = |owner: Option<&str>, declared: bool| {
+                owner == project || (owner.is_none() && declared)
+            };
+            let mut names: BTreeSet<String> = rec
+                .networks
+                .values()
+                .filter(|n| {
+                    let declared = desired.networks.get(&n.name).is_some_and(|s| !s.external);
+                    mine(n.project.as_deref(), declared)
+                })
+                .map(|n| n.name.clone())
+                .collect();
+            names.extend(
+                rec.containers
+                    .values()
+                    .filter(|c| {
+                        mine(
+                            c.project.as_deref(),
+                            desired.containers.contains_key(&c.name),
+                        )
+                    })
+                    .map(|c| c.name.clone()),
+            );
+            Some(names)
+        }
+        None => None,
+    };
+    let report = engine.destroy(only.as_ref())?;
     let text = if report.plan.is_empty() {
         "Nothing to destroy.\n".to_owned()
     } else {

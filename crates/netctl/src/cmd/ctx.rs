@@ -83,14 +83,48 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
         },
         host_hosts: "/etc/hosts".into(),
         host_resolv: "/etc/resolv.conf".into(),
+        port_in_use: match settings.port_in_use {
+            crate::settings::PortInUse::Refuse => netctl_engine::PortInUse::Refuse,
+            crate::settings::PortInUse::Warn => netctl_engine::PortInUse::Warn,
+        },
     })
 }
 
-/// Reads and validates a desired-state file; returns the state and the file's text.
-pub fn load_desired(path: &Path) -> anyhow::Result<(DesiredState, String)> {
+/// Reads and validates a desired-state file; returns the state (with its project settled,
+/// see [`project_of`]) and the file's text.
+pub fn load_desired(path: &Path, project: Option<&str>) -> anyhow::Result<(DesiredState, String)> {
     let (validated, text) = super::validate::load(path)?;
-    let state = validated.state.expect("validated without errors");
-    Ok((state.desired, text))
+    let mut desired = validated.state.expect("validated without errors").desired;
+    desired.project = Some(project_of(&desired, project, path)?);
+    Ok((desired, text))
+}
+
+/// A file's project: its own `project` key, else the `--project` flag, else the file name's
+/// stem (`web.toml` is project `web`).
+pub fn project_of(
+    desired: &DesiredState,
+    flag: Option<&str>,
+    path: &Path,
+) -> anyhow::Result<String> {
+    if let Some(project) = &desired.project {
+        return Ok(project.clone());
+    }
+    let (name, source) = match flag {
+        Some(flag) => (flag.to_owned(), "--project".to_owned()),
+        None => (
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            format!("the file name of {}", path.display()),
+        ),
+    };
+    netctl_types::check_name(&name).map_err(|err| {
+        anyhow::anyhow!(
+            "project name `{}` (from {source}) is not valid: {err}; set `project = \"...\"` in the file or pass --project",
+            netctl_types::Shown(&name)
+        )
+    })?;
+    Ok(name)
 }
 
 /// A desired-state file, validated, and the operation to apply or plan it in.
@@ -108,9 +142,13 @@ pub struct Surveyed {
 /// checking it (nothing is changed before the file has passed). A bad file is reported rather
 /// than any other failure, and before waiting for a lock another operation holds, as if it had
 /// been checked first.
-pub fn load_and_survey(settings: &Settings, file: &Path) -> anyhow::Result<Surveyed> {
+pub fn load_and_survey(
+    settings: &Settings,
+    file: &Path,
+    project: Option<&str>,
+) -> anyhow::Result<Surveyed> {
     std::thread::scope(|scope| {
-        let loading = scope.spawn(|| load_desired(file));
+        let loading = scope.spawn(|| load_desired(file, project));
         let loaded = move || {
             loading
                 .join()
