@@ -21,6 +21,7 @@ use crate::ports::{PortMapping, PortSpecError, Protocol, canonical_host_ip, pars
 
 /// The whole desired state: networks and containers, each keyed by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DesiredState {
     /// `[networks.NAME]` tables.
@@ -33,6 +34,7 @@ pub struct DesiredState {
 
 /// A network driver. Only the Linux bridge exists for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkDriver {
     /// A Linux bridge with veth pairs into the containers (podman's default).
@@ -51,6 +53,7 @@ impl NetworkDriver {
 
 /// One network, `[networks.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// The driver; `bridge` if absent.
@@ -84,6 +87,7 @@ pub struct NetworkSpec {
 
 /// One subnet of a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubnetSpec {
     /// The subnet. The validator normalises it to its network address.
@@ -113,6 +117,7 @@ pub fn first_host(subnet: IpNet) -> IpAddr {
 
 /// A dynamic address range inside a subnet; either end may be left open.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRangeSpec {
     /// First address handed out; the subnet's first host if absent.
@@ -243,6 +248,7 @@ impl NetnsSpec {
 
 /// How a container gets its network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerMode {
     /// veth pairs into bridge networks (podman's rootful default).
@@ -289,6 +295,7 @@ impl fmt::Display for ContainerMode {
 
 /// One container, `[containers.NAME]`: a network namespace plus its files.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContainerSpec {
     /// The namespace: managed by netctl (default) or an existing path.
@@ -335,6 +342,7 @@ impl ContainerSpec {
 
 /// One container's membership of one network (`networks.NAME = { ... }`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentSpec {
     /// Static IPv4 address; allocated if absent.
@@ -356,6 +364,7 @@ pub struct AttachmentSpec {
 
 /// One entry of `ports`: a table or a podman `-p` string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PortSpec {
     /// `{ host_ip, host_port, container_port, range, protocol }`.
@@ -376,6 +385,7 @@ impl PortSpec {
 
 /// The table form of a published port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PortTable {
     /// Host address; every address if absent (`""` and `0.0.0.0` mean the same, as in podman).
@@ -427,6 +437,7 @@ impl PortTable {
 
 /// Who forwards published ports for a slirp4netns container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PortHandler {
     /// rootlesskit's port driver (podman's default).
@@ -449,6 +460,7 @@ impl PortHandler {
 /// slirp4netns options, podman's `slirp4netns:k=v,...`. Absent values take podman's defaults,
 /// which the accessor methods of the same names return.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SlirpOptions {
     /// The user-mode subnet (IPv4 only).
