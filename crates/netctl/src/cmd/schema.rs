@@ -26,6 +26,7 @@ pub fn schema() -> anyhow::Result<Outcome> {
 pub fn desired_state_schema() -> Value {
     let mut settings = SchemaSettings::draft2020_12();
     settings.transforms.push(Box::new(NoNull));
+    settings.transforms.push(Box::new(AnyOf));
     let mut schema = settings
         .into_generator()
         .into_root_schema_for::<DesiredState>();
@@ -61,13 +62,29 @@ impl Transform for NoNull {
     }
 }
 
+/// `oneOf` becomes `anyOf`: a value must fit one of the alternatives, and no alternative of
+/// netctl's types excludes another, but ipnet's schema for IPv6 networks also matches IPv4 ones,
+/// so under `oneOf` every IPv4 subnet would fit "more than one" and be refused.
+#[derive(Debug, Clone)]
+struct AnyOf;
+
+impl Transform for AnyOf {
+    fn transform(&mut self, schema: &mut Schema) {
+        transform_subschemas(self, schema);
+        if let Some(alternatives) = schema.remove("oneOf") {
+            schema.insert("anyOf".into(), alternatives);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn no_null_anywhere() {
+    fn no_null_and_no_one_of_anywhere() {
         let text = serde_json::to_string(&desired_state_schema()).unwrap();
         assert!(!text.contains("null"), "{text}");
+        assert!(!text.contains("oneOf"), "{text}");
     }
 }
