@@ -9,6 +9,7 @@ use crate::Outcome;
 use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs};
 use crate::cmd::ctx::{Ctx, Surveyed, load_and_survey, load_desired};
 use crate::output::Reporter;
+use crate::progress::Progress;
 use crate::settings::Settings;
 
 pub fn plan(settings: &Settings, args: &PlanArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
@@ -38,7 +39,9 @@ pub fn apply(
         survey,
     } = load_and_survey(settings, &args.file)?;
     tracing::debug!(elapsed = ?started.elapsed(), "apply: file validated, system surveyed");
-    let engine = ctx.engine();
+    let progress = Progress::new(reporter);
+    let step = progress.callback();
+    let engine = ctx.engine().with_progress(&step);
     if args.dry_run {
         // Structural dry run: only the planner runs; no executor is built.
         let plan = engine.plan_surveyed(&survey, &desired, args.prune);
@@ -49,6 +52,7 @@ pub fn apply(
         return Ok(Outcome::Success);
     }
     let report = engine.apply_surveyed(survey, &desired, Some((&args.file, &text)), args.prune)?;
+    progress.finish();
     tracing::debug!(elapsed = ?started.elapsed(), "apply: done");
     let text = if report.plan.is_empty() {
         render_text(&report.plan)
@@ -79,7 +83,12 @@ pub fn destroy(
         None => None,
     };
     let ctx = Ctx::open(settings)?;
-    let report = ctx.engine().destroy(only.as_ref())?;
+    let progress = Progress::new(reporter);
+    let report = ctx
+        .engine()
+        .with_progress(&progress.callback())
+        .destroy(only.as_ref())?;
+    progress.finish();
     let text = if report.plan.is_empty() {
         "Nothing to destroy.\n".to_owned()
     } else {
