@@ -155,3 +155,77 @@ fn a_bad_file_is_reported_without_waiting_for_a_busy_lock() {
         assert!(stderr.contains("netctl.lock"), "{command}: {stderr}");
     }
 }
+
+/// `--version` names the commit the binary was built from.
+#[test]
+fn version_names_the_git_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = netctl(tmp.path()).arg("--version").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let version = String::from_utf8_lossy(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(head.status.success(), "the tests run in a git checkout");
+    let head = String::from_utf8_lossy(&head.stdout);
+    assert!(
+        version.starts_with("netctl ") && version.contains(&format!("(git {}", head.trim())),
+        "{version}"
+    );
+}
+
+/// Completion scripts go to stdout, need no settings (a broken settings file does not matter)
+/// and are in the shell's own language.
+#[test]
+fn completions_for_each_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("netctl.toml"), "no_such_setting = 1\n").unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _netctl"),
+        ("zsh", "#compdef netctl"),
+        ("fish", "complete -c netctl"),
+    ] {
+        let out = netctl(tmp.path())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", describe(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("apply"), "{shell}");
+        assert!(out.stderr.is_empty(), "{shell}: {}", describe(&out));
+    }
+    let out = netctl(tmp.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+}
+
+/// `netavark` after a netctl option is refused with a message saying where it goes; podman
+/// always puts it first (or calls the binary `netavark`).
+#[test]
+fn netavark_must_come_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = netctl(tmp.path())
+        .args(["-o", "json", "netavark", "version"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        value["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("first argument")),
+        "{value}"
+    );
+    let out = netctl(tmp.path())
+        .args(["netavark", "version"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["commit"], "netctl", "{value}");
+}

@@ -5,8 +5,14 @@
 //! * `cargo xtask deps`: installs the system packages the tests need (Debian, as root).
 //! * `cargo xtask bench [all|attach|bulk|ipam]`: benchmarks (see `bench`); they print figures,
 //!   nothing asserts times.
+//! * `cargo xtask man [DIR]`: netctl's man pages (default `target/man`).
+//! * `cargo xtask units`: `systemd-analyze verify` on config/systemd/ (see `units`).
+//! * `cargo xtask deb [--check]`: the Debian package `target/debian/netctl_<version>_<arch>.deb`
+//!   and, with `--check`, its contents, lintian and a run of the extracted binary (see `deb`).
 
 mod bench;
+mod deb;
+mod units;
 
 /// `unshare` options for a private sandbox: its own network, mount and pid namespaces (with
 /// its own /proc), mounts not propagated back to the machine.
@@ -37,6 +43,11 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("podman", "podman"),
     ("runc", "runc"),
     ("busybox-static", "busybox"),
+    // Packaging and its checks (`cargo xtask deb`, `cargo xtask units`).
+    ("dpkg-dev", "dpkg-shlibdeps"),
+    ("binutils", "strip"),
+    ("lintian", "lintian"),
+    ("systemd", "systemd-analyze"),
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -48,11 +59,25 @@ fn main() -> anyhow::Result<()> {
         Some("deps") => deps(),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(),
+        Some("man") => man(args.get(1).map_or("target/man", String::as_str)),
+        Some("units") => {
+            step("build netctl", cargo(&["build", "--quiet", "-p", "netctl"]))?;
+            units::verify(&root, &root.join("target/debug/netctl"))
+        }
+        Some("deb") => {
+            let deb = deb::build(&root)?;
+            if args.get(1).is_some_and(|a| a == "--check") {
+                deb::check(&root, &deb)?;
+            }
+            Ok(())
+        }
         Some("demo-inside") => {
             demo_inside(args.get(1).context("demo-inside needs the netctl path")?)
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|deps|demo|bench [all|attach|bulk|ipam]>");
+            eprintln!(
+                "usage: cargo xtask <ci|deps|demo|bench [all|attach|bulk|ipam]|man [DIR]|units|deb [--check]>"
+            );
             bail!("unknown or missing task")
         }
     }
@@ -102,6 +127,10 @@ fn ci() -> anyhow::Result<()> {
     test.env("INSTA_UPDATE", "no").env("CI", "true");
     step("tests (including privileged sandbox tests)", test)?;
     check_no_pending_snapshots()?;
+    let root = project_root();
+    units::verify(&root, &root.join("target/debug/netctl"))?;
+    let deb = deb::build(&root)?;
+    deb::check(&root, &deb)?;
     println!("xtask ci: all checks passed");
     Ok(())
 }
@@ -210,6 +239,14 @@ fn demo_inside(netctl: &str) -> anyhow::Result<()> {
         "\nquickstart ok: applied, answered on 127.0.0.1:8080, re-applied with no changes, destroyed"
     );
     Ok(())
+}
+
+/// `netctl man DIR` with the debug build.
+fn man(dir: &str) -> anyhow::Result<()> {
+    step("build netctl", cargo(&["build", "--quiet", "-p", "netctl"]))?;
+    let mut man = Command::new(project_root().join("target/debug/netctl"));
+    man.arg("man").arg(dir);
+    step(&format!("man pages into {dir}"), man)
 }
 
 fn run_quiet(program: &str, args: &[&str]) -> anyhow::Result<()> {

@@ -1112,7 +1112,8 @@ pub(crate) fn execute(
     run.firewall_remove_phase();
     tracing::debug!(elapsed = ?started.elapsed(), "execute: firewall remove phase done");
     let mut failed = None;
-    for step in &plan.steps {
+    for (done, step) in plan.steps.iter().enumerate() {
+        engine.report_step(done, plan.steps.len(), step);
         let step_started = std::time::Instant::now();
         let result = run.step(&step.resource, step.action);
         tracing::trace!(elapsed = ?step_started.elapsed(), "step {} {}", step.action, step.resource);

@@ -186,7 +186,12 @@ pub struct Engine<'a> {
     store: &'a Store,
     cfg: Config,
     fw: Box<dyn FirewallDriver + 'a>,
+    progress: Option<&'a Progress<'a>>,
 }
+
+/// Told before each executed step runs: (steps done, steps in all, the step, as plans print
+/// it). The binary draws a progress bar with it on a terminal.
+pub type Progress<'a> = dyn Fn(usize, usize, &str) + Sync + 'a;
 
 impl std::fmt::Debug for Engine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,6 +212,21 @@ impl<'a> Engine<'a> {
             store,
             cfg,
             fw,
+            progress: None,
+        }
+    }
+
+    /// Reports every step this engine executes to `progress`, before the step runs.
+    #[must_use]
+    pub fn with_progress(mut self, progress: &'a Progress<'a>) -> Engine<'a> {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Tells the progress callback, if any, that `step` (the `done`-th of `total`) runs next.
+    pub(crate) fn report_step(&self, done: usize, total: usize, step: &netctl_plan::Step) {
+        if let Some(progress) = self.progress {
+            progress(done, total, &format!("{} {}", step.action, step.resource));
         }
     }
 

@@ -249,3 +249,35 @@ fn connect_touches_only_its_container_and_rolls_back_whole() {
         );
     }
 }
+
+/// The progress callback hears of every step, in order, before it runs; a converged apply
+/// reports nothing.
+#[test]
+fn progress_reports_each_step_once() {
+    let w = World::new();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let progress = |done: usize, total: usize, step: &str| {
+        seen.lock().unwrap().push((done, total, step.to_owned()));
+    };
+    let report = w
+        .engine()
+        .with_progress(&progress)
+        .apply(&desired(), None, false)
+        .unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let total = report.plan.steps.len();
+    let expected: Vec<_> = report
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, total, format!("{} {}", s.action, s.resource)))
+        .collect();
+    assert_eq!(seen, expected);
+    let again = w
+        .engine()
+        .with_progress(&|_, _, step: &str| panic!("no step expected, got {step}"))
+        .apply(&desired(), None, false)
+        .unwrap();
+    assert!(again.plan.is_empty());
+}

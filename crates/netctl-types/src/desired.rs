@@ -22,6 +22,7 @@ use crate::ports::{PortMapping, PortSpecError, Protocol, canonical_host_ip, pars
 
 /// The whole desired state: networks and containers, each keyed by name.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DesiredState {
     /// The project the file belongs to (`project = "..."`); the flag `--project` or the file
@@ -38,6 +39,7 @@ pub struct DesiredState {
 
 /// A network driver. Only the Linux bridge exists for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkDriver {
     /// A Linux bridge with veth pairs into the containers (podman's default).
@@ -56,6 +58,7 @@ impl NetworkDriver {
 
 /// One network, `[networks.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// The driver; `bridge` if absent.
@@ -93,6 +96,7 @@ pub struct NetworkSpec {
 
 /// One subnet of a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubnetSpec {
     /// The subnet. The validator normalises it to its network address.
@@ -122,6 +126,7 @@ pub fn first_host(subnet: IpNet) -> IpAddr {
 
 /// A dynamic address range inside a subnet; either end may be left open.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRangeSpec {
     /// First address handed out; the subnet's first host if absent.
@@ -252,6 +257,7 @@ impl NetnsSpec {
 
 /// How a container gets its network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerMode {
     /// veth pairs into bridge networks (podman's rootful default).
@@ -298,6 +304,7 @@ impl fmt::Display for ContainerMode {
 
 /// One container, `[containers.NAME]`: a network namespace plus its files.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContainerSpec {
     /// The namespace: managed by netctl (default) or an existing path.
@@ -346,6 +353,7 @@ impl ContainerSpec {
 
 /// One container's membership of one network (`networks.NAME = { ... }`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentSpec {
     /// Static IPv4 address; allocated if absent.
@@ -367,6 +375,7 @@ pub struct AttachmentSpec {
 
 /// One entry of `ports`: a table or a podman `-p` string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PortSpec {
     /// `{ host_ip, host_port, container_port, range, protocol }`.
@@ -387,6 +396,7 @@ impl PortSpec {
 
 /// The table form of a published port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PortTable {
     /// Host address; every address if absent (`""` and `0.0.0.0` mean the same, as in podman).
@@ -438,6 +448,7 @@ impl PortTable {
 
 /// Who forwards published ports for a slirp4netns container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PortHandler {
     /// rootlesskit's port driver (podman's default).
@@ -460,6 +471,7 @@ impl PortHandler {
 /// slirp4netns options, podman's `slirp4netns:k=v,...`. Absent values take podman's defaults,
 /// which the accessor methods of the same names return.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SlirpOptions {
     /// The user-mode subnet (IPv4 only).

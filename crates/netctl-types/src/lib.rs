@@ -17,6 +17,8 @@ pub mod desired;
 pub mod mac;
 pub mod names;
 pub mod ports;
+#[cfg(feature = "schemars")]
+mod schema;
 pub mod wire;
 
 pub use desired::{

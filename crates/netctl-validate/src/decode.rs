@@ -997,6 +997,20 @@ impl Decoder<'_> {
     }
 }
 
+/// Every table read key by key, as a path from the top of the file (`*` for any name, `[]` for
+/// any array element, "" for the top level), with the keys accepted there. Exported by
+/// [`crate::known_keys`], so the JSON Schema (`netctl schema`) and the docs can be held to them.
+pub(crate) const TABLE_KEYS: &[(&str, &[&str])] = &[
+    ("", ROOT_KEYS),
+    ("networks.*", NETWORK_KEYS),
+    ("networks.*.subnets[]", SUBNET_KEYS),
+    ("networks.*.subnets[].lease_range", LEASE_RANGE_KEYS),
+    ("containers.*", CONTAINER_KEYS),
+    ("containers.*.networks.*", ATTACHMENT_KEYS),
+    ("containers.*.ports[]", PORT_KEYS),
+    ("containers.*.slirp4netns", SLIRP_KEYS),
+];
+
 /// podman's `--add-host` form: `name[;name...]:ip`, split at the first colon so IPv6 addresses
 /// keep theirs.
 fn check_extra_host(entry: &str) -> Result<(), String> {

@@ -36,6 +36,13 @@ pub use diagnostic::{Diagnostic, Severity};
 use diagnostic::Sink;
 use path::Spans;
 
+/// Every table of a desired-state file that is read key by key, as a path (`*` for any name,
+/// `[]` for any array element, "" for the top level), with the keys accepted there; any other
+/// key is an error. For tools that must agree with the validator (the JSON Schema, the docs).
+pub fn known_keys() -> &'static [(&'static str, &'static [&'static str])] {
+    decode::TABLE_KEYS
+}
+
 /// A desired state that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ValidState {

@@ -1,16 +1,74 @@
-//! The command line: global flags from CONTRACT.md and one subcommand per verb.
+//! The command line: global flags (docs/settings.md) and one subcommand per verb.
+//!
+//! Everything `--help`, the man pages (`netctl man`) and the shell completions say comes from
+//! these definitions, so the three never disagree.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::settings::{DEFAULT_CONFIG_FILE, FirewallDriver, FlagSettings};
 
+/// `netctl --version`: the crate version and the git commit it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("NETCTL_GIT_COMMIT"),
+    ")"
+);
+
+/// What `--help` adds after the options, and the man page's closing sections: (heading, text).
+pub const HELP_SECTIONS: &[(&str, &str)] = &[
+    (
+        "Exit status",
+        "0 success (for `plan`: in sync); 2 only from `plan --detailed-exitcode` when changes \
+         are pending; 1 for any failure. With `-o json` a failure prints one \
+         {\"error\": \"...\"} object on stdout.",
+    ),
+    (
+        "Settings",
+        "Weakest first: built-in defaults < the settings file (/etc/netctl/netctl.toml, or \
+         --config / NETCTL_CONFIG) < NETCTL_<SETTING> variables (NETCTL_STATE_DIR, \
+         NETCTL_RUN_DIR, NETCTL_NETNS_DIR, NETCTL_ETC_NETNS_DIR, NETCTL_FIREWALL_DRIVER, \
+         NETCTL_LOCK_TIMEOUT, ...) < the global options.",
+    ),
+    (
+        "Environment",
+        "NETCTL_LOG sets the log filter (`warn` by default; e.g. NETCTL_LOG=debug); logs go to \
+         stderr. NETCTL_CONFIG names the settings file. NO_COLOR turns colours off; progress \
+         and colours are shown only on a terminal.",
+    ),
+    (
+        "podman",
+        "Run under the name `netavark` (a link in podman's helper_binaries_dir) or as \
+         `netctl netavark ...`, netctl speaks netavark's protocol and is podman's network \
+         backend; see netctl-netavark(1).",
+    ),
+];
+
+/// `--help`'s closing text: [`HELP_SECTIONS`] as paragraphs.
+fn after_long_help() -> String {
+    HELP_SECTIONS
+        .iter()
+        .map(|(heading, text)| format!("{heading}:\n  {text}"))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "netctl",
-    version,
-    about = "Declarative container networking for Linux"
+    version = VERSION,
+    about = "Declarative container networking for Linux",
+    long_about = "Declarative container networking for Linux.\n\n\
+        Describe networks and containers (network namespaces) in a TOML file; netctl makes the \
+        kernel match (bridges, veth pairs, addresses, routes, nftables NAT and port forwarding, \
+        the container's hosts and resolv.conf, pasta and slirp4netns helpers) and records what \
+        it made, so it can show, diff, reload and remove exactly that.",
+    after_help = "Exit status: 0 success, 2 changes pending (plan --detailed-exitcode), 1 failure. \
+        More with --help.",
+    after_long_help = after_long_help(),
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -20,9 +78,16 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Settings file (defaults < this file < NETCTL_* < flags).
-    #[arg(long, global = true, env = "NETCTL_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
+    #[arg(
+        long,
+        global = true,
+        env = "NETCTL_CONFIG",
+        hide_env_values = true,
+        default_value = DEFAULT_CONFIG_FILE
+    )]
     pub config: PathBuf,
     /// Directory of the state store and lock [default: /var/lib/netctl].
     #[arg(long, global = true)]
@@ -89,6 +154,62 @@ pub enum Command {
     /// Networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the JSON Schema of the desired-state TOML on stdout (for editors).
+    #[command(after_help = SCHEMA_HELP)]
+    Schema,
+    /// Speak netavark's protocol, so podman can use netctl as its network backend.
+    #[command(
+        long_about = NETAVARK_ABOUT,
+        disable_help_flag = true,
+    )]
+    Netavark(NetavarkArgs),
+    /// Write netctl's man pages (one per command) into a directory.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+const COMPLETIONS_HELP: &str = "Install, for example:
+  netctl completions bash > /etc/bash_completion.d/netctl
+  netctl completions zsh > /usr/local/share/zsh/site-functions/_netctl
+  netctl completions fish > ~/.config/fish/completions/netctl.fish";
+
+const SCHEMA_HELP: &str = "Editors with a TOML language server (taplo, Even Better TOML) \
+validate and complete a file that starts with:
+  #:schema ./netctl.schema.json
+after `netctl schema > netctl.schema.json`.";
+
+const NETAVARK_ABOUT: &str = "Speak netavark's protocol, so podman can use netctl as its \
+network backend.
+
+`netctl netavark [OPTIONS] setup|teardown NSPATH`, `version` and `update` take netavark's \
+options and NetworkOptions JSON (from --file or stdin), print StatusBlocks on stdout and, on \
+failure, one {\"error\": \"...\"} object with exit status 1. netctl does the same when it \
+runs under the name `netavark`, which is how podman calls it: a link named `netavark` in a \
+directory of podman's helper_binaries_dir. `netavark` must be the first argument; netctl's \
+settings come from NETCTL_* variables and the settings file. Every container podman starts \
+is then recorded by netctl. See `netctl netavark --help` and netctl-netavark(1).";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct NetavarkArgs {
+    /// netavark's options and command (see `netctl netavark --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory the pages (netctl.1, netctl-apply.1, ...) are written to; created if missing.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -209,9 +330,44 @@ pub struct FileArg {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::fmt::Write as _;
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// What `netctl --help` and `-h` print (global options under their own heading, the exit
+    /// status, settings, environment and podman sections).
+    #[test]
+    fn help_text() {
+        insta::assert_snapshot!("long_help", Cli::command().render_long_help().to_string());
+        insta::assert_snapshot!("short_help", Cli::command().render_help().to_string());
+    }
+
+    /// Every subcommand's `--help`, one snapshot.
+    #[test]
+    fn subcommand_help_text() {
+        fn collect(cmd: &mut clap::Command, out: &mut String) {
+            cmd.build();
+            for sub in cmd.get_subcommands_mut() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let name = sub.get_display_name().unwrap_or_default();
+                let _ = writeln!(out, "===== {name}");
+                out.push_str(&sub.render_long_help().to_string());
+                collect(sub, out);
+            }
+        }
+        let mut out = String::new();
+        collect(&mut Cli::command(), &mut out);
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn version_names_the_commit() {
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")), "{VERSION}");
+        assert!(VERSION.contains("(git "), "{VERSION}");
     }
 }

@@ -8,6 +8,7 @@
 mod cli;
 mod cmd;
 mod output;
+mod progress;
 mod settings;
 
 use std::process::ExitCode;
@@ -64,18 +65,28 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let settings = Settings::load(&cli.global.config, &cli.global.flag_settings())?;
+    let settings = || Settings::load(&cli.global.config, &cli.global.flag_settings());
     match &cli.command {
-        Command::Validate(args) => cmd::validate::run(&settings, args, reporter),
-        Command::Plan(args) => cmd::apply::plan(&settings, args, reporter),
-        Command::Apply(args) => cmd::apply::apply(&settings, args, reporter),
-        Command::Destroy(args) => cmd::apply::destroy(&settings, args, reporter),
-        Command::Show => cmd::show::show(&settings, reporter),
-        Command::Connect(args) => cmd::show::connect(&settings, args, reporter),
-        Command::Disconnect(args) => cmd::show::disconnect(&settings, args, reporter),
-        Command::Reload(args) => cmd::show::reload(&settings, args, reporter),
-        Command::Inspect(args) => cmd::inspect::inspect(&settings, args, reporter),
-        Command::Network(cmd) => cmd::inspect::network(&settings, cmd, reporter),
+        Command::Validate(args) => cmd::validate::run(&settings()?, args, reporter),
+        Command::Plan(args) => cmd::apply::plan(&settings()?, args, reporter),
+        Command::Apply(args) => cmd::apply::apply(&settings()?, args, reporter),
+        Command::Destroy(args) => cmd::apply::destroy(&settings()?, args, reporter),
+        Command::Show => cmd::show::show(&settings()?, reporter),
+        Command::Connect(args) => cmd::show::connect(&settings()?, args, reporter),
+        Command::Disconnect(args) => cmd::show::disconnect(&settings()?, args, reporter),
+        Command::Reload(args) => cmd::show::reload(&settings()?, args, reporter),
+        Command::Inspect(args) => cmd::inspect::inspect(&settings()?, args, reporter),
+        Command::Network(cmd) => cmd::inspect::network(&settings()?, cmd, reporter),
+        // About netctl itself: no settings are read, so these work wherever it is installed.
+        Command::Completions(args) => Ok(cmd::completions::completions(args)),
+        Command::Man(args) => cmd::man::man(args),
+        Command::Schema => cmd::schema::schema(),
+        // `netctl netavark ...` is dispatched before clap; here something came before it.
+        Command::Netavark(_) => anyhow::bail!(
+            "`netavark` must be the first argument (`netctl netavark ...`): podman's protocol \
+             takes no netctl options; its settings come from NETCTL_* variables and the \
+             settings file"
+        ),
     }
 }
 

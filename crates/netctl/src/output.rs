@@ -30,6 +30,10 @@ impl Reporter {
         Reporter { format }
     }
 
+    pub fn format(&self) -> OutputFormat {
+        self.format
+    }
+
     /// Prints a result: `text` in text mode, `json` in JSON mode.
     pub fn result<T: Serialize>(&self, text: &str, json: &T) {
         let mut out = std::io::stdout().lock();

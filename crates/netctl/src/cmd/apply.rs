@@ -12,6 +12,7 @@ use crate::Outcome;
 use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs};
 use crate::cmd::ctx::{Ctx, Surveyed, load_and_survey, load_desired};
 use crate::output::Reporter;
+use crate::progress::Progress;
 use crate::settings::Settings;
 
 pub fn plan(settings: &Settings, args: &PlanArgs, reporter: &Reporter) -> anyhow::Result<Outcome> {
@@ -42,8 +43,8 @@ pub fn apply(
         survey,
     } = load_and_survey(settings, &args.file, args.project.as_deref())?;
     tracing::debug!(elapsed = ?started.elapsed(), "apply: file validated, system surveyed");
-    let engine = ctx.engine();
-    let plan = engine
+    let plan = ctx
+        .engine()
         .plan_surveyed(&survey, &desired, args.prune)?
         .refuse_conflicts()?;
     if args.dry_run {
@@ -57,7 +58,14 @@ pub fn apply(
     if !args.yes {
         confirm_destructive(&plan)?;
     }
-    let report = engine.apply_plan(survey, plan, Some((&args.file, &text)))?;
+    // The bar starts after any question, which it would otherwise draw over.
+    let progress = Progress::new(reporter);
+    let step = progress.callback();
+    let report =
+        ctx.engine()
+            .with_progress(&step)
+            .apply_plan(survey, plan, Some((&args.file, &text)))?;
+    progress.finish();
     tracing::debug!(elapsed = ?started.elapsed(), "apply: done");
     let text = if report.plan.is_empty() {
         render_text(&report.plan)
@@ -139,7 +147,11 @@ pub fn destroy(
         }
         None => None,
     };
-    let report = engine.destroy(only.as_ref())?;
+    let progress = Progress::new(reporter);
+    let report = engine
+        .with_progress(&progress.callback())
+        .destroy(only.as_ref())?;
+    progress.finish();
     let text = if report.plan.is_empty() {
         "Nothing to destroy.\n".to_owned()
     } else {

@@ -10,6 +10,7 @@ use crate::Outcome;
 use crate::cli::{ConnectArgs, DisconnectArgs, ReloadArgs};
 use crate::cmd::ctx::Ctx;
 use crate::output::Reporter;
+use crate::progress::Progress;
 use crate::settings::Settings;
 
 fn short(id: &str) -> &str {
@@ -153,7 +154,12 @@ pub fn reload(
     } else {
         Some(args.containers.as_slice())
     };
-    let ids = ctx.engine().reload(which)?;
+    let progress = Progress::new(reporter);
+    let ids = ctx
+        .engine()
+        .with_progress(&progress.callback())
+        .reload(which)?;
+    progress.finish();
     let text: String = ids.iter().flat_map(|id| [id.as_str(), "\n"]).collect();
     reporter.result(&text, &ids);
     Ok(Outcome::Success)

@@ -1,0 +1,39 @@
+//! Puts the git commit netctl is built from into `netctl --version` (`NETCTL_GIT_COMMIT`).
+//!
+//! Without git or outside a checkout (a source tarball) the commit is "unknown", unless the
+//! builder names it in the `NETCTL_GIT_COMMIT` environment variable.
+
+use std::path::Path;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=NETCTL_GIT_COMMIT");
+    let commit = std::env::var("NETCTL_GIT_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!("cargo:rustc-env=NETCTL_GIT_COMMIT={commit}");
+    // Build again when HEAD moves: HEAD itself names the branch (or a detached commit), the
+    // branch's ref file or packed-refs its commit. Only files that exist: cargo would rerun this
+    // script on every build for a missing one.
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for name in watched {
+        if let Some(path) = git(&["rev-parse", "--git-path", &name])
+            && Path::new(&path).exists()
+        {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
+/// One line of git's output, or `None` when git is missing or fails (no checkout).
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
