@@ -15,9 +15,14 @@ fn main() {
         .unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=NETCTL_GIT_COMMIT={commit}");
     // Build again when HEAD moves: HEAD itself names the branch (or a detached commit), the
-    // branch's ref file or packed-refs its commit. Only files that exist: cargo would rerun this
-    // script on every build for a missing one.
-    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    // branch's ref file or packed-refs its commit, and the reflog grows with every commit (a
+    // ref that was packed when this first ran becomes a loose file nobody watched). Only files
+    // that exist: cargo would rerun this script on every build for a missing one.
+    let mut watched = vec![
+        "HEAD".to_owned(),
+        "packed-refs".to_owned(),
+        "logs/HEAD".to_owned(),
+    ];
     watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
     for name in watched {
         if let Some(path) = git(&["rev-parse", "--git-path", &name])
