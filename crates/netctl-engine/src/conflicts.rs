@@ -231,7 +231,7 @@ pub(crate) fn find_declarative(
                 conflict(
                     resource,
                     format!(
-                        "external network {name} does not exist; apply the project that declares it first"
+                        "it is declared external but does not exist; apply the project that declares it first"
                     ),
                 );
             }
@@ -244,7 +244,7 @@ pub(crate) fn find_declarative(
             conflict(
                 resource,
                 format!(
-                    "network {name} belongs to project {theirs}; to use it here, declare it with `external = true`"
+                    "it belongs to project {theirs}; to use it here, declare it with `external = true`"
                 ),
             );
         }
@@ -255,7 +255,7 @@ pub(crate) fn find_declarative(
         {
             conflict(
                 Resource::Container { name: name.clone() },
-                format!("container {name} belongs to project {theirs}"),
+                format!("the name belongs to a container of project {theirs}"),
             );
         }
     }
@@ -391,11 +391,15 @@ fn port_conflicts(
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for other in rec
-        .containers
-        .values()
-        .filter(|c| !plan.target.containers.contains_key(&c.name))
-    {
+    // Every recorded container but this file's own (the plan handles those): another
+    // project's container of the same name is itself a conflict, and still holds its ports.
+    let ours = |c: &&netctl_state::ContainerRecord| {
+        plan.target
+            .containers
+            .get(&c.name)
+            .is_some_and(|t| t.project == c.project)
+    };
+    for other in rec.containers.values().filter(|c| !ours(c)) {
         for theirs in crate::fwmap::ports_of(other) {
             if let Some(mine) = new.iter().find(|m| m.host_overlaps(&theirs)) {
                 out.push(format!(
