@@ -89,6 +89,50 @@ fn missing_file_is_a_clear_error_not_exit_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.toml"));
 }
 
+/// Usage errors exit 64, never 2 (what `plan --detailed-exitcode` means by "changes
+/// pending"), and with `-o json` they are one JSON object on stdout; help still succeeds.
+#[test]
+fn usage_errors_exit_64_and_speak_json_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| netctl(tmp.path()).args(args).output().unwrap();
+    for args in [
+        &["version"][..],
+        &["plan", "--bogus"],
+        &["plan", "--detailed-exitcode"],
+        &["apply", "-f"],
+        &["-o", "yaml", "show"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", describe(&out));
+        assert!(out.stdout.is_empty(), "{args:?}: {}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+    }
+    for args in [
+        &["-o", "json", "plan", "--bogus"][..],
+        &["plan", "--output=json", "--detailed-exitcode"],
+        &["-ojson", "version"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", describe(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", describe(&out)));
+        let error = json["error"].as_str().unwrap();
+        assert!(error.starts_with("usage: "), "{error}");
+    }
+    let out = run(&["version"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unrecognized subcommand 'version'"),
+        "{}",
+        describe(&out)
+    );
+    for args in [&["--help"][..], &["plan", "-h"], &["--version"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", describe(&out));
+        assert!(!out.stdout.is_empty());
+    }
+}
+
 #[test]
 fn settings_errors_name_the_setting() {
     let tmp = tempfile::tempdir().unwrap();

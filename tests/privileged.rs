@@ -5,7 +5,7 @@
 //! check observable effects: packets crossing, rules and links existing, files changing.
 
 use netctl_testkit::{Proto, Sandbox, sandbox_test, uplink};
-use netctl_tests::sandboxed::{netctl, ok, plan_code};
+use netctl_tests::sandboxed::{fails, netctl, ok, plan_code};
 use netctl_tests::{describe, netctl_bin};
 
 /// Everything a user can see of netctl's work: kernel state plus the container files.
@@ -256,6 +256,10 @@ sandbox_test! {
         let _l = sb.listen(Some("peer"), Proto::Tcp, "10.89.30.50", 5432);
         assert!(sb.probe(Some("web"), Proto::Tcp, "10.89.30.50", 5432).is_some(), "web reaches peer over the new network");
         assert!(ok(&["connect", "back", "web"]).contains("already"), "re-connect is a no-op");
+        assert!(ok(&["connect", "--alias", "db", "back", "web"]).contains("already"), "so is the same alias");
+        // An option the attachment does not have is refused, not dropped.
+        let err = fails(&["connect", "--alias", "cache", "back", "web"]);
+        assert!(err.contains("already connected to network back with a different alias list"), "{err}");
 
         // reload keeps everything and survives a flushed ruleset.
         // Interface names with their MACs, and addresses, sorted (ifindexes change on reload).

@@ -1430,11 +1430,20 @@ pub(crate) fn connect(
     };
     bridge_gate(&ctr)?;
     let rec = observe::recorded_for(engine.store, [&ctr.name])?;
-    if rec
-        .attachments
-        .contains_key(&(ctr.name.clone(), net.name.clone()))
-    {
-        return Ok(false);
+    if let Some(att) = rec.attachments.get(&(ctr.name.clone(), net.name.clone())) {
+        // Connecting again is a no-op when it asks for nothing new; options that would change
+        // the attachment are refused rather than dropped (podman refuses a second connect).
+        let differs = differing_connect_options(att, opts);
+        if differs.is_empty() {
+            return Ok(false);
+        }
+        return Err(EngineError::Invalid(format!(
+            "container {} is already connected to network {} with a different {}; disconnect \
+             it first, or change the attachment in the desired-state file",
+            ctr.name,
+            net.name,
+            differs.join(", ")
+        )));
     }
     let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
     let spec = desired
@@ -1470,6 +1479,28 @@ pub(crate) fn connect(
     plan.drift.clear();
     execute(engine, plan, rec, None, Verify::Touched)?;
     Ok(true)
+}
+
+/// What `opts` asks of an existing attachment that it does not have.
+fn differing_connect_options(att: &netctl_state::AttachmentRecord, opts: &ConnectOptions) -> Vec<&'static str> {
+    let has = |ip: std::net::IpAddr| att.addresses.iter().any(|a| a.addr() == ip);
+    let mut out = Vec::new();
+    if opts.ip.is_some_and(|ip| !has(ip.into())) {
+        out.push("IPv4 address");
+    }
+    if opts.ip6.is_some_and(|ip| !has(ip.into())) {
+        out.push("IPv6 address");
+    }
+    if opts.mac.is_some_and(|mac| mac != netctl_types::MacAddr::from(att.mac.octets())) {
+        out.push("MAC address");
+    }
+    if opts.interface.as_ref().is_some_and(|i| *i != att.interface) {
+        out.push("interface name");
+    }
+    if opts.aliases.iter().any(|a| !att.aliases.contains(a)) {
+        out.push("alias list");
+    }
+    out
 }
 
 /// Detaches a recorded container from a network and converges.

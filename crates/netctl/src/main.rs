@@ -51,7 +51,10 @@ fn main() -> ExitCode {
         init_logging();
         return cmd::netavark::main(args[1..].to_vec());
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err, &args),
+    };
     init_logging();
     let reporter = Reporter::new(cli.global.output);
     match run(&cli, &reporter) {
@@ -62,6 +65,56 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status of a command line netctl cannot parse (sysexits' `EX_USAGE`): neither 1,
+/// which a failed command exits with, nor 2, which `plan --detailed-exitcode` means "changes
+/// pending" by.
+const EXIT_USAGE: u8 = 64;
+
+/// Help and `--version` print and succeed; any other parse error is a usage error, printed
+/// by clap (text) or as `{"error": ...}` when the command line asks for JSON output.
+fn usage_error(err: &clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    if wants_json(args) {
+        let text = err.render().to_string();
+        let message = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        println!(
+            "{}",
+            serde_json::json!({ "error": format!("usage: {message}") })
+        );
+    } else {
+        let _ = err.print();
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Whether a command line that failed to parse asked for `-o json` (in any spelling clap
+/// accepts), so its usage error is JSON too.
+fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.windows(2)
+        .any(|w| matches!(w[0], "-o" | "--output") && w[1] == "json")
+        || args
+            .iter()
+            .any(|a| matches!(*a, "-ojson" | "--output=json" | "-o=json"))
 }
 
 fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
