@@ -200,3 +200,24 @@ sandbox_test! {
         ok(&["destroy", "--all"]);
     }
 }
+
+sandbox_test! {
+    /// Names as long as validate allows work in the kernel too: the links' ownership marks
+    /// (aliases) built from them are cut to what a new link's request may carry. A 250-byte
+    /// network name used to fail creating the bridge ("Attribute failed policy validation").
+    fn the_longest_names_validate_accepts_apply(sb) {
+        let net = "n".repeat(250);
+        let ctr = "c".repeat(250);
+        let file = write(
+            sb,
+            "long.toml",
+            &format!("[networks.{net}]\nbridge = \"nc-long\"\nsubnets = [{{ subnet = \"10.90.40.0/24\" }}]\n\n[containers.{ctr}]\nnetworks.{net} = {{}}\n"),
+        );
+        ok(&["validate", "-f", &file]);
+        ok(&["apply", "-f", &file]);
+        assert!(sb.run(&["ip", "-o", "link", "show", "nc-long"]).contains("alias netctl network nnn"));
+        assert_eq!(plan_code(&file).0, 0);
+        ok(&["destroy", "--all"]);
+        assert!(!sb.run(&["ip", "-o", "link"]).contains("nc-long"));
+    }
+}

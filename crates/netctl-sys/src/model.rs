@@ -559,7 +559,7 @@ pub(crate) fn check_alias(alias: Option<&str>) -> Result<(), SysError> {
             Err(SysError::InvalidInput {
                 what: "link alias",
                 value: netctl_types::Shown(alias).to_string(),
-                reason: "must be at most 255 bytes",
+                reason: "must be at most 254 bytes",
             })
         }
         _ => Ok(()),

@@ -31,7 +31,36 @@ pub(crate) fn check(
 ) -> BTreeMap<String, Vec<PortMapping>> {
     let mut ctx = Ctx { spans, sink };
     ctx.networks(state);
-    ctx.containers(state)
+    let ports = ctx.containers(state);
+    ctx.capacity(state);
+    ports
+}
+
+/// An address as a number, for counting the addresses between two of one family.
+fn as_number(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(ip) => u128::from(u32::from(ip)),
+        IpAddr::V6(ip) => u128::from(ip),
+    }
+}
+
+/// How many containers a subnet can hand addresses to: its lease range (the hosts of the
+/// subnet by default: no network or broadcast address) without the gateway.
+fn dynamic_room(spec: &SubnetSpec) -> (u128, u128, u128) {
+    let subnet = spec.subnet;
+    let network = as_number(subnet.network());
+    let last = as_number(subnet.broadcast());
+    let last_host = match subnet {
+        IpNet::V4(_) => last.saturating_sub(1),
+        IpNet::V6(_) => last,
+    };
+    let range = spec.lease_range.as_ref();
+    let start = range.and_then(|r| r.start).map_or(network + 1, as_number);
+    let end = range.and_then(|r| r.end).map_or(last_host, as_number);
+    let size = (end + 1).saturating_sub(start);
+    let gateway = as_number(spec.effective_gateway());
+    let in_range = u128::from((start..=end).contains(&gateway));
+    (start, end, size.saturating_sub(in_range))
 }
 
 struct Ctx<'a> {
@@ -209,6 +238,57 @@ impl Ctx<'_> {
                     Target::Value,
                     format!("lease_range start {start} is after its end {end}"),
                 );
+            }
+        }
+    }
+
+    /// A subnet too small for the containers that join its network: each container takes
+    /// one address of every subnet, a static one or one from the lease range. (Before, the
+    /// apply failed half-way with "failed to find free IP in range" and rolled back.)
+    fn capacity(&mut self, state: &DesiredState) {
+        for (name, network) in &state.networks {
+            let members: Vec<_> = state
+                .containers
+                .values()
+                .filter_map(|c| c.networks.get(name))
+                .collect();
+            for (i, spec) in network.subnets.iter().enumerate() {
+                let (start, end, room) = dynamic_room(spec);
+                let is_static = |ip: IpAddr| {
+                    spec.subnet.contains(&ip) && !(start..=end).contains(&as_number(ip))
+                };
+                let dynamic = members
+                    .iter()
+                    .filter(|a| {
+                        let ip = match spec.subnet {
+                            IpNet::V4(_) => a.ip.map(IpAddr::V4),
+                            IpNet::V6(_) => a.ip6.map(IpAddr::V6),
+                        };
+                        !ip.is_some_and(is_static)
+                    })
+                    .count() as u128;
+                if dynamic > room {
+                    let path = FieldPath::keys(&["networks", name])
+                        .key("subnets")
+                        .index(i)
+                        .key("subnet");
+                    let what = if spec.lease_range.is_some() { "its lease range" } else { "it" };
+                    let s = if room == 1 { "" } else { "es" };
+                    let gateway = spec.effective_gateway();
+                    let note = if (start..=end).contains(&as_number(gateway)) {
+                        format!(" (besides the gateway {gateway})")
+                    } else {
+                        String::new()
+                    };
+                    self.error(
+                        &path,
+                        Target::Value,
+                        format!(
+                            "subnet {} is too small for network {name}: {dynamic} containers join it, but {what} has {room} address{s} to hand out{note}",
+                            spec.subnet,
+                        ),
+                    );
+                }
             }
         }
     }
