@@ -281,7 +281,8 @@ sandbox_test! {
         };
         let (link_before, addr_before) = (links(), addrs());
         sb.run(&["nft", "flush", "ruleset"]);
-        ok(&["reload", "--all"]);
+        let reloaded = ok(&["reload", "--all"]);
+        assert!(reloaded.lines().any(|l| l.starts_with("reloaded web (")), "names, not bare ids: {reloaded}");
         assert_eq!(link_before, links(), "same interfaces and MACs");
         assert_eq!(addr_before.iter().filter(|l| !l.contains("fe80")).count(), addrs().iter().filter(|l| !l.contains("fe80")).count());
         let v4 = |v: Vec<String>| -> Vec<String> { v.into_iter().map(|l| l.split_whitespace().filter(|w| !w.starts_with("fe80")).collect::<Vec<_>>().join(" ")).collect() };
@@ -506,6 +507,11 @@ sandbox_test! {
         ok(&["destroy", "--all"]);
         assert!(helper_pids("pasta").is_empty() && helper_pids("slirp4netns").is_empty(), "no helper left");
         assert!(!std::path::Path::new("/run/netns/worker").exists());
+        // Nothing of the helpers stays under run_dir: no pid file, socket, log or directory.
+        let left: Vec<_> = std::fs::read_dir("/run/netctl/containers")
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "destroy left {left:?}");
     }
 }
 

@@ -1330,7 +1330,10 @@ pub(crate) fn destroy(engine: &Engine<'_>, only: Option<&BTreeSet<String>>) -> R
 }
 
 /// Re-creates firewall rules and attachments, keeping addresses, MACs and interface names.
-pub(crate) fn reload(engine: &Engine<'_>, containers: Option<&[String]>) -> Result<Vec<String>> {
+pub(crate) fn reload(
+    engine: &Engine<'_>,
+    containers: Option<&[String]>,
+) -> Result<Vec<(String, String)>> {
     let rec = engine.recorded()?;
     let names: Vec<String> = match containers {
         None => rec
@@ -1359,7 +1362,10 @@ pub(crate) fn reload(engine: &Engine<'_>, containers: Option<&[String]>) -> Resu
     // lost to a firewall restart or `nft flush ruleset`); of the attachments, those that are
     // not intact are re-created with their recorded addresses, MACs and interface names, and
     // intact ones are left alone (re-creating a working veth only interrupts traffic).
-    let ids = names.iter().map(|n| rec.containers[n].id.clone()).collect();
+    let reloaded = names
+        .iter()
+        .map(|n| (n.clone(), rec.containers[n].id.clone()))
+        .collect();
     let selected: BTreeSet<String> = names.into_iter().collect();
     let observed = engine.observe(&rec)?;
     let desired = desired_from_recorded(&rec, &BTreeSet::new());
@@ -1392,7 +1398,7 @@ pub(crate) fn reload(engine: &Engine<'_>, containers: Option<&[String]>) -> Resu
     // transaction that either applied or failed): a second full observation would double its
     // cost for nothing.
     execute(engine, plan, rec, None, Verify::Touched)?;
-    Ok(ids)
+    Ok(reloaded)
 }
 
 /// Options of `connect`, as podman's `network connect` takes them.

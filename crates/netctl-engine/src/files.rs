@@ -317,5 +317,11 @@ fn container_ips(rec: &Recorded, name: &str) -> Vec<IpAddr> {
 pub(crate) fn remove(cfg: &Config, ctr: &ContainerRecord) -> Result<()> {
     let dir = container_files_dir(cfg, ctr);
     netctl_dns::remove_files(&dir, &["hosts", "resolv.conf"])?;
+    // What a stopped pasta or slirp4netns left under run_dir (pid file, socket, log), and
+    // with them the container's directory there.
+    let helper_dir = netctl_slirp::files_dir(&cfg.run_dir, &ctr.name);
+    let [socket, log] = netctl_slirp::FILES;
+    let helper_files = [netctl_pasta::PID_FILE, socket, log, "hosts", "resolv.conf"];
+    netctl_dns::remove_files(&helper_dir, &helper_files)?;
     Ok(())
 }

@@ -365,8 +365,8 @@ impl<'a> Engine<'a> {
     }
 
     /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping
-    /// addresses, MACs and interface names.
-    pub fn reload(&self, containers: Option<&[String]>) -> Result<Vec<String>> {
+    /// addresses, MACs and interface names. Returns each reloaded container's name and id.
+    pub fn reload(&self, containers: Option<&[String]>) -> Result<Vec<(String, String)>> {
         exec::reload(self, containers)
     }
 }

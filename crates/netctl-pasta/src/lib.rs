@@ -164,9 +164,12 @@ pub fn is_running(sys: &dyn Sys, pid: u32, start_time: u64) -> bool {
     sys.is_alive(pid, start_time)
 }
 
+/// The name of pasta's pid file in a container's directory under `run_dir`.
+pub const PID_FILE: &str = "pasta.pid";
+
 /// The pid file netctl uses for a container's pasta under `run_dir`.
 pub fn pid_file(run_dir: &Path, container: &str) -> PathBuf {
-    run_dir.join("containers").join(container).join("pasta.pid")
+    run_dir.join("containers").join(container).join(PID_FILE)
 }
 
 #[cfg(test)]

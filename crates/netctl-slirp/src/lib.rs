@@ -101,12 +101,15 @@ impl SlirpConfig {
             netns: netns.into(),
             options: SlirpOptions::default(),
             ports: Vec::new(),
-            api_socket: dir.join("slirp4netns.sock"),
-            log_file: dir.join("slirp4netns.log"),
+            api_socket: dir.join(FILES[0]),
+            log_file: dir.join(FILES[1]),
             ready_timeout: READY_TIMEOUT,
         }
     }
 }
+
+/// The files a slirp4netns leaves in its directory: the API socket and the log.
+pub const FILES: [&str; 2] = ["slirp4netns.sock", "slirp4netns.log"];
 
 /// The directory netctl keeps a container's slirp4netns files in under `run_dir`.
 pub fn files_dir(run_dir: &Path, container: &str) -> PathBuf {

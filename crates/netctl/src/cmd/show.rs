@@ -155,12 +155,23 @@ pub fn reload(
         Some(args.containers.as_slice())
     };
     let progress = Progress::new(reporter);
-    let ids = ctx
+    let reloaded = ctx
         .engine()
         .with_progress(&progress.callback())
         .reload(which)?;
     progress.finish();
-    let text: String = ids.iter().flat_map(|id| [id.as_str(), "\n"]).collect();
-    reporter.result(&text, &ids);
+    let text = if reloaded.is_empty() {
+        "Nothing to reload: no bridge-mode containers are recorded.\n".to_owned()
+    } else {
+        reloaded
+            .iter()
+            .map(|(name, id)| format!("reloaded {name} ({})\n", &id[..id.len().min(12)]))
+            .collect()
+    };
+    let value: Vec<_> = reloaded
+        .iter()
+        .map(|(name, id)| json!({ "name": name, "id": id }))
+        .collect();
+    reporter.result(&text, &value);
     Ok(Outcome::Success)
 }
