@@ -245,7 +245,7 @@ fn completions_for_each_shell() {
         .args(["completions", "tcsh"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert_eq!(out.status.code(), Some(64), "a usage error");
 }
 
 /// `netavark` after a netctl option is refused with a message saying where it goes; podman

@@ -1138,7 +1138,8 @@ pub(crate) fn execute(
         let (count, errors) = run.rollback();
         // Put the firewall back as the records now say, in one transaction.
         let fw = run.restore_firewall().err().map(|e| error_chain(&e));
-        let mut undone = format!("rolled back {count} change(s) this run made");
+        let s = if count == 1 { "" } else { "s" };
+        let mut undone = format!("rolled back {count} change{s} this run made");
         if errors.is_empty() && fw.is_none() {
             // A clean rollback leaves nothing half-done: the records and the kernel agree
             // again (what was changed in place, the next plan sees as drift).

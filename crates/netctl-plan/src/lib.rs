@@ -169,7 +169,7 @@ impl Step {
             action: Action::Delete,
             resource,
             changes: Vec::new(),
-            reason: pruned.then(|| "not in the file (--prune)".to_owned()),
+            reason: pruned.then(|| "not in the file; --prune removes it".to_owned()),
             recreates_dependents: pruned,
         }
     }
@@ -595,11 +595,15 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
                 let mut replace = false;
                 for ip in att.static_ips() {
                     if !rec.addresses.iter().any(|a| a.addr() == ip) {
-                        changes.push(Change::new(
-                            "ip",
-                            Some(render::addrs_str(&rec.addresses)),
-                            Some(ip.to_string()),
-                        ));
+                        // The address of the same family it replaces, so a new IPv6 address
+                        // does not read as if the IPv4 one went away.
+                        let old = rec
+                            .addresses
+                            .iter()
+                            .find(|a| a.addr().is_ipv4() == ip.is_ipv4())
+                            .map(|a| a.addr().to_string());
+                        let field = if ip.is_ipv4() { "ip" } else { "ip6" };
+                        changes.push(Change::new(field, old, Some(ip.to_string())));
                         replace = true;
                     }
                 }

@@ -144,14 +144,6 @@ pub(crate) fn list_str<T: Display>(items: &[T]) -> String {
     )
 }
 
-pub(crate) fn addrs_str(addrs: &[IpNet]) -> String {
-    addrs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 fn subnet_line(subnet: IpNet, gateway: Option<std::net::IpAddr>, range: Option<String>) -> String {
     let mut s = subnet.to_string();
     if let Some(gw) = gateway {

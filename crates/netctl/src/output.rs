@@ -81,3 +81,13 @@ impl Reporter {
         }
     }
 }
+
+/// `1 network`, `2 networks`: a count with its noun, singular or plural (`plural` spelled
+/// out: "address" / "addresses").
+pub fn counted(n: usize, singular: &str, plural: &str) -> String {
+    if n == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{n} {plural}")
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::{ApplyArgs, DestroyArgs, PlanArgs};
 use crate::cmd::ctx::{Ctx, Surveyed, load_and_survey, load_desired};
-use crate::output::Reporter;
+use crate::output::{Reporter, counted};
 use crate::progress::Progress;
 use crate::settings::Settings;
 
@@ -90,8 +90,9 @@ fn confirm_destructive(plan: &Plan) -> anyhow::Result<()> {
     let mut err = std::io::stderr().lock();
     let _ = write!(
         err,
-        "{}This deletes or re-creates {destructive} resource(s). Apply? [y/N] ",
-        render_text(plan)
+        "{}This deletes or re-creates {}. Apply? [y/N] ",
+        render_text(plan),
+        counted(destructive, "resource", "resources")
     );
     let _ = err.flush();
     let mut answer = String::new();

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::{ConnectArgs, DisconnectArgs, ReloadArgs};
 use crate::cmd::ctx::Ctx;
-use crate::output::Reporter;
+use crate::output::{Reporter, counted};
 use crate::progress::Progress;
 use crate::settings::Settings;
 
@@ -68,7 +68,11 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
             );
         }
     }
-    let _ = writeln!(text, "LEASES\n  {} address(es) leased", leases.len());
+    let _ = writeln!(
+        text,
+        "LEASES\n  {} leased",
+        counted(leases.len(), "address", "addresses")
+    );
     if !rec.helpers.is_empty() {
         text.push_str("PROCESSES\n");
         for h in rec.helpers.values() {

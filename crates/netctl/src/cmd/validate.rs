@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::FileArg;
-use crate::output::{InvalidInput, Reporter};
+use crate::output::{InvalidInput, Reporter, counted};
 use crate::settings::Settings;
 
 pub fn run(_settings: &Settings, args: &FileArg, reporter: &Reporter) -> anyhow::Result<Outcome> {
@@ -18,10 +18,10 @@ pub fn run(_settings: &Settings, args: &FileArg, reporter: &Reporter) -> anyhow:
         reporter.note(&diag.to_string());
     }
     let text = format!(
-        "{}: valid ({} networks, {} containers)\n",
+        "{}: valid ({}, {})\n",
         args.file.display(),
-        state.desired.networks.len(),
-        state.desired.containers.len()
+        counted(state.desired.networks.len(), "network", "networks"),
+        counted(state.desired.containers.len(), "container", "containers")
     );
     reporter.result(
         &text,
