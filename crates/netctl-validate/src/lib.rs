@@ -134,6 +134,33 @@ pub fn validate(file: &str, text: &str) -> Validated {
     }
 }
 
+/// Validates a file's raw bytes: text that is not UTF-8 is one error at the first bad byte
+/// (line and column counted in the valid text before it), anything else as [`validate`].
+pub fn validate_bytes(file: &str, bytes: &[u8]) -> Validated {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => validate(file, text),
+        Err(err) => {
+            let valid = err.valid_up_to();
+            // The valid prefix, so the position is counted in characters the user sees.
+            let text = String::from_utf8_lossy(&bytes[..valid]).into_owned();
+            let mut sink = Sink::default();
+            sink.push(
+                Severity::Error,
+                valid..valid,
+                String::new(),
+                format!(
+                    "the file is not valid UTF-8: byte 0x{:02x} at offset {valid}; TOML files are UTF-8",
+                    bytes[valid]
+                ),
+            );
+            Validated {
+                state: None,
+                diagnostics: sink.finish(file, &text),
+            }
+        }
+    }
+}
+
 /// Validates a desired state that came from a request rather than a file (podman's netavark
 /// JSON, a CNI configuration): it is written out as TOML and checked exactly as a file would
 /// be, so every front door runs the same rules on names, ports and addresses. `origin` labels

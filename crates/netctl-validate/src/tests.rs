@@ -291,3 +291,16 @@ fn the_unrecorded_pass_never_hides_a_finding() {
     }
     assert_eq!(validate("t.toml", &texts[0]).diagnostics, vec![]);
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_located() {
+    let bytes = b"[networks.web]\nbridge = \"nc-\xc3\xa9-\xff\"\n";
+    let validated = crate::validate_bytes("t.toml", bytes);
+    assert!(validated.state.is_none());
+    assert_eq!(
+        validated.render(),
+        "t.toml:2:16: error: the file is not valid UTF-8: byte 0xff at offset 31; TOML files are UTF-8\n"
+    );
+    let ok = crate::validate_bytes("t.toml", b"[networks.web]\n");
+    assert!(ok.state.is_some());
+}

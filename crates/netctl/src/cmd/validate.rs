@@ -39,9 +39,9 @@ pub fn run(_settings: &Settings, args: &FileArg, reporter: &Reporter) -> anyhow:
 /// Reads and validates a desired-state file; any error-severity diagnostic is a failure that
 /// carries every diagnostic. Returns the file's text too.
 pub fn load(path: &Path) -> anyhow::Result<(Validated, String)> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read desired-state file {}", path.display()))?;
-    let validated = netctl_validate::validate(&path.display().to_string(), &text);
+    let validated = netctl_validate::validate_bytes(&path.display().to_string(), &bytes);
     let errors = validated
         .diagnostics
         .iter()
@@ -67,5 +67,7 @@ pub fn load(path: &Path) -> anyhow::Result<(Validated, String)> {
         }
         .into());
     }
+    // No errors: the bytes were UTF-8.
+    let text = String::from_utf8(bytes).expect("validated text is UTF-8");
     Ok((validated, text))
 }
