@@ -138,23 +138,71 @@ fn settings_errors_name_the_setting() {
     let tmp = tempfile::tempdir().unwrap();
     let out = netctl(tmp.path())
         .env("NETCTL_FIREWALL_DRIVER", "iptables")
-        .args(["validate", "-f", "config/examples/quickstart.toml"])
+        .arg("settings")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(stderr.contains("firewall_driver"), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "NETCTL_FIREWALL_DRIVER: error: invalid firewall_driver: `iptables` is not one of `nftables`, `none`"
+        ),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// Every mistake in the settings file at once, each at its line and column; a file named by
+/// `--config` must exist; `validate` reads no settings, so a broken file does not stop it.
+#[test]
+fn settings_files_are_checked_like_desired_state_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("netctl.toml");
+    std::fs::write(
+        &file,
+        "stat_dir = \"/x\"\nlock_timeout = -1\nport_in_use = \"maybe\"\n",
+    )
+    .unwrap();
+    let out = netctl(tmp.path()).arg("settings").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = file.display();
+    for expected in [
+        format!("{at}:1:1: error: unknown setting `stat_dir`; did you mean `state_dir`?"),
+        format!("{at}:2:16: error: invalid lock_timeout: `-1` is not a whole number of zero or more"),
+        format!("{at}:3:15: error: invalid port_in_use: `maybe` is not one of `refuse`, `warn`"),
+        "invalid settings: 3 errors".to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+    }
+    let out = netctl(tmp.path())
+        .args(["validate", "-f", "config/examples/quickstart.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+
+    let out = netctl(tmp.path())
+        .args(["--config", "/nonexistent/netctl.toml", "settings"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read the settings file /nonexistent/netctl.toml"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[test]
 fn config_file_layer_is_read() {
     let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("netctl.toml"), "lock_timeout = 7\n").unwrap();
+    let out = netctl(tmp.path()).arg("settings").output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lock_timeout = 7\n"));
     std::fs::write(tmp.path().join("netctl.toml"), "no_such_setting = 1\n").unwrap();
-    let out = netctl(tmp.path())
-        .args(["validate", "-f"])
-        .arg(workspace_root().join("config/examples/quickstart.toml"))
-        .output()
-        .unwrap();
+    let out = netctl(tmp.path()).arg("settings").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
 }
 

@@ -20,6 +20,7 @@ mod check;
 mod decode;
 mod diagnostic;
 mod path;
+mod settings;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use serde::Serialize;
 use toml::de::DeTable;
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use settings::{Expect, check_setting_text, check_settings_file};
 
 use diagnostic::Sink;
 use path::Spans;

@@ -154,6 +154,8 @@ pub enum Command {
     /// Networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Print the settings in effect (defaults < settings file < NETCTL_* < flags), as TOML.
+    Settings,
     /// Print a shell completion script on stdout.
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),

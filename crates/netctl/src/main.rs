@@ -13,11 +13,12 @@ mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use anyhow::Context as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::cli::{Cli, Command};
 use crate::output::Reporter;
-use crate::settings::Settings;
+use crate::settings::{ConfigSource, Settings};
 
 /// mimalloc rather than glibc's allocator: netctl builds and drops many small values per
 /// container (paths, records, netlink messages), and mimalloc makes that cheaper (validating a
@@ -51,13 +52,21 @@ fn main() -> ExitCode {
         init_logging();
         return cmd::netavark::main(args[1..].to_vec());
     }
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => return usage_error(&err, &args),
+    };
+    // A settings file named on the command line must exist; the default one may not.
+    let config_source = match matches.value_source("config") {
+        Some(clap::parser::ValueSource::CommandLine) => ConfigSource::Flag,
+        _ => ConfigSource::Default,
     };
     init_logging();
     let reporter = Reporter::new(cli.global.output);
-    match run(&cli, &reporter) {
+    match run(&cli, config_source, &reporter) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ChangesPending) => ExitCode::from(2),
         Err(err) => {
@@ -117,10 +126,12 @@ fn wants_json(args: &[std::ffi::OsString]) -> bool {
             .any(|a| matches!(*a, "-ojson" | "--output=json" | "-o=json"))
 }
 
-fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let settings = || Settings::load(&cli.global.config, &cli.global.flag_settings());
+fn run(cli: &Cli, config_source: ConfigSource, reporter: &Reporter) -> anyhow::Result<Outcome> {
+    let settings =
+        || Settings::load(&cli.global.config, config_source, &cli.global.flag_settings());
     match &cli.command {
-        Command::Validate(args) => cmd::validate::run(&settings()?, args, reporter),
+        // Reads only the file: no settings, no state, no root.
+        Command::Validate(args) => cmd::validate::run(args, reporter),
         Command::Plan(args) => cmd::apply::plan(&settings()?, args, reporter),
         Command::Apply(args) => cmd::apply::apply(&settings()?, args, reporter),
         Command::Destroy(args) => cmd::apply::destroy(&settings()?, args, reporter),
@@ -130,6 +141,12 @@ fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
         Command::Reload(args) => cmd::show::reload(&settings()?, args, reporter),
         Command::Inspect(args) => cmd::inspect::inspect(&settings()?, args, reporter),
         Command::Network(cmd) => cmd::inspect::network(&settings()?, cmd, reporter),
+        Command::Settings => {
+            let settings = settings()?;
+            let text = toml::to_string(&settings).context("render the settings")?;
+            reporter.result(&text, &settings);
+            Ok(Outcome::Success)
+        }
         // About netctl itself: no settings are read, so these work wherever it is installed.
         Command::Completions(args) => Ok(cmd::completions::completions(args)),
         Command::Man(args) => cmd::man::man(args),

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use netctl_validate::{Expect, check_setting_text, check_settings_file};
 use serde::{Deserialize, Serialize};
+
+use crate::output::InvalidInput;
 
 /// The config file read when `--config` / `NETCTL_CONFIG` does not name another.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/netctl/netctl.toml";
@@ -73,19 +76,6 @@ impl Default for Settings {
     }
 }
 
-/// The keys of [`Settings`], as `NETCTL_<KEY>` variables spell them (lowercased).
-const SETTING_KEYS: [&str; 10] = [
-    "state_dir",
-    "run_dir",
-    "netns_dir",
-    "etc_netns_dir",
-    "firewall_driver",
-    "lock_timeout",
-    "default_network",
-    "default_bridge",
-    "default_subnet",
-    "port_in_use",
-];
 
 /// Settings given on the command line; only those present override the weaker layers.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -104,23 +94,88 @@ pub struct FlagSettings {
     pub lock_timeout: Option<u64>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid settings (defaults < {config} < NETCTL_* < flags)")]
-pub struct SettingsError {
-    config: String,
-    #[source]
-    source: Box<figment::Error>,
+/// What each setting's value must be, for checking the file and the environment before
+/// figment merges them (figment stops at the first mistake and names it by its internal key).
+const SETTING_KINDS: [(&str, Expect); 10] = [
+    ("state_dir", Expect::Path),
+    ("run_dir", Expect::Path),
+    ("netns_dir", Expect::Path),
+    ("etc_netns_dir", Expect::Path),
+    ("firewall_driver", Expect::OneOf(&["nftables", "none"])),
+    ("lock_timeout", Expect::Count),
+    ("default_network", Expect::Text),
+    ("default_bridge", Expect::Text),
+    ("default_subnet", Expect::Subnet),
+    ("port_in_use", Expect::OneOf(&["refuse", "warn"])),
+];
+
+/// Where the settings file's name came from: a file named on the command line must exist; the
+/// default one (or one named by `NETCTL_CONFIG`) may be absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config FILE`.
+    Flag,
+    /// The default path or `NETCTL_CONFIG`.
+    Default,
 }
 
 impl Settings {
-    /// Loads the layered settings. `config` is the config file; a missing file is fine.
-    pub fn load(config: &Path, flags: &FlagSettings) -> Result<Settings, SettingsError> {
-        Self::figment(config, flags)
-            .extract()
-            .map_err(|e| SettingsError {
-                config: config.display().to_string(),
-                source: Box::new(e),
-            })
+    /// Loads the layered settings. `config` is the settings file; a missing file is fine
+    /// unless `--config` named it. Every mistake in the file and in `NETCTL_*` variables is
+    /// reported at once, the file's at their line and column.
+    pub fn load(
+        config: &Path,
+        source: ConfigSource,
+        flags: &FlagSettings,
+    ) -> anyhow::Result<Settings> {
+        let mut lines = Vec::new();
+        let mut json = Vec::new();
+        match std::fs::read(config) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                for d in check_settings_file(&config.display().to_string(), &text, &SETTING_KINDS)
+                {
+                    lines.push(d.to_string());
+                    json.push(serde_json::to_value(&d).expect("diagnostics serialize"));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && source == ConfigSource::Default => {}
+            Err(e) => {
+                return Err(anyhow::anyhow!(e).context(format!(
+                    "cannot read the settings file {}",
+                    config.display()
+                )));
+            }
+        }
+        for (key, expect) in SETTING_KINDS {
+            let var = format!("NETCTL_{}", key.to_ascii_uppercase());
+            if let Some(value) = std::env::var_os(&var)
+                && let Err(why) = check_setting_text(&value.to_string_lossy(), expect)
+            {
+                let line = format!("{var}: error: invalid {key}: {why}");
+                json.push(serde_json::json!({ "variable": var, "message": format!("invalid {key}: {why}") }));
+                lines.push(line);
+            }
+        }
+        if !lines.is_empty() {
+            let n = lines.len();
+            return Err(InvalidInput {
+                summary: format!(
+                    "invalid settings: {n} error{} (defaults < {} < NETCTL_* < flags); nothing was changed",
+                    if n == 1 { "" } else { "s" },
+                    config.display()
+                ),
+                lines,
+                json,
+            }
+            .into());
+        }
+        Self::figment(config, flags).extract().map_err(|e| {
+            anyhow::anyhow!(e).context(format!(
+                "invalid settings (defaults < {} < NETCTL_* < flags)",
+                config.display()
+            ))
+        })
     }
 
     fn figment(config: &Path, flags: &FlagSettings) -> Figment {
@@ -128,7 +183,7 @@ impl Settings {
             .merge(Toml::file(config))
             // Only the settings themselves: NETCTL_CONFIG names the file, NETCTL_LOG the log
             // filter, and other NETCTL_* variables belong to other tools.
-            .merge(Env::prefixed("NETCTL_").only(&SETTING_KEYS))
+            .merge(Env::prefixed("NETCTL_").only(&SETTING_KINDS.map(|(key, _)| key)))
             .merge(Serialized::defaults(flags))
     }
 }
@@ -153,7 +208,7 @@ mod tests {
                 netns_dir: Some("/from/flag/ns".into()),
                 ..FlagSettings::default()
             };
-            let s = Settings::load(Path::new("netctl.toml"), &flags).expect("settings load");
+            let s = Settings::load(Path::new("netctl.toml"), ConfigSource::Default, &flags).expect("settings load");
             assert_eq!(s.state_dir, Path::new("/from/file"));
             assert_eq!(s.run_dir, Path::new("/from/env/run"));
             assert_eq!(s.netns_dir, Path::new("/from/flag/ns"));
@@ -168,7 +223,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("NETCTL_LOG", "debug");
             jail.set_env("NETCTL_SOMETHING_ELSE", "x");
-            let s = Settings::load(Path::new("absent.toml"), &FlagSettings::default()).unwrap();
+            let s = Settings::load(Path::new("absent.toml"), ConfigSource::Default, &FlagSettings::default()).unwrap();
             assert_eq!(s, Settings::default());
             Ok(())
         });
@@ -177,7 +232,7 @@ mod tests {
     #[test]
     fn missing_config_file_gives_defaults() {
         Jail::expect_with(|_| {
-            let s = Settings::load(Path::new("absent.toml"), &FlagSettings::default()).unwrap();
+            let s = Settings::load(Path::new("absent.toml"), ConfigSource::Default, &FlagSettings::default()).unwrap();
             assert_eq!(s, Settings::default());
             Ok(())
         });
@@ -188,8 +243,9 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("NETCTL_FIREWALL_DRIVER", "iptables");
             let err =
-                Settings::load(Path::new("absent.toml"), &FlagSettings::default()).unwrap_err();
-            let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+                Settings::load(Path::new("absent.toml"), ConfigSource::Default, &FlagSettings::default()).unwrap_err();
+            let invalid = err.downcast_ref::<InvalidInput>().expect("invalid input");
+            let chain = invalid.lines.join("\n");
             assert!(chain.to_lowercase().contains("firewall_driver"), "{chain}");
             Ok(())
         });
@@ -199,7 +255,7 @@ mod tests {
     fn unknown_keys_in_the_config_file_are_errors() {
         Jail::expect_with(|jail| {
             jail.create_file("netctl.toml", "stat_dir = \"/x\"\n")?;
-            assert!(Settings::load(Path::new("netctl.toml"), &FlagSettings::default()).is_err());
+            assert!(Settings::load(Path::new("netctl.toml"), ConfigSource::Default, &FlagSettings::default()).is_err());
             Ok(())
         });
     }

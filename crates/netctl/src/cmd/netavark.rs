@@ -145,7 +145,7 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
         || PathBuf::from(crate::settings::DEFAULT_CONFIG_FILE),
         PathBuf::from,
     );
-    let settings = Settings::load(&config, &flags)?;
+    let settings = Settings::load(&config, crate::settings::ConfigSource::Default, &flags)?;
     match &cli.command {
         NetavarkCommand::Version => Ok(Some(
             serde_json::json!({

@@ -9,9 +9,8 @@ use serde_json::json;
 use crate::Outcome;
 use crate::cli::FileArg;
 use crate::output::{InvalidInput, Reporter, counted};
-use crate::settings::Settings;
 
-pub fn run(_settings: &Settings, args: &FileArg, reporter: &Reporter) -> anyhow::Result<Outcome> {
+pub fn run(args: &FileArg, reporter: &Reporter) -> anyhow::Result<Outcome> {
     let (validated, _) = load(&args.file)?;
     let state = validated.state.as_ref().expect("no errors means a state");
     for diag in &validated.diagnostics {
