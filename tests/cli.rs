@@ -169,11 +169,16 @@ fn settings_files_are_checked_like_desired_state_files() {
     let at = file.display();
     for expected in [
         format!("{at}:1:1: error: unknown setting `stat_dir`; did you mean `state_dir`?"),
-        format!("{at}:2:16: error: invalid lock_timeout: `-1` is not a whole number of zero or more"),
+        format!(
+            "{at}:2:16: error: invalid lock_timeout: `-1` is not a whole number of zero or more"
+        ),
         format!("{at}:3:15: error: invalid port_in_use: `maybe` is not one of `refuse`, `warn`"),
         "invalid settings: 3 errors".to_owned(),
     ] {
-        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
     let out = netctl(tmp.path())
         .args(["validate", "-f", "config/examples/quickstart.toml"])
@@ -320,4 +325,103 @@ fn netavark_must_come_first() {
     assert!(out.status.success(), "{}", describe(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["commit"], "netctl", "{value}");
+}
+
+/// A user without root is told so, not just "Permission denied"; a mistake in the input is
+/// reported as such, without the hint. (Runs as `nobody` when the tests run as root.)
+#[test]
+fn users_without_root_get_a_hint() {
+    use std::os::unix::process::CommandExt as _;
+    if !nix::unistd::geteuid().is_root() {
+        return; // Needs root to become another user; CI runs as root.
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = netctl(tmp.path())
+        .env("NETCTL_STATE_DIR", "/var/lib/netctl-hint-test")
+        .arg("show")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hint: netctl manages the host's network"),
+        "{stderr}"
+    );
+    let file = tmp.path().join("bad.toml");
+    std::fs::write(&file, "[networks.web]\nmtu = 1\n").unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = netctl(tmp.path())
+        .args(["validate", "-f"])
+        .arg(&file)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("hint:"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// Logs and diagnostics written to a pipe carry no colour codes.
+#[test]
+fn redirected_output_has_no_colour() {
+    let tmp = tempfile::tempdir().unwrap();
+    if !nix::unistd::geteuid().is_root() {
+        return; // `show` needs root to look at the host; CI runs as root.
+    }
+    let out = netctl(tmp.path())
+        .env("NETCTL_LOG", "debug")
+        .arg("show")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!out.stderr.is_empty(), "debug logs were written");
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stdout.contains(&0x1b),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// Reads do not wait for a running operation: with the lock held and the store open for
+/// writing in another process (here, this test), `show` and `network ls` answer at once from
+/// the last committed state, while `plan` waits for the lock and gives up.
+#[test]
+fn reads_do_not_wait_for_the_lock() {
+    if !nix::unistd::geteuid().is_root() {
+        return; // `show` looks at the host's links; CI runs as root.
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let _held = netctl_state::OperationLock::acquire(&state, std::time::Duration::from_secs(1))
+        .expect("take the state lock");
+    let _writer = netctl_state::Store::open(&state).expect("open the store to write");
+    for args in [&["show"][..], &["network", "ls"]] {
+        let out = netctl(tmp.path())
+            .env("NETCTL_LOCK_TIMEOUT", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+    }
+    let out = netctl(tmp.path())
+        .env("NETCTL_LOCK_TIMEOUT", "1")
+        .args(["plan", "-f", "config/examples/quickstart.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gave up"),
+        "{}",
+        describe(&out)
+    );
 }

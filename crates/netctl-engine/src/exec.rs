@@ -1489,7 +1489,10 @@ pub(crate) fn connect(
 }
 
 /// What `opts` asks of an existing attachment that it does not have.
-fn differing_connect_options(att: &netctl_state::AttachmentRecord, opts: &ConnectOptions) -> Vec<&'static str> {
+fn differing_connect_options(
+    att: &netctl_state::AttachmentRecord,
+    opts: &ConnectOptions,
+) -> Vec<&'static str> {
     let has = |ip: std::net::IpAddr| att.addresses.iter().any(|a| a.addr() == ip);
     let mut out = Vec::new();
     if opts.ip.is_some_and(|ip| !has(ip.into())) {
@@ -1498,7 +1501,10 @@ fn differing_connect_options(att: &netctl_state::AttachmentRecord, opts: &Connec
     if opts.ip6.is_some_and(|ip| !has(ip.into())) {
         out.push("IPv6 address");
     }
-    if opts.mac.is_some_and(|mac| mac != netctl_types::MacAddr::from(att.mac.octets())) {
+    if opts
+        .mac
+        .is_some_and(|mac| mac != netctl_types::MacAddr::from(att.mac.octets()))
+    {
         out.push("MAC address");
     }
     if opts.interface.as_ref().is_some_and(|i| *i != att.interface) {

@@ -56,6 +56,36 @@ pub(crate) fn ensure_state_dir(dir: &Path) -> Result<(), StateError> {
     ensure_mode(dir, DIR_MODE)
 }
 
+/// Whether an existing state directory may be read: netctl's user's. A missing one is not
+/// (there is nothing to read); any other failure is an error.
+pub(crate) fn is_trusted_state_dir(dir: &Path) -> Result<bool, StateError> {
+    match fs::metadata(dir) {
+        Ok(meta) => Ok(meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StateError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Opens an existing store file to read, without following a link in its place; only a
+/// regular file of netctl's user is accepted.
+pub(crate) fn open_existing_private_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "not a regular file of netctl's user",
+        ));
+    }
+    Ok(file)
+}
+
 /// Opens (creating if needed) a file that must be 0600, read-write, without truncating it and
 /// without following a link in its place; only a regular file of netctl's user is accepted.
 pub(crate) fn open_private_file(path: &Path) -> io::Result<File> {

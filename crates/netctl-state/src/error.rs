@@ -12,6 +12,8 @@ use ipnet::IpNet;
 /// Everything that can go wrong with the store, its records and IPAM.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    #[error("the store was opened only to read")]
+    ReadOnly,
     #[error("creating state directory {path}")]
     CreateDir {
         path: PathBuf,

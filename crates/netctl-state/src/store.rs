@@ -13,9 +13,10 @@
 //!   `ipam_allocations` ((network, container) → the addresses, podman's `ids` bucket) and
 //!   `ipam_last_ip` ((network, subnet) → the last automatically assigned address).
 //!   [`StateRead::consistency_problems`] checks that they, and the attachments, agree.
-//! * The store is opened only under the operation lock ([`crate::OperationLock`]): redb allows a
-//!   single process to have the file open, and the lock is what makes the others wait instead of
-//!   failing.
+//! * The store is opened for writing only under the operation lock ([`crate::OperationLock`]),
+//!   in redb's single-writer mode: one writer, and any number of read-only handles
+//!   ([`Store::open_read_only`]) in other processes that follow its commits, so a read (`show`,
+//!   `inspect`) does not wait for a running apply.
 //!
 //! Values are JSON so a newer netctl can add optional fields without a schema change; keys are
 //! redb tuples ordered for the range scans the code does (all leases of a network, of a subnet;
@@ -30,8 +31,9 @@ use std::time::SystemTime;
 
 use ipnet::IpNet;
 use redb::{
-    Database, DatabaseError, Durability, Key, ReadTransaction, ReadableDatabase, ReadableTable,
-    TableDefinition, TableError, TableHandle as _, Value, WriteTransaction,
+    ConcurrencyMode, Database, DatabaseError, Durability, Key, ReadOnlyDatabase, ReadTransaction,
+    ReadableDatabase, ReadableTable, TableDefinition, TableError, TableHandle as _, Value,
+    WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -78,9 +80,27 @@ const GENERATIONS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("
 
 /// The open store.
 pub struct Store {
-    db: Database,
+    db: Handle,
     path: PathBuf,
 }
+
+/// A store opened to write (under the operation lock) or only to read.
+enum Handle {
+    Writer(Database),
+    Reader(ReadOnlyDatabase),
+}
+
+impl Handle {
+    fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Handle::Writer(db) => db.begin_read(),
+            Handle::Reader(db) => db.begin_read(),
+        }
+    }
+}
+
+/// How every netctl process shares the store file: one writer (the lock holder) and readers.
+const CONCURRENCY: ConcurrencyMode = ConcurrencyMode::SingleWriter;
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,7 +127,9 @@ impl Store {
         })?;
         ensure_mode(&path, FILE_MODE)?;
         let mut builder = Database::builder();
-        builder.set_cache_size(CACHE_BYTES);
+        builder
+            .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(CONCURRENCY);
         let db = builder.create(&path).map_err(|source| match source {
             DatabaseError::DatabaseAlreadyOpen => StateError::StoreInUse { path: path.clone() },
             source => StateError::Open {
@@ -115,9 +137,46 @@ impl Store {
                 source,
             },
         })?;
-        let store = Store { db, path };
+        let store = Store {
+            db: Handle::Writer(db),
+            path,
+        };
         store.check_schema()?;
         Ok(store)
+    }
+
+    /// Opens the store only to read, without the operation lock, beside a writer that may be
+    /// running. `None` when that cannot be done as things are (no store yet, a store a killed
+    /// writer left needing recovery, a writer of an older netctl holding the whole file): the
+    /// caller then opens it the usual way, under the lock. The state directory is trusted only
+    /// if it is netctl's user's, as for [`Store::open`].
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Store>, StateError> {
+        let path = state_dir.join(STORE_FILE);
+        if !crate::dir::is_trusted_state_dir(state_dir)? {
+            return Ok(None);
+        }
+        let Ok(file) = crate::dir::open_existing_private_file(&path) else {
+            return Ok(None);
+        };
+        let mut builder = Database::builder();
+        builder
+            .set_cache_size(CACHE_BYTES)
+            .set_concurrency_mode(CONCURRENCY);
+        let Ok(backend) = redb::backends::FileBackend::new(file) else {
+            return Ok(None);
+        };
+        let Ok(db) = builder.open_read_only_with_backend(backend) else {
+            return Ok(None);
+        };
+        let store = Store {
+            db: Handle::Reader(db),
+            path,
+        };
+        match store.check_schema() {
+            Ok(()) => Ok(Some(store)),
+            Err(StateError::ReadOnly) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The store file.
@@ -140,8 +199,10 @@ impl Store {
     where
         E: From<StateError>,
     {
-        let mut txn = self
-            .db
+        let Handle::Writer(db) = &self.db else {
+            return Err(StateError::ReadOnly.into());
+        };
+        let mut txn = db
             .begin_write()
             .ctx(|| "beginning a write transaction".to_owned())?;
         // Immediate is redb's default; set it so the guarantee does not rest on a default.

@@ -272,7 +272,11 @@ impl Ctx<'_> {
                         .key("subnets")
                         .index(i)
                         .key("subnet");
-                    let what = if spec.lease_range.is_some() { "its lease range" } else { "it" };
+                    let what = if spec.lease_range.is_some() {
+                        "its lease range"
+                    } else {
+                        "it"
+                    };
                     let s = if room == 1 { "" } else { "es" };
                     let gateway = spec.effective_gateway();
                     let note = if (start..=end).contains(&as_number(gateway)) {

@@ -72,15 +72,17 @@ pub fn check_settings_file(file: &str, text: &str, keys: &[(&str, Expect)]) -> V
             continue;
         };
         let found = match (value.get_ref(), expect) {
-            (DeValue::String(s), Expect::Path | Expect::Text | Expect::Subnet | Expect::OneOf(_)) => {
-                check_setting_text(s, *expect).err()
-            }
-            (DeValue::Integer(int), Expect::Count) => {
-                check_setting_text(int.as_str(), *expect).err().map(|_| {
-                    format!("`{int}` is not a whole number of zero or more")
-                })
-            }
-            (other, Expect::Count) => Some(format!("expected a whole number, found {}", other.type_str())),
+            (
+                DeValue::String(s),
+                Expect::Path | Expect::Text | Expect::Subnet | Expect::OneOf(_),
+            ) => check_setting_text(s, *expect).err(),
+            (DeValue::Integer(int), Expect::Count) => check_setting_text(int.as_str(), *expect)
+                .err()
+                .map(|_| format!("`{int}` is not a whole number of zero or more")),
+            (other, Expect::Count) => Some(format!(
+                "expected a whole number, found {}",
+                other.type_str()
+            )),
             (other, _) => Some(format!("expected a string, found {}", other.type_str())),
         };
         if let Some(message) = found {

@@ -127,8 +127,13 @@ fn wants_json(args: &[std::ffi::OsString]) -> bool {
 }
 
 fn run(cli: &Cli, config_source: ConfigSource, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let settings =
-        || Settings::load(&cli.global.config, config_source, &cli.global.flag_settings());
+    let settings = || {
+        Settings::load(
+            &cli.global.config,
+            config_source,
+            &cli.global.flag_settings(),
+        )
+    };
     match &cli.command {
         // Reads only the file: no settings, no state, no root.
         Command::Validate(args) => cmd::validate::run(args, reporter),
@@ -164,9 +169,13 @@ fn run(cli: &Cli, config_source: ConfigSource, reporter: &Reporter) -> anyhow::R
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETCTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only on a terminal, and never with NO_COLOR: redirected logs stay plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }

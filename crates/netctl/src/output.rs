@@ -62,6 +62,7 @@ impl Reporter {
             .collect::<Vec<_>>()
             .join(": ");
         let invalid = err.downcast_ref::<InvalidInput>();
+        let hint = root_hint(err);
         match self.format {
             OutputFormat::Text => {
                 if let Some(invalid) = invalid {
@@ -70,11 +71,17 @@ impl Reporter {
                     }
                 }
                 eprintln!("Error: {chain}");
+                if let Some(hint) = hint {
+                    eprintln!("hint: {hint}");
+                }
             }
             OutputFormat::Json => {
                 let mut obj = serde_json::json!({ "error": chain });
                 if let Some(invalid) = invalid {
                     obj["diagnostics"] = serde_json::Value::Array(invalid.json.clone());
+                }
+                if let Some(hint) = hint {
+                    obj["hint"] = hint.into();
                 }
                 println!("{obj}");
             }
@@ -90,4 +97,14 @@ pub fn counted(n: usize, singular: &str, plural: &str) -> String {
     } else {
         format!("{n} {plural}")
     }
+}
+
+/// A hint for a failure a user without root gets: netctl's state, namespaces and links are
+/// root's, and "Permission denied" or a refused state directory alone does not say so. Mistakes
+/// in the input are the input's, whoever runs netctl.
+fn root_hint(err: &anyhow::Error) -> Option<&'static str> {
+    let input = err.downcast_ref::<InvalidInput>().is_some();
+    (!input && !nix::unistd::geteuid().is_root()).then_some(
+        "netctl manages the host's network and keeps its state where only root may write: run it as root (sudo netctl ...); `netctl validate` needs no root",
+    )
 }

@@ -76,7 +76,6 @@ impl Default for Settings {
     }
 }
 
-
 /// Settings given on the command line; only those present override the weaker layers.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct FlagSettings {
@@ -133,13 +132,13 @@ impl Settings {
         match std::fs::read(config) {
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
-                for d in check_settings_file(&config.display().to_string(), &text, &SETTING_KINDS)
-                {
+                for d in check_settings_file(&config.display().to_string(), &text, &SETTING_KINDS) {
                     lines.push(d.to_string());
                     json.push(serde_json::to_value(&d).expect("diagnostics serialize"));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && source == ConfigSource::Default => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && source == ConfigSource::Default => {}
             Err(e) => {
                 return Err(anyhow::anyhow!(e).context(format!(
                     "cannot read the settings file {}",
@@ -208,7 +207,8 @@ mod tests {
                 netns_dir: Some("/from/flag/ns".into()),
                 ..FlagSettings::default()
             };
-            let s = Settings::load(Path::new("netctl.toml"), ConfigSource::Default, &flags).expect("settings load");
+            let s = Settings::load(Path::new("netctl.toml"), ConfigSource::Default, &flags)
+                .expect("settings load");
             assert_eq!(s.state_dir, Path::new("/from/file"));
             assert_eq!(s.run_dir, Path::new("/from/env/run"));
             assert_eq!(s.netns_dir, Path::new("/from/flag/ns"));
@@ -223,7 +223,12 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env("NETCTL_LOG", "debug");
             jail.set_env("NETCTL_SOMETHING_ELSE", "x");
-            let s = Settings::load(Path::new("absent.toml"), ConfigSource::Default, &FlagSettings::default()).unwrap();
+            let s = Settings::load(
+                Path::new("absent.toml"),
+                ConfigSource::Default,
+                &FlagSettings::default(),
+            )
+            .unwrap();
             assert_eq!(s, Settings::default());
             Ok(())
         });
@@ -232,7 +237,12 @@ mod tests {
     #[test]
     fn missing_config_file_gives_defaults() {
         Jail::expect_with(|_| {
-            let s = Settings::load(Path::new("absent.toml"), ConfigSource::Default, &FlagSettings::default()).unwrap();
+            let s = Settings::load(
+                Path::new("absent.toml"),
+                ConfigSource::Default,
+                &FlagSettings::default(),
+            )
+            .unwrap();
             assert_eq!(s, Settings::default());
             Ok(())
         });
@@ -242,8 +252,12 @@ mod tests {
     fn bad_values_are_errors_naming_the_key() {
         Jail::expect_with(|jail| {
             jail.set_env("NETCTL_FIREWALL_DRIVER", "iptables");
-            let err =
-                Settings::load(Path::new("absent.toml"), ConfigSource::Default, &FlagSettings::default()).unwrap_err();
+            let err = Settings::load(
+                Path::new("absent.toml"),
+                ConfigSource::Default,
+                &FlagSettings::default(),
+            )
+            .unwrap_err();
             let invalid = err.downcast_ref::<InvalidInput>().expect("invalid input");
             let chain = invalid.lines.join("\n");
             assert!(chain.to_lowercase().contains("firewall_driver"), "{chain}");
@@ -255,7 +269,14 @@ mod tests {
     fn unknown_keys_in_the_config_file_are_errors() {
         Jail::expect_with(|jail| {
             jail.create_file("netctl.toml", "stat_dir = \"/x\"\n")?;
-            assert!(Settings::load(Path::new("netctl.toml"), ConfigSource::Default, &FlagSettings::default()).is_err());
+            assert!(
+                Settings::load(
+                    Path::new("netctl.toml"),
+                    ConfigSource::Default,
+                    &FlagSettings::default()
+                )
+                .is_err()
+            );
             Ok(())
         });
     }

@@ -21,8 +21,8 @@ pub struct Ctx {
     pub store: Store,
     pub sys: LinuxSys,
     pub config: Config,
-    _lock: OperationLock,
-    _deferred: netctl_sys::DeferredTermination,
+    _lock: Option<OperationLock>,
+    _deferred: Option<netctl_sys::DeferredTermination>,
 }
 
 impl Ctx {
@@ -33,6 +33,24 @@ impl Ctx {
             Duration::from_secs(settings.lock_timeout),
         )?;
         Self::locked(settings, lock)
+    }
+
+    /// For commands that only read (`show`, `inspect`, `network ls`): the store opened
+    /// read-only beside whatever operation runs, without waiting for its lock. What is shown
+    /// is the last committed state (a running apply's progress is not half-visible). Falls
+    /// back to [`Ctx::open`] when the store cannot be read that way (not made yet, or left
+    /// needing recovery by a killed writer).
+    pub fn open_read(settings: &Settings) -> anyhow::Result<Ctx> {
+        match Store::open_read_only(&settings.state_dir)? {
+            Some(store) => Ok(Ctx {
+                store,
+                sys: LinuxSys::new(),
+                config: engine_config(settings)?,
+                _lock: None,
+                _deferred: None,
+            }),
+            None => Self::open(settings),
+        }
     }
 
     /// `open`, unless another operation holds the lock: then `None` at once, without waiting.
@@ -50,9 +68,9 @@ impl Ctx {
             store,
             sys: LinuxSys::new(),
             config: engine_config(settings)?,
-            _lock: lock,
+            _lock: Some(lock),
             // Taken once the lock is held: waiting for the lock stays interruptible.
-            _deferred: netctl_sys::defer_termination(),
+            _deferred: Some(netctl_sys::defer_termination()),
         })
     }
 

@@ -15,7 +15,7 @@ pub fn inspect(
     args: &InspectArgs,
     reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
-    let ctx = Ctx::open(settings)?;
+    let ctx = Ctx::open_read(settings)?;
     let read = ctx.store.read()?;
     let ctr = read.find_container(&args.container)?;
     if matches!(ctr.mode, NetworkMode::Pasta | NetworkMode::Slirp4netns) {
@@ -52,7 +52,7 @@ pub fn network(
     cmd: &NetworkCommand,
     reporter: &Reporter,
 ) -> anyhow::Result<Outcome> {
-    let ctx = Ctx::open(settings)?;
+    let ctx = Ctx::open_read(settings)?;
     let read = ctx.store.read()?;
     match cmd {
         NetworkCommand::Ls => {

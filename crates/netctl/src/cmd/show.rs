@@ -18,7 +18,7 @@ fn short(id: &str) -> &str {
 }
 
 pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome> {
-    let ctx = Ctx::open(settings)?;
+    let ctx = Ctx::open_read(settings)?;
     let engine = ctx.engine();
     let rec = engine.recorded()?;
     let drift = engine.drift(&rec)?;
