@@ -221,3 +221,31 @@ sandbox_test! {
         assert!(!sb.run(&["ip", "-o", "link"]).contains("nc-long"));
     }
 }
+
+sandbox_test! {
+    /// A port published on every address of a container without IPv6 is refused at once on the
+    /// host's IPv6 addresses (no DNAT, nothing listening), not left hanging, even while another
+    /// network has IPv6 forwards.
+    fn ipv6_to_an_ipv4_only_container_is_refused(sb) {
+        let file = write(
+            sb,
+            "v4.toml",
+            "[networks.only4]\nbridge = \"nc-only4\"\nsubnets = [{ subnet = \"10.90.50.0/24\" }]\n\n\
+             [networks.dual]\nbridge = \"nc-dual\"\nsubnets = [{ subnet = \"10.90.51.0/24\" }, { subnet = \"fd90:51::/64\" }]\n\n\
+             [containers.w4]\nnetworks.only4 = {}\nports = [\"8080:80\"]\n\n\
+             [containers.w6]\nnetworks.dual = {}\nports = [\"8090:80\"]\n",
+        );
+        ok(&["apply", "-f", &file]);
+        let _server = sb.listen(Some("w4"), Proto::Tcp, "0.0.0.0", 80);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "IPv4 answers");
+        for addr in ["[::1]:8080", "[2001:db8::10]:8080"] {
+            let err = std::net::TcpStream::connect_timeout(
+                &addr.parse().unwrap(),
+                std::time::Duration::from_secs(3),
+            )
+            .expect_err("nothing answers on IPv6");
+            assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{addr}: {err}");
+        }
+        ok(&["destroy", "--all"]);
+    }
+}
