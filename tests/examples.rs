@@ -2,10 +2,11 @@
 //! a second apply changes nothing, traffic flows the way the file says (every published TCP
 //! port answers from the host; containers sharing a network reach each other on it), and
 //! destroy leaves the sandbox as it was. What the traffic checks expect is read from the file
-//! itself, so an example added later is covered without a new test.
+//! itself, so an example added later is covered without a new test. A file that joins another
+//! project's network (`external = true`) is applied after the example that declares it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use netctl_testkit::{Proto, Sandbox, sandbox_test};
 use netctl_tests::sandboxed::{ok, plan_code};
@@ -45,28 +46,60 @@ fn addresses(container: &str) -> BTreeMap<String, String> {
 /// The port containers listen on for the container-to-container checks.
 const PEER_PORT: u16 = 7777;
 
-fn check_example(sb: &Sandbox, file: &str) {
-    let text = std::fs::read_to_string(file).unwrap();
-    let valid = netctl_validate::validate(file, &text)
-        .state
-        .unwrap_or_else(|| panic!("{file} does not validate"));
+/// The examples `file` needs applied first: those declaring the networks it uses as external.
+fn needs(file: &Path, all: &[PathBuf]) -> Vec<String> {
+    let desired = |f: &Path| {
+        let text = std::fs::read_to_string(f).unwrap();
+        netctl_validate::validate(&f.display().to_string(), &text)
+            .state
+            .unwrap_or_else(|| panic!("{} does not validate", f.display()))
+            .desired
+    };
+    let mine = desired(file);
+    let mut out = Vec::new();
+    for (name, _) in mine.networks.iter().filter(|(_, n)| n.external) {
+        let owner = all
+            .iter()
+            .filter(|f| f.as_path() != file)
+            .find(|f| desired(f).networks.get(name).is_some_and(|n| !n.external))
+            .unwrap_or_else(|| panic!("{}: no example declares network {name}", file.display()));
+        out.push(owner.display().to_string());
+    }
+    out
+}
+
+fn check_example(sb: &Sandbox, files: &[String]) {
+    let file = files.last().expect("a file").as_str();
     let before = sb.dump();
-    ok(&["apply", "-f", file]);
-    assert!(
-        ok(&["apply", "-f", file]).contains("No changes"),
-        "{file}: a second apply changed something"
-    );
-    assert_eq!(plan_code(file).0, 0, "{file}: not in sync after apply");
+    // Every container of every file applied, with its published ports.
+    let mut containers = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let valid = netctl_validate::validate(f, &text)
+            .state
+            .unwrap_or_else(|| panic!("{f} does not validate"));
+        ok(&["apply", "-f", f]);
+        for (name, spec) in &valid.desired.containers {
+            containers.push((name.clone(), spec.clone(), valid.ports_of(name).to_vec()));
+        }
+    }
+    for f in files {
+        assert!(
+            ok(&["apply", "-f", f]).contains("No changes"),
+            "{f}: a second apply changed something"
+        );
+        assert_eq!(plan_code(f).0, 0, "{f}: not in sync after apply");
+    }
 
     let mut listeners = Vec::new();
     let mut on_network: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    for (name, spec) in &valid.desired.containers {
+    for (name, spec, ports) in &containers {
         assert_eq!(
             spec.netns,
             NetnsSpec::Managed,
             "{file}: the check expects managed namespaces"
         );
-        for port in valid.ports_of(name).iter().filter(|p| p.protocol == "tcp") {
+        for port in ports.iter().filter(|p| p.protocol == "tcp") {
             listeners.push(sb.listen(Some(name), Proto::Tcp, "0.0.0.0", port.container_port));
             let host = if port.host_ip.is_empty() {
                 "127.0.0.1"
@@ -105,8 +138,11 @@ fn check_example(sb: &Sandbox, file: &str) {
 sandbox_test! {
     fn every_example_applies_and_carries_traffic(sb) {
         sb.enable_forwarding();
-        for file in examples() {
-            check_example(sb, &file.display().to_string());
+        let all = examples();
+        for file in &all {
+            let mut files = needs(file, &all);
+            files.push(file.display().to_string());
+            check_example(sb, &files);
         }
     }
 }

@@ -192,10 +192,11 @@ fn demo() -> anyhow::Result<()> {
 fn demo_inside(netctl: &str) -> anyhow::Result<()> {
     for dir in ["/run/netns", "/etc/netns", "/run/netctl", "/var/lib/netctl"] {
         std::fs::create_dir_all(dir)?;
-        run_quiet("mount", &["-t", "tmpfs", "tmpfs", dir])?;
+        run_quiet("mount", &["-t", "tmpfs", "-o", "mode=0755", "tmpfs", dir])?;
     }
     run_quiet("ip", &["link", "set", "lo", "up"])?;
     let example = "config/examples/quickstart.toml";
+    let client = "config/examples/quickstart-client.toml";
     let show = |args: &[&str]| -> anyhow::Result<()> {
         println!("\n$ netctl {}", args.join(" "));
         let mut cmd = Command::new(netctl);
@@ -206,7 +207,10 @@ fn demo_inside(netctl: &str) -> anyhow::Result<()> {
         }
         Ok(())
     };
+    // Two projects: quickstart owns the network and `web`; quickstart-client joins the network
+    // as an external one with `client`.
     show(&["apply", "-f", example])?;
+    show(&["apply", "-f", client])?;
     show(&["show"])?;
     show(&["inspect", "web"])?;
     // A web server in the `web` container, reached through the published port and by `client`.
@@ -221,22 +225,46 @@ fn demo_inside(netctl: &str) -> anyhow::Result<()> {
         ])
         .spawn()?;
     std::thread::sleep(std::time::Duration::from_millis(300));
-    println!("\n$ socat - TCP:127.0.0.1:8080   # the published port");
-    let out = Command::new("socat")
-        .args(["-T2", "-", "TCP:127.0.0.1:8080"])
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    let reached = String::from_utf8_lossy(&out.stdout).contains("hello from web");
+    let fetch = |what: &str, netns: Option<&str>, target: &str| -> anyhow::Result<bool> {
+        println!("\n$ {what}");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, "socat"]);
+                cmd
+            }
+            None => Command::new("socat"),
+        };
+        let out = cmd
+            .args(["-T2", "-", target])
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        Ok(String::from_utf8_lossy(&out.stdout).contains("hello from web"))
+    };
+    let published = fetch(
+        "socat - TCP:127.0.0.1:8080   # the published port",
+        None,
+        "TCP:127.0.0.1:8080",
+    )?;
+    let shared = fetch(
+        "ip netns exec client socat - TCP:10.89.10.10:80   # client, on the shared network",
+        Some("client"),
+        "TCP:10.89.10.10:80",
+    )?;
     let _ = server.kill();
     let _ = server.wait();
     show(&["apply", "-f", example])?;
+    show(&["destroy", "-f", client])?;
     show(&["destroy", "--all"])?;
-    if !reached {
+    if !published {
         bail!("the published port did not answer");
     }
+    if !shared {
+        bail!("client did not reach web on the shared network");
+    }
     println!(
-        "\nquickstart ok: applied, answered on 127.0.0.1:8080, re-applied with no changes, destroyed"
+        "\nquickstart ok: two projects applied, web answered on 127.0.0.1:8080 and to client on the shared network, re-applied with no changes, destroyed"
     );
     Ok(())
 }
