@@ -249,3 +249,38 @@ sandbox_test! {
         ok(&["destroy", "--all"]);
     }
 }
+
+sandbox_test! {
+    /// An apply that would delete or re-create something asks on a terminal: "n" (or no
+    /// answer) changes nothing, `--yes` goes ahead without asking. Without a terminal nothing
+    /// is asked (every other test relies on that).
+    fn destructive_applies_ask_on_a_terminal(sb) {
+        let v1 = "[networks.ask]\nbridge = \"nc-ask\"\nsubnets = [{ subnet = \"10.90.60.0/24\" }]\n\n[containers.a1]\nnetworks.ask = {}\n";
+        let file = write(sb, "ask.toml", v1);
+        ok(&["apply", "-f", &file]);
+        write(sb, "ask.toml", &v1.replace("10.90.60.0/24", "10.90.61.0/24"));
+        // `script` gives netctl a terminal; the answer comes through it.
+        let on_a_terminal = |args: &str, answer: &str| {
+            let command = format!("{} {args}", netctl_tests::netctl_bin().display());
+            let mut child = std::process::Command::new("script")
+                .args(["-qec", &command, "/dev/null"])
+                .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), answer.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let (code, text) = on_a_terminal(&format!("apply -f {file}"), "n\n");
+        assert!(text.contains("This deletes or re-creates"), "{text}");
+        assert_ne!(code, Some(0), "{text}");
+        assert!(sb.ns_run("a1", &["ip", "-o", "-4", "addr"]).contains("10.90.60."), "unchanged");
+        let (code, text) = on_a_terminal(&format!("apply -f {file} --yes"), "");
+        assert_eq!(code, Some(0), "{text}");
+        assert!(!text.contains("Apply? [y/N]"), "{text}");
+        assert!(sb.ns_run("a1", &["ip", "-o", "-4", "addr"]).contains("10.90.61."), "applied");
+        ok(&["destroy", "--all"]);
+    }
+}

@@ -230,9 +230,8 @@ pub(crate) fn find_declarative(
             if recorded.is_none() {
                 conflict(
                     resource,
-                    format!(
-                        "it is declared external but does not exist; apply the project that declares it first"
-                    ),
+                    "it is declared external but does not exist; apply the project that declares it first"
+                        .to_owned(),
                 );
             }
             continue;

@@ -37,7 +37,7 @@ fn quickstart_is_valid() {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(names, ["client", "web"]);
+    assert_eq!(names, ["web"]);
     let web = state.ports_of("web");
     assert_eq!(web.len(), 1);
     assert_eq!(
@@ -49,7 +49,15 @@ fn quickstart_is_valid() {
         ),
         ("127.0.0.1", 8080, 80, "tcp")
     );
-    assert!(state.ports_of("client").is_empty());
+    // Part 2 joins part 1's network without owning it.
+    let client = check_example("quickstart-client.toml");
+    assert!(client.desired.networks["demo"].external);
+    assert!(
+        client.desired.containers["client"]
+            .networks
+            .contains_key("demo")
+    );
+    assert!(client.ports_of("client").is_empty());
 }
 
 #[test]

@@ -167,10 +167,11 @@ pub fn reload(
     let text = if reloaded.is_empty() {
         "Nothing to reload: no bridge-mode containers are recorded.\n".to_owned()
     } else {
-        reloaded
-            .iter()
-            .map(|(name, id)| format!("reloaded {name} ({})\n", &id[..id.len().min(12)]))
-            .collect()
+        let mut text = String::new();
+        for (name, id) in &reloaded {
+            let _ = writeln!(text, "reloaded {name} ({})", &id[..id.len().min(12)]);
+        }
+        text
     };
     let value: Vec<_> = reloaded
         .iter()
