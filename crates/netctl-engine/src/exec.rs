@@ -66,6 +66,19 @@ struct Run<'e, 'a> {
     /// Containers whose hosts file kept user edits (so it differs from the template on purpose).
     edited_files: BTreeSet<String>,
     fw_rebuild: bool,
+    /// Containers this run deletes whose namespace is netctl's: their veth pairs are left to
+    /// the kernel, which tears every device of a deleted namespace down in one batched cleanup
+    /// (deleting veths one by one waits for an RCU grace period each: ~25 ms a container).
+    netns_goes: BTreeSet<String>,
+    /// Host-side veths left to that cleanup, with their container; [`Run::settle_vanishing`]
+    /// waits for them once, and deletes any a still-pinned namespace kept, or whose namespace
+    /// this run did not get to delete (a failed step).
+    vanishing: Vec<(String, String)>,
+    /// Containers whose namespace this run deleted.
+    netns_deleted: BTreeSet<String>,
+    /// Attachments whose records go with their container's (in one transaction, after its
+    /// namespace is deleted), so a run killed before that leaves records matching the kernel.
+    deferred_detach: BTreeMap<String, Vec<String>>,
 }
 
 pub(crate) fn sys_err(what: impl Into<String>) -> impl FnOnce(netctl_sys::SysError) -> EngineError {
@@ -125,7 +138,47 @@ impl<'e, 'a> Run<'e, 'a> {
             scope: None,
             edited_files: BTreeSet::new(),
             fw_rebuild: false,
+            netns_goes: BTreeSet::new(),
+            vanishing: Vec::new(),
+            netns_deleted: BTreeSet::new(),
+            deferred_detach: BTreeMap::new(),
         }
+    }
+
+    /// Waits (once, for all of them) until the host-side veths left to the kernel's namespace
+    /// cleanup are gone; one a namespace pinned by some process keeps alive past the wait is
+    /// deleted here, so nothing is left behind either way.
+    fn settle_vanishing(&mut self) -> Result<()> {
+        if self.vanishing.is_empty() {
+            return Ok(());
+        }
+        let sys = self.engine.sys;
+        let wait = std::time::Duration::from_millis(2000 + 2 * self.vanishing.len() as u64);
+        let started = std::time::Instant::now();
+        let (mut left, mut kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.vanishing)
+            .into_iter()
+            .partition(|(container, _)| self.netns_deleted.contains(container));
+        let mut left: Vec<String> = left.drain(..).map(|(_, veth)| veth).collect();
+        loop {
+            let links = sys
+                .links(&NsRef::Host)
+                .map_err(sys_err("list host links"))?;
+            let present: BTreeSet<&str> = links.iter().map(|l| l.name.as_str()).collect();
+            left.retain(|name| present.contains(name.as_str()));
+            if left.is_empty() || started.elapsed() > wait {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), pinned = left.len(), "veths of deleted namespaces gone");
+        for name in left.into_iter().chain(kept.drain(..).map(|(_, veth)| veth)) {
+            match sys.del_link(&NsRef::Host, &name) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(sys_err(format!("delete veth {name}"))(e)),
+            }
+        }
+        Ok(())
     }
 
     /// The records as they are now: all of them, or those of the run's scope.
@@ -795,9 +848,23 @@ impl<'e, 'a> Run<'e, 'a> {
                     "delete network namespace {}",
                     record.netns.path.display()
                 )))?;
+            self.netns_deleted.insert(name.to_owned());
         }
         files::remove(&self.engine.cfg, &record)?;
-        self.engine.store.write(|tx| tx.remove_container(name))?;
+        let deferred = self.deferred_detach.remove(name).unwrap_or_default();
+        self.engine.store.write(|tx| {
+            for network in &deferred {
+                tx.detach(name, network)?;
+            }
+            tx.remove_container(name)
+        })?;
+        // netavark's rule, for the attachments that went with the namespace.
+        for network in deferred {
+            if !self.engine.store.read()?.network_in_use(&network)? {
+                let net = self.network_record(&network)?;
+                netctl_bridge::remove_network(self.engine.sys, &bridge_network(&net))?;
+            }
+        }
         Ok(())
     }
 
@@ -862,22 +929,35 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn detach(&mut self, container: &str, network: &str) -> Result<()> {
+        if self
+            .deferred_detach
+            .get(container)
+            .is_some_and(|nets| nets.iter().any(|n| n == network))
+        {
+            return Ok(());
+        }
         let Some((att, ctr, net)) = self.attachment_parts(container, network)? else {
             return Ok(());
         };
         let bn = bridge_network(&net);
-        netctl_bridge::teardown(self.engine.sys, &bn, &bridge_attachment(&ctr, &net, &att))?;
+        let ba = bridge_attachment(&ctr, &net, &att);
+        if self.netns_goes.contains(container) && ctr.netns.managed {
+            // The namespace is deleted later in this run and takes the pair with it; the
+            // records go then too (`container_remove`).
+            self.vanishing
+                .push((container.to_owned(), ba.host_veth.clone()));
+            self.deferred_detach
+                .entry(container.to_owned())
+                .or_default()
+                .push(network.to_owned());
+            return Ok(());
+        }
+        netctl_bridge::teardown(self.engine.sys, &bn, &ba)?;
         self.engine
             .store
             .write(|tx| tx.detach(container, network))?;
         // netavark's rule: the bridge goes when its last container leaves.
-        if self
-            .engine
-            .store
-            .read()?
-            .network_attachments(network)?
-            .is_empty()
-        {
+        if !self.engine.store.read()?.network_in_use(network)? {
             netctl_bridge::remove_network(self.engine.sys, &bn)?;
         }
         Ok(())
@@ -1106,6 +1186,14 @@ pub(crate) fn execute(
         );
     }
     run.mark_touched(&plan);
+    run.netns_goes = plan
+        .steps
+        .iter()
+        .filter_map(|s| match (&s.resource, s.action) {
+            (Resource::Container { name }, Action::Delete) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
     // Before the first change: say what this run may leave half-done if it dies.
     let pending = pending_of(&plan, &run);
     engine.pending().begin(&pending)?;
@@ -1121,6 +1209,13 @@ pub(crate) fn execute(
             failed = Some((format!("{} {}", step.action, step.resource), e));
             break;
         }
+    }
+    // Whether or not a step failed: the veths left to deleted namespaces go before anything
+    // else looks at the host (rollback, the files, the firewall, the verification).
+    if let Err(e) = run.settle_vanishing()
+        && failed.is_none()
+    {
+        failed = Some(("delete the veths of deleted namespaces".to_owned(), e));
     }
     tracing::debug!(elapsed = ?started.elapsed(), "execute: steps done");
     if failed.is_none()

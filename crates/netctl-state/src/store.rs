@@ -510,6 +510,20 @@ pub trait StateRead: sealed::Tables {
         Ok(out)
     }
 
+    /// Whether any container is attached to `network`. Reads keys only (no record is decoded),
+    /// so a teardown that asks it once per detached container stays cheap.
+    fn network_in_use(&self, network: &str) -> Result<bool, StateError> {
+        let t = self.open_ro(ATTACHMENTS)?;
+        let what = || format!("looking for attachments to network {network}");
+        for entry in t.iter().ctx(what)? {
+            let (k, _) = entry.ctx(what)?;
+            if k.value().1 == network {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The attachments to one network, ordered by container.
     fn network_attachments(&self, network: &str) -> Result<Vec<AttachmentRecord>, StateError> {
         Ok(self
@@ -1001,12 +1015,18 @@ impl WriteTxn {
             .into_iter()
             .map(|a| a.network)
             .collect();
-        networks.extend(
-            self.allocations()?
-                .into_iter()
-                .filter(|a| a.container == name)
-                .map(|a| a.network),
-        );
+        // Keys only: no allocation is decoded, so removing each of many containers stays cheap.
+        {
+            let t = self.open_ro(ALLOCATIONS)?;
+            let what = || format!("looking for addresses of container {name}");
+            for entry in t.iter().ctx(what)? {
+                let (k, _) = entry.ctx(what)?;
+                let (network, container) = k.value();
+                if container == name {
+                    networks.insert(network.to_owned());
+                }
+            }
+        }
         if !networks.is_empty() {
             return Err(StateError::ContainerAttached {
                 container: name.to_owned(),
