@@ -155,6 +155,10 @@ impl NftRunner for SysNft<'_> {
     fn apply(&self, json: &str) -> Result<(), SysError> {
         self.0.nft_apply(json)
     }
+
+    fn apply_elements(&self, batch: &netctl_types::nft::ElementBatch) -> Result<(), SysError> {
+        self.0.nft_apply_elements(batch)
+    }
 }
 
 /// A plan with conflicts cannot be applied: callers that show or apply plans turn them into

@@ -10,10 +10,11 @@
 
 use std::borrow::Cow;
 
+use netctl_types::nft::ElementBatch;
 use nftables::schema::{NfCmd, NfListObject, NfObject, Nftables};
 
 use crate::elements::{ElementOp, Elements};
-use crate::layout;
+use crate::layout::{self, TABLE_NAME};
 use crate::model::{FirewallState, FwContainer, FwNetwork};
 
 fn document(commands: Vec<NfCmd<'static>>) -> Nftables<'static> {
@@ -83,6 +84,29 @@ pub fn add_container(container: &FwContainer) -> Nftables<'static> {
 pub fn remove_container(container: &FwContainer) -> Nftables<'static> {
     elements_of(|e| e.add_container(container), ElementOp::Remove)
 }
+
+/// A container's port forwards, added (`remove: false`) or removed, as an element batch the
+/// kernel seam can send over netlink without forking `nft`; `None` when nothing changes.
+pub fn container_elements(container: &FwContainer, remove: bool) -> Option<ElementBatch> {
+    let mut elements = Elements::default();
+    elements.add_container(container);
+    let op = if remove {
+        ElementOp::Remove
+    } else {
+        ElementOp::Add
+    };
+    let json = to_json(&document(elements.commands(op)));
+    let ops = elements.netlink_ops(op)?;
+    (!ops.is_empty()).then(|| ElementBatch {
+        family: NFPROTO_INET,
+        table: TABLE_NAME.to_owned(),
+        ops,
+        json,
+    })
+}
+
+/// `NFPROTO_INET`: the family of netctl's `inet` table.
+const NFPROTO_INET: u8 = 1;
 
 /// A batch that changes nothing and fails exactly when one of the table's sets or maps is
 /// missing: it adds and deletes an element no real network or container can produce in each.

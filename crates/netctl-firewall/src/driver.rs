@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+use netctl_types::nft::ElementBatch;
 use netctl_types::short_id;
 use nftables::schema::Nftables;
 use thiserror::Error;
@@ -24,6 +25,13 @@ pub trait NftRunner {
     type Error: std::error::Error + Send + Sync + 'static;
 
     fn apply(&self, json: &str) -> Result<(), Self::Error>;
+
+    /// Applies a batch of element changes as one transaction. By default as its `nft -j`
+    /// document; a runner that can send the elements to the kernel directly (netlink, without
+    /// forking `nft`) does so.
+    fn apply_elements(&self, batch: &ElementBatch) -> Result<(), Self::Error> {
+        self.apply(&batch.json)
+    }
 }
 
 /// The cause of a failed batch, as the runner reported it.
@@ -222,6 +230,26 @@ impl<R: NftRunner> NftablesDriver<R> {
             })
     }
 
+    /// An element batch in nf_tables' bytes, through the runner's direct path; on failure the
+    /// probe decides whether the table is missing.
+    fn apply_element_batch(
+        &self,
+        op: Operation,
+        batch: &ElementBatch,
+    ) -> Result<(), FirewallError> {
+        match self.runner.apply_elements(batch) {
+            Ok(()) => Ok(()),
+            Err(source) => {
+                let source = Box::new(source);
+                if self.table_present() {
+                    Err(FirewallError::Rejected { op, source })
+                } else {
+                    Err(FirewallError::TableMissing { op, source })
+                }
+            }
+        }
+    }
+
     /// An element batch: on failure, the probe decides whether the table is missing.
     fn apply_elements(&self, op: Operation, batch: &Nftables<'_>) -> Result<(), FirewallError> {
         if batch::is_empty(batch) {
@@ -269,17 +297,27 @@ impl<R: NftRunner> FirewallDriver for NftablesDriver<R> {
     }
 
     fn add_container(&self, container: &FwContainer) -> Result<(), FirewallError> {
-        self.apply_elements(
-            Operation::add_container(container),
-            &batch::add_container(container),
-        )
+        match batch::container_elements(container, false) {
+            Some(elements) => {
+                self.apply_element_batch(Operation::add_container(container), &elements)
+            }
+            None => self.apply_elements(
+                Operation::add_container(container),
+                &batch::add_container(container),
+            ),
+        }
     }
 
     fn remove_container(&self, container: &FwContainer) -> Result<(), FirewallError> {
-        self.apply_elements(
-            Operation::remove_container(container),
-            &batch::remove_container(container),
-        )
+        match batch::container_elements(container, true) {
+            Some(elements) => {
+                self.apply_element_batch(Operation::remove_container(container), &elements)
+            }
+            None => self.apply_elements(
+                Operation::remove_container(container),
+                &batch::remove_container(container),
+            ),
+        }
     }
 }
 

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+use netctl_types::nft::{SetElement, SetElements};
 use nftables::expr::Expression;
-use nftables::schema::{Element, NfCmd, NfListObject};
+use nftables::schema::{Element, NfCmd, NfListObject, SetType};
 
 use crate::expr::{Expr, concat, number, prefix, string};
 use crate::layout::{Store, TABLE_FAMILY, TABLE_NAME};
@@ -32,7 +33,28 @@ enum Atom {
     Port(u16),
 }
 
+/// `IFNAMSIZ`: an interface name in an nf_tables register, NUL-padded.
+const IFNAMSIZ: usize = 16;
+
 impl Atom {
+    /// The bytes nf_tables keeps for this atom in a field of type `ty`; `None` for what only
+    /// `nft` itself can express (prefixes of interval sets).
+    fn to_bytes(&self, ty: SetType) -> Option<Vec<u8>> {
+        Some(match (self, ty) {
+            (Atom::Ifname(name), SetType::Ifname) if name.len() < IFNAMSIZ => {
+                let mut out = name.as_bytes().to_vec();
+                out.resize(IFNAMSIZ, 0);
+                out
+            }
+            (Atom::Addr(IpAddr::V4(a)), SetType::Ipv4Addr) => a.octets().to_vec(),
+            (Atom::Addr(IpAddr::V6(a)), SetType::Ipv6Addr) => a.octets().to_vec(),
+            (Atom::Proto(p), SetType::InetProto) => vec![p.number()],
+            (Atom::Number(n), SetType::InetProto) => vec![u8::try_from(*n).ok()?],
+            (Atom::Port(port), SetType::InetService) => port.to_be_bytes().to_vec(),
+            _ => return None,
+        })
+    }
+
     fn to_expr(&self) -> Expr {
         match self {
             Atom::Ifname(name) => string(name.clone()),
@@ -232,9 +254,133 @@ impl Elements {
         commands
     }
 
+    /// The same changes as [`Elements::commands`], with keys and values in nf_tables' own
+    /// bytes, for the kernel seam to send over netlink. `None` when a set needs what only
+    /// `nft` computes (the intervals of subnet sets): such batches go through `nft`.
+    pub(crate) fn netlink_ops(&self, op: ElementOp) -> Option<Vec<SetElements>> {
+        let mut ops = Vec::new();
+        for (store, elements) in &self.stores {
+            if elements.is_empty() {
+                continue;
+            }
+            if store.interval() {
+                return None;
+            }
+            let types = store.key_type();
+            let mut encoded = Vec::with_capacity(elements.len());
+            for (key, value) in elements {
+                let mut bytes = Vec::new();
+                for (atom, ty) in key.iter().zip(types) {
+                    let mut field = atom.to_bytes(*ty)?;
+                    // A concatenation's fields each take whole 32-bit registers.
+                    if types.len() > 1 {
+                        field.resize(field.len().next_multiple_of(4), 0);
+                    }
+                    bytes.extend(field);
+                }
+                let data = match (value, store.value_type()) {
+                    (None, None) => None,
+                    (Some(value), Some(ty)) => Some(value.to_bytes(ty)?),
+                    _ => return None,
+                };
+                encoded.push(SetElement { key: bytes, data });
+            }
+            let set = store.name().to_owned();
+            ops.push(SetElements {
+                delete: false,
+                set: set.clone(),
+                elements: encoded.clone(),
+            });
+            if op == ElementOp::Remove {
+                ops.push(SetElements {
+                    delete: true,
+                    set,
+                    elements: encoded,
+                });
+            }
+        }
+        Some(ops)
+    }
+
     /// How many elements there are in all.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.stores.values().map(BTreeMap::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::model::FwPort;
+
+    /// An element as `nft --debug=netlink` prints it: 32-bit words in host order (x86), the
+    /// value padded to a whole word.
+    fn debug_line(element: &SetElement) -> String {
+        let words = |bytes: &[u8]| {
+            let mut bytes = bytes.to_vec();
+            bytes.resize(bytes.len().next_multiple_of(4), 0);
+            bytes
+                .chunks(4)
+                .map(|w| format!("{:08x}", u32::from_le_bytes(w.try_into().unwrap())))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match &element.data {
+            Some(data) => format!("element {}  : {} 0 [end]", words(&element.key), words(data)),
+            None => format!("element {}  : 0 [end]", words(&element.key)),
+        }
+    }
+
+    /// The bytes are what nft itself sends: the expected lines were printed by
+    /// `nft --debug=netlink add element inet netctl dnat4_any_port { tcp . 8080 : 80 }` (and
+    /// `dnat4_any_addr { tcp . 8080 : 10.89.0.2 }`, `dnat4_ip_addr { 127.0.0.1 . udp . 53 :
+    /// 10.89.0.2 }`) on this kernel.
+    #[test]
+    fn netlink_bytes_are_nfts() {
+        let mut elements = Elements::default();
+        elements.add_container(&FwContainer {
+            id: "a".repeat(64),
+            network: "web".into(),
+            ipv4: Some(Ipv4Addr::new(10, 89, 0, 2)),
+            ipv6: None,
+            ports: vec![
+                FwPort::new(Protocol::Tcp, 8080, 80),
+                FwPort {
+                    host_ip: HostIp::Addr(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    ..FwPort::new(Protocol::Udp, 53, 53)
+                },
+            ],
+        });
+        let ops = elements.netlink_ops(ElementOp::Add).unwrap();
+        let lines: Vec<String> = ops
+            .iter()
+            .map(|op| format!("{} {}", op.set, debug_line(&op.elements[0])))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "dnat4_any_addr element 00000006 0000901f  : 0200590a 0 [end]",
+                "dnat4_any_port element 00000006 0000901f  : 00005000 0 [end]",
+                "dnat4_ip_addr element 0100007f 00000011 00003500  : 0200590a 0 [end]",
+                "dnat4_ip_port element 0100007f 00000011 00003500  : 00003500 0 [end]",
+            ]
+        );
+        // Remove: the same elements added, then deleted.
+        let remove = elements.netlink_ops(ElementOp::Remove).unwrap();
+        assert_eq!(remove.len(), 8);
+        assert!(remove[1].delete && remove[1].elements == remove[0].elements);
+        // Subnet intervals are nft's to compute.
+        let mut network = Elements::default();
+        network.add_network(&crate::model::FwNetwork {
+            name: "web".into(),
+            bridge: "nc-web".into(),
+            subnets: vec!["10.89.0.0/24".parse().unwrap()],
+            internal: false,
+            isolate: crate::model::Isolate::Disabled,
+        });
+        assert!(network.netlink_ops(ElementOp::Add).is_none());
     }
 }

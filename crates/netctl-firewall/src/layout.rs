@@ -126,7 +126,7 @@ impl Store {
         }
     }
 
-    fn key_type(self) -> &'static [SetType] {
+    pub(crate) fn key_type(self) -> &'static [SetType] {
         use SetType::{Ifname, InetProto, InetService, Ipv4Addr, Ipv6Addr};
         match self {
             Store::Bridges
@@ -151,7 +151,7 @@ impl Store {
     ///
     /// Address and port live in two maps with the same keys rather than one map with a
     /// concatenated value: nft 1.0.6 (Debian 12) cannot read concatenated map values from JSON.
-    fn value_type(self) -> Option<SetType> {
+    pub(crate) fn value_type(self) -> Option<SetType> {
         match self {
             Store::Dnat4AnyAddr | Store::Dnat4IpAddr => Some(SetType::Ipv4Addr),
             Store::Dnat6AnyAddr | Store::Dnat6IpAddr => Some(SetType::Ipv6Addr),
@@ -162,7 +162,7 @@ impl Store {
         }
     }
 
-    fn interval(self) -> bool {
+    pub(crate) fn interval(self) -> bool {
         matches!(
             self,
             Store::NatSubnetsV4 | Store::NatSubnetsV6 | Store::SameSubnetV4 | Store::SameSubnetV6

@@ -259,3 +259,43 @@ sandbox_test! {
         assert_eq!(batch_len(&rebuild), batch_len(&full_rebuild(&one)));
     }
 }
+
+sandbox_test! {
+    /// A container's port forwards sent as nf_tables bytes over netlink read back exactly as
+    /// the same elements written by `nft` from JSON; removing them (twice) restores the table;
+    /// a host port already forwarded elsewhere is refused and changes nothing.
+    fn netlink_element_batches_match_nft(_sb) {
+        let netlink = NftablesDriver::new(common::Netlink::default());
+        let state = representative();
+        let mut without = state.clone();
+        without.containers.clear();
+        netlink.full_rebuild(&without).unwrap();
+        let before = list_table();
+
+        for container in &state.containers {
+            let batch = netctl_firewall::batch::container_elements(container, false)
+                .expect("port forwards go over netlink");
+            assert!(!batch.ops.is_empty());
+            netlink.add_container(container).unwrap();
+            // Adding again is harmless, as with nft.
+            netlink.add_container(container).unwrap();
+        }
+        let by_netlink = list_table();
+        NftablesDriver::new(NftCli).full_rebuild(&state).unwrap();
+        assert_eq!(by_netlink, list_table(), "netlink and nft wrote different elements");
+
+        let mut taken = state.containers[0].clone();
+        taken.id = "c".repeat(64);
+        taken.ipv4 = Some(Ipv4Addr::new(10, 89, 0, 99));
+        let err = netlink.add_container(&taken).unwrap_err();
+        assert!(!err.is_table_missing(), "{err}");
+        assert_eq!(list_table(), by_netlink, "a refused batch changes nothing");
+
+        for _ in 0..2 {
+            for container in &state.containers {
+                netlink.remove_container(container).unwrap();
+            }
+        }
+        assert_eq!(list_table(), before);
+    }
+}

@@ -128,6 +128,9 @@ pub trait Nft {
     /// How many rules table `name` holds (0 when it does not exist). Asked over netlink, not
     /// through `nft`: a health check that stays cheap however many set elements there are.
     fn nft_rule_count(&self, family: NftFamily, name: &str) -> SysResult<usize>;
+    /// Applies a batch of set-element changes as one transaction, straight over
+    /// `NETLINK_NETFILTER` (no `nft` process).
+    fn nft_apply_elements(&self, batch: &netctl_types::nft::ElementBatch) -> SysResult<()>;
 }
 
 /// Helper processes (pasta, slirp4netns, DNS servers).

@@ -16,6 +16,7 @@ pub use indexmap::IndexMap;
 pub mod desired;
 pub mod mac;
 pub mod names;
+pub mod nft;
 pub mod ports;
 #[cfg(feature = "schemars")]
 mod schema;

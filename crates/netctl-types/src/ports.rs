@@ -39,6 +39,15 @@ impl Protocol {
     /// Every protocol, in the order messages list them.
     pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
 
+    /// The IP protocol number (`IPPROTO_*`).
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
     /// The lowercase name used on the wire and in `-p` strings.
     pub const fn as_str(self) -> &'static str {
         match self {

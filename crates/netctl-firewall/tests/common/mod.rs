@@ -171,3 +171,22 @@ pub fn listen(
     assert!(ready, "listener {proto:?} {bind}:{port} did not come up");
     bg
 }
+
+/// JSON batches through `nft -j -f -`, element batches straight over netlink (what netctl
+/// itself does, through its kernel seam).
+#[derive(Debug, Default)]
+pub struct Netlink(pub netctl_sys::LinuxSys);
+
+impl NftRunner for Netlink {
+    type Error = netctl_sys::SysError;
+
+    fn apply(&self, json: &str) -> Result<(), Self::Error> {
+        use netctl_sys::Nft as _;
+        self.0.nft_apply(json)
+    }
+
+    fn apply_elements(&self, batch: &netctl_types::nft::ElementBatch) -> Result<(), Self::Error> {
+        use netctl_sys::Nft as _;
+        self.0.nft_apply_elements(batch)
+    }
+}

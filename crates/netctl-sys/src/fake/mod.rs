@@ -1228,6 +1228,12 @@ impl Nft for FakeSys {
         Ok(world.nft.list_table(family, name))
     }
 
+    /// The fake keeps elements as nft's JSON shows them: it applies the batch's document (and
+    /// records the call as an `nft_apply`, as the batch was applied before it had bytes).
+    fn nft_apply_elements(&self, batch: &netctl_types::nft::ElementBatch) -> SysResult<()> {
+        self.nft_apply(&batch.json)
+    }
+
     fn nft_rule_count(&self, family: NftFamily, name: &str) -> SysResult<usize> {
         let mut world = self.world();
         world.read(format!("nft_rule_count {family} {name}"));

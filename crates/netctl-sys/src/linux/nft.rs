@@ -63,6 +63,13 @@ impl Nft for LinuxSys {
         }
     }
 
+    fn nft_apply_elements(&self, batch: &netctl_types::nft::ElementBatch) -> SysResult<()> {
+        super::nfnl::apply_elements(batch).map_err(|source| SysError::NfNetlink {
+            op: format!("change elements of table {}", batch.table),
+            source,
+        })
+    }
+
     fn nft_rule_count(&self, family: NftFamily, name: &str) -> SysResult<usize> {
         super::nfnl::rule_count(family, name).map_err(|source| SysError::NfNetlink {
             op: format!("count the rules of table {family} {name}"),
