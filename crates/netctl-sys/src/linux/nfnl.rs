@@ -311,6 +311,7 @@ mod tests {
     /// The batch's bytes, as a readable dump: one line per message, attributes nested.
     #[test]
     fn element_batch_layout() {
+        use std::fmt::Write as _;
         let batch = ElementBatch {
             family: 1,
             table: "netctl".into(),
@@ -340,16 +341,16 @@ mod tests {
         while offset < buf.len() {
             let m = NetlinkBuffer::new_checked(&buf[offset..]).unwrap();
             let len = m.length() as usize;
-            lines.push(format!(
-                "type {:#06x} flags {:#06x} seq {} | {}",
+            let mut line = format!(
+                "type {:#06x} flags {:#06x} seq {} | ",
                 m.message_type(),
                 m.flags(),
                 m.sequence_number(),
-                buf[offset + 16..offset + len]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            ));
+            );
+            for b in &buf[offset + 16..offset + len] {
+                let _ = write!(line, "{b:02x}");
+            }
+            lines.push(line);
             offset += len.next_multiple_of(4);
         }
         insta::assert_snapshot!(lines.join("\n"));
