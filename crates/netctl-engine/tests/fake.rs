@@ -63,10 +63,14 @@ impl World {
                 default_bridge: "podman0".into(),
                 default_subnet: "10.88.0.0/16".parse().unwrap(),
                 netns_dir: PathBuf::from("/run/netns"),
+                dns_available: false,
             },
             host_hosts: root.join("hosts"),
             host_resolv: root.join("resolv.conf"),
             port_in_use: netctl_engine::PortInUse::Refuse,
+            aardvark_binary: None,
+            dns_port: 53,
+            dns_dir: root.join("run/aardvark-dns"),
         }
     }
 

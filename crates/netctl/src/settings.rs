@@ -54,6 +54,37 @@ pub struct Settings {
     pub default_subnet: String,
     /// A published host port someone on the host listens on already: refuse or warn.
     pub port_in_use: PortInUse,
+    /// The aardvark-dns binary serving `dns` networks; absent: the first of
+    /// [`AARDVARK_CANDIDATES`] that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aardvark_binary: Option<PathBuf>,
+    /// The port aardvark-dns listens on; 53 is DNATed to it when different.
+    pub dns_port: u16,
+}
+
+/// Where podman's packages put aardvark-dns, searched in this order.
+pub const AARDVARK_CANDIDATES: [&str; 2] = [
+    "/usr/libexec/podman/aardvark-dns",
+    "/usr/lib/podman/aardvark-dns",
+];
+
+impl Settings {
+    /// The aardvark-dns binary in effect: the setting (`None` if that file does not exist,
+    /// with the reason), else the first candidate found.
+    pub fn aardvark(&self) -> Result<Option<PathBuf>, String> {
+        match &self.aardvark_binary {
+            Some(path) if path.as_os_str().is_empty() => Ok(None),
+            Some(path) if path.is_file() => Ok(Some(path.clone())),
+            Some(path) => Err(format!(
+                "setting aardvark_binary {} is not a file",
+                path.display()
+            )),
+            None => Ok(AARDVARK_CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -69,12 +100,14 @@ impl Default for Settings {
             default_bridge: "podman0".into(),
             default_subnet: "10.88.0.0/16".into(),
             port_in_use: PortInUse::Refuse,
+            aardvark_binary: None,
+            dns_port: 53,
         }
     }
 }
 
 /// The keys of [`Settings`], as `NETCTL_<KEY>` variables spell them (lowercased).
-const SETTING_KEYS: [&str; 10] = [
+const SETTING_KEYS: [&str; 12] = [
     "state_dir",
     "run_dir",
     "netns_dir",
@@ -85,6 +118,8 @@ const SETTING_KEYS: [&str; 10] = [
     "default_bridge",
     "default_subnet",
     "port_in_use",
+    "aardvark_binary",
+    "dns_port",
 ];
 
 /// Settings given on the command line; only those present override the weaker layers.
@@ -102,6 +137,10 @@ pub struct FlagSettings {
     pub firewall_driver: Option<FirewallDriver>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aardvark_binary: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_port: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
