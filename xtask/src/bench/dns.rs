@@ -7,6 +7,7 @@
 //!   query from the sandbox's host namespace, sent in a loop).
 //! * no-op re-apply of a file with `--bulk` containers on a DNS network.
 
+use std::fmt::Write as _;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::Command;
@@ -58,7 +59,7 @@ fn file(containers: usize, extra: &str) -> String {
          [networks.plain]\nbridge = \"nb-plain\"\nsubnets = [{ subnet = \"10.92.0.0/16\" }]\ndns = false\n",
     );
     for i in 0..containers {
-        out.push_str(&format!("[containers.c{i}]\nnetworks.base = {{}}\n{extra}"));
+        let _ = write!(out, "[containers.c{i}]\nnetworks.base = {{}}\n{extra}");
     }
     out
 }
