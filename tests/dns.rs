@@ -268,3 +268,40 @@ dns_servers = ["10.89.34.1"]
         assert!(!std::path::Path::new("/run/netns/c").exists());
     }
 }
+
+sandbox_test! {
+    /// Without aardvark-dns: an explicit `dns = true` fails before anything changes; a network
+    /// that only defaults to DNS gets a warning and no DNS.
+    fn missing_aardvark_binary(sb) {
+        let explicit = sb.write_file("explicit.toml", r#"
+[networks.on]
+bridge = "nc-on"
+subnets = [{ subnet = "10.89.35.0/24" }]
+dns = true
+
+[containers.x]
+networks.on = {}
+"#).display().to_string();
+        let out = fails(&["--aardvark-binary", "", "apply", "-f", &explicit]);
+        assert!(out.contains("dns = true") && out.contains("no aardvark-dns"), "{out}");
+        assert!(!std::path::Path::new("/run/netns/x").exists(), "nothing was changed");
+        assert!(!sb.run(&["ip", "-o", "link"]).contains("nc-on"));
+
+        let default = sb.write_file("default.toml", r#"
+[networks.def]
+bridge = "nc-def"
+subnets = [{ subnet = "10.89.36.0/24" }]
+
+[containers.y]
+networks.def = {}
+"#).display().to_string();
+        let out = netctl_tests::sandboxed::netctl(&["--aardvark-binary", "", "apply", "-f", &default]);
+        assert!(out.status.success(), "{}", netctl_tests::describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("serves no DNS"), "{stderr}");
+        assert!(live_processes(&["aardvark-dns"]).is_empty());
+        let resolv = std::fs::read_to_string("/etc/netns/y/resolv.conf").unwrap();
+        assert!(!resolv.contains("10.89.36.1") && !resolv.contains("dns.podman"), "{resolv}");
+        ok(&["--aardvark-binary", "", "destroy", "--all"]);
+    }
+}
