@@ -157,7 +157,8 @@ fn every_setting_is_documented_and_shipped() {
     let shown: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let shipped: toml::Table = toml::from_str(&uncommented).unwrap();
     for (key, value) in &shipped {
-        if !key.ends_with("_dir") {
+        // Paths differ (the test's own tree); aardvark's default is looked up when used.
+        if !key.ends_with("_dir") && key != "aardvark_binary" {
             assert_eq!(shown.get(key), Some(value), "{key}");
         }
     }

@@ -211,7 +211,8 @@ sandbox_test! {
         let file = write(
             sb,
             "long.toml",
-            &format!("[networks.{net}]\nbridge = \"nc-long\"\nsubnets = [{{ subnet = \"10.90.40.0/24\" }}]\n\n[containers.{ctr}]\nnetworks.{net} = {{}}\n"),
+            // No DNS: a 250-byte label is no DNS name.
+            &format!("[networks.{net}]\nbridge = \"nc-long\"\ndns = false\nsubnets = [{{ subnet = \"10.90.40.0/24\" }}]\n\n[containers.{ctr}]\nnetworks.{net} = {{}}\n"),
         );
         ok(&["validate", "-f", &file]);
         ok(&["apply", "-f", &file]);

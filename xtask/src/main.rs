@@ -43,6 +43,10 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("podman", "podman"),
     ("runc", "runc"),
     ("busybox-static", "busybox"),
+    // DNS by name: the server netctl drives, and `dig` for the tests (an absolute path works:
+    // joining it to a PATH entry gives itself).
+    ("aardvark-dns", "/usr/lib/podman/aardvark-dns"),
+    ("bind9-dnsutils", "dig"),
     // Packaging and its checks (`cargo xtask deb`, `cargo xtask units`).
     ("dpkg-dev", "dpkg-shlibdeps"),
     ("binutils", "strip"),

@@ -177,6 +177,50 @@ pub fn remove_files(dir: &Path, names: &[&str]) -> Result<(), FileError> {
     }
 }
 
+/// Replaces `dir/name` whole with `content` by a rename (for files a daemon re-reads as a
+/// whole, aardvark-dns's network files, which no container bind-mounts): the new content is
+/// written to a temporary file in `dir`'s *parent*, then renamed into `dir`, so a reader of
+/// `dir` never sees a half file or a temporary name. `dir` is created (0700) if missing and
+/// must be netctl's; the file gets mode 0600. Writes nothing and returns `false` when the file
+/// already holds `content`.
+pub fn replace_file(dir: &Path, name: &str, content: &str) -> Result<bool, FileError> {
+    let path = dir.join(name);
+    if read_file(&path).as_deref() == Some(content) {
+        return Ok(false);
+    }
+    let dir_fd = open_dir(dir, true)?;
+    let (parent, dir_name) = split(dir)?;
+    let parent_fd = open_plain_dir(parent)?;
+    let tmp = format!(".{}.{name}.tmp", dir_name.to_string_lossy());
+    let tmp_path = parent.join(&tmp);
+    // A leftover of a killed run is ours to replace (O_EXCL below refuses anything else).
+    match unlinkat(&parent_fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(FileError::new(FileOp::Remove, &tmp_path, e.into())),
+    }
+    let fd = openat(
+        &parent_fd,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| FileError::new(FileOp::Create, &tmp_path, e.into()))?;
+    let file = File::from(fd);
+    let written = file
+        .set_permissions(Permissions::from_mode(0o600))
+        .and_then(|()| file.write_all_at(content.as_bytes(), 0))
+        .and_then(|()| file.sync_data());
+    if let Err(e) = written {
+        let _ = unlinkat(&parent_fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        return Err(FileError::new(FileOp::Write, &tmp_path, e));
+    }
+    nix::fcntl::renameat(&parent_fd, tmp.as_str(), &dir_fd, name).map_err(|e| {
+        let _ = unlinkat(&parent_fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        FileError::new(FileOp::Write, &path, e.into())
+    })?;
+    Ok(true)
+}
+
 /// `path` as its directory and file name.
 fn split(path: &Path) -> Result<(&Path, &OsStr), FileError> {
     match (path.parent(), path.file_name()) {

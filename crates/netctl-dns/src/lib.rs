@@ -14,10 +14,11 @@
 //!   [`mod@file`]), because the files are bind-mounted into containers and shared by containers
 //!   that share a network namespace.
 
+pub mod aardvark;
 pub mod file;
 pub mod hosts;
 pub mod resolv;
 
-pub use file::{FileError, FileOp, read_file, remove_files, write_file};
+pub use file::{FileError, FileOp, read_file, remove_files, replace_file, write_file};
 pub use hosts::{HostEntry, HostsParams};
 pub use resolv::{ResolvConf, ResolvParams};

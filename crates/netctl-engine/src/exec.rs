@@ -549,7 +549,8 @@ impl<'e, 'a> Run<'e, 'a> {
             ipv6: target.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
             subnets,
             internal: target.internal,
-            dns_enabled: false,
+            dns_enabled: target.dns,
+            dns_servers: target.dns_servers.clone(),
             mtu: target.mtu,
             isolate: target.isolate,
             labels: target.labels.clone(),
@@ -568,6 +569,8 @@ impl<'e, 'a> Run<'e, 'a> {
         record.mtu = target.mtu;
         record.isolate = target.isolate;
         record.labels.clone_from(&target.labels);
+        record.dns_enabled = target.dns;
+        record.dns_servers.clone_from(&target.dns_servers);
         if target.project.is_some() {
             record.project.clone_from(&target.project);
         }
@@ -1225,6 +1228,11 @@ pub(crate) fn execute(
     }
     tracing::debug!(elapsed = ?started.elapsed(), "execute: files written");
     if failed.is_none()
+        && let Err(e) = crate::dns::sync(engine)
+    {
+        failed = Some(("bring aardvark-dns up to date".to_owned(), e));
+    }
+    if failed.is_none()
         && let Err(e) = run.firewall_add_phase()
     {
         failed = Some(("add firewall rules".to_owned(), e));
@@ -1233,6 +1241,8 @@ pub(crate) fn execute(
         let (count, errors) = run.rollback();
         // Put the firewall back as the records now say, in one transaction.
         let fw = run.restore_firewall().err().map(|e| error_chain(&e));
+        // DNS serves what the records say after the rollback.
+        let fw = fw.or_else(|| crate::dns::sync(engine).err().map(|e| error_chain(&e)));
         let s = if count == 1 { "" } else { "s" };
         let mut undone = format!("rolled back {count} change{s} this run made");
         if errors.is_empty() && fw.is_none() {
@@ -1372,6 +1382,8 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 },
                 labels: net.labels.clone(),
                 id: Some(net.id.clone()),
+                dns: Some(net.dns_enabled),
+                dns_servers: net.dns_servers.clone(),
                 ..NetworkSpec::default()
             },
         );

@@ -77,6 +77,8 @@ pub(crate) fn check_dirs(cfg: &Config) -> Result<()> {
 pub(crate) struct HostFiles {
     hosts: Option<String>,
     resolv: Option<String>,
+    /// aardvark-dns is available, so DNS networks serve names (and lead resolv.conf).
+    dns: bool,
 }
 
 impl HostFiles {
@@ -84,6 +86,7 @@ impl HostFiles {
         HostFiles {
             hosts: std::fs::read_to_string(&cfg.host_hosts).ok(),
             resolv: read_host_resolv(&cfg.host_resolv),
+            dns: cfg.aardvark_binary.is_some(),
         }
     }
 }
@@ -204,8 +207,25 @@ fn bridge_files(
         hci,
         hosts::container_entries(container_ips, &ctr.hostname, &ctr.name),
     );
-    let resolv_text =
-        resolv::new_resolv_conf(&spec_resolv(host, spec, ips.iter().any(IpAddr::is_ipv6)));
+    let mut params = spec_resolv(host, spec, ips.iter().any(IpAddr::is_ipv6));
+    // On DNS networks (podman's rules): their gateways first, then the container's own
+    // servers or the host's; `dns.podman` searched unless the container names its domains.
+    let dns_gateways: Vec<IpAddr> = atts
+        .iter()
+        .filter_map(|a| rec.networks.get(&a.network))
+        .filter(|n| host.dns && n.dns_enabled)
+        .flat_map(crate::dns::gateways)
+        .collect();
+    if !dns_gateways.is_empty() {
+        params.nameservers = dns_gateways
+            .into_iter()
+            .chain(spec.dns_servers.clone())
+            .collect();
+        if spec.dns_search.is_empty() {
+            params.searches = vec![netctl_dns::aardvark::SEARCH_DOMAIN.to_owned()];
+        }
+    }
+    let resolv_text = resolv::new_resolv_conf(&params);
     (hosts_text, resolv_text)
 }
 

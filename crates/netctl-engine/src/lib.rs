@@ -15,6 +15,7 @@
 //! state lock for the whole operation.
 
 mod conflicts;
+mod dns;
 mod exec;
 mod files;
 mod fwmap;
@@ -32,6 +33,7 @@ use netctl_types::DesiredState;
 
 pub use exec::{ApplyReport, ConnectOptions};
 pub use files::container_files_dir;
+pub use netctl_dns::aardvark::DIR_NAME as DNS_DIR_NAME;
 pub use podman::check_request as check_netavark_request;
 
 /// Which firewall driver the engine uses.
@@ -55,6 +57,13 @@ pub struct Config {
     pub host_resolv: PathBuf,
     /// What a host port someone on the host already listens on means for an apply.
     pub port_in_use: PortInUse,
+    /// The aardvark-dns for DNS networks; `None`: none found, no network serves DNS.
+    pub aardvark_binary: Option<PathBuf>,
+    /// The port aardvark-dns listens on (53 is DNATed to it when different).
+    pub dns_port: u16,
+    /// aardvark-dns's config directory (`<run_dir>/aardvark-dns`; netavark's
+    /// `<config>/aardvark-dns` for podman).
+    pub dns_dir: PathBuf,
 }
 
 /// What `apply` does when a port it would publish is already in use on the host (a socket
@@ -291,6 +300,7 @@ impl<'a> Engine<'a> {
     ) -> Result<Plan> {
         // A project's file is planned against that project's records only: other projects'
         // networks and containers are neither orphans nor repaired here.
+        self.check_dns(desired)?;
         let view = netctl_plan::project_view(&survey.recorded, desired, &self.cfg.defaults);
         let mut plan =
             netctl_plan::plan(desired, &view, &survey.observed, &self.cfg.defaults, prune);
@@ -301,6 +311,41 @@ impl<'a> Engine<'a> {
         }
         plan.conflicts_checked = true;
         Ok(plan)
+    }
+
+    /// `dns = true` needs aardvark-dns: without it the file is refused before anything
+    /// changes. A network that only defaults to DNS gets a warning and no DNS (as podman).
+    fn check_dns(&self, desired: &DesiredState) -> Result<()> {
+        if self.cfg.aardvark_binary.is_some() {
+            return Ok(());
+        }
+        let declared: Vec<&String> = desired
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.external && n.dns == Some(true))
+            .map(|(name, _)| name)
+            .collect();
+        if !declared.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "network(s) {} set dns = true, but no aardvark-dns binary was found (setting aardvark_binary, or {}); nothing was changed",
+                declared
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "/usr/libexec/podman/aardvark-dns, /usr/lib/podman/aardvark-dns"
+            )));
+        }
+        for (name, _) in desired
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.external && n.dns.is_none())
+        {
+            tracing::warn!(
+                "network {name}: no aardvark-dns binary found, so it serves no DNS (install aardvark-dns, or set dns = false)"
+            );
+        }
+        Ok(())
     }
 
     /// Converges the machine to `desired`. `source` is the file and its text, recorded as the

@@ -184,6 +184,7 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         ..Observed::default()
     };
     tracing::debug!(elapsed = ?started.elapsed(), "observe: host links");
+    obs.dns_drift = crate::dns::observe(engine, rec)?;
     let containers: Vec<&ContainerRecord> = rec.containers.values().collect();
     let links = container_links(sys, rec, &containers)?;
     tracing::debug!(elapsed = ?started.elapsed(), "observe: container links");

@@ -84,6 +84,9 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             labels
         },
         id: Some(net.id.clone()),
+        // netavark mode does not drive aardvark-dns yet (podman's `dns_enabled` is recorded
+        // as off, so podman's containers keep the host's servers).
+        dns: Some(false),
         ..NetworkSpec::default()
     })
 }

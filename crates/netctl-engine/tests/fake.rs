@@ -63,10 +63,14 @@ impl World {
                 default_bridge: "podman0".into(),
                 default_subnet: "10.88.0.0/16".parse().unwrap(),
                 netns_dir: PathBuf::from("/run/netns"),
+                dns_available: false,
             },
             host_hosts: root.join("hosts"),
             host_resolv: root.join("resolv.conf"),
             port_in_use: netctl_engine::PortInUse::Refuse,
+            aardvark_binary: None,
+            dns_port: 53,
+            dns_dir: root.join("run/aardvark-dns"),
         }
     }
 
@@ -280,4 +284,82 @@ fn progress_reports_each_step_once() {
         .apply(&desired(), None, false)
         .unwrap();
     assert!(again.plan.is_empty());
+}
+
+/// With aardvark-dns available every declared network serves DNS: the first apply starts one
+/// server (through the sys seam, recorded) and writes its files; a converged apply sends no
+/// signal and writes nothing; a connect signals the same server (`SIGHUP`) and starts none; a
+/// destroy stops it.
+#[test]
+fn dns_server_lifecycle_through_the_sys_seam() {
+    let w = World::new();
+    let mut cfg = w.config();
+    cfg.aardvark_binary = Some("/usr/lib/podman/aardvark-dns".into());
+    cfg.defaults.dns_available = true;
+    let dns_dir = cfg.dns_dir.clone();
+    for addr in ["10.89.10.1:53", "[fd10:89:10::1]:53", "10.89.20.1:53"] {
+        w.sys.add_listening(netctl_sys::Listening {
+            protocol: "udp".into(),
+            addr: addr.parse().unwrap(),
+            inode: 1,
+        });
+    }
+    let engine = || Engine::new(&w.sys, &w.store, cfg.clone());
+    engine().apply(&desired(), None, false).unwrap();
+    let spawns: Vec<String> = w
+        .sys
+        .mutating_calls()
+        .into_iter()
+        .filter(|c| c.contains("aardvark-dns"))
+        .collect();
+    assert_eq!(spawns.len(), 1, "{spawns:?}");
+    assert!(
+        spawns[0].contains(&format!("--config {} -p 53 run (daemon", dns_dir.display())),
+        "{spawns:?}"
+    );
+    let demo = std::fs::read_to_string(dns_dir.join("demo")).unwrap();
+    assert!(demo.starts_with("10.89.10.1,fd10:89:10::1\n"), "{demo}");
+    assert!(
+        demo.contains(" 10.89.10.10 ") && demo.contains(" web,www"),
+        "{demo}"
+    );
+    let servers = w.store.read().unwrap().dns_servers().unwrap();
+    assert_eq!(servers.len(), 1);
+    let pid = servers[0].pid;
+
+    w.sys.clear_calls();
+    let again = engine().apply(&desired(), None, false).unwrap();
+    assert!(
+        again.plan.is_empty(),
+        "{}",
+        netctl_plan::render_text(&again.plan)
+    );
+    assert_eq!(w.sys.mutating_calls(), Vec::<String>::new());
+
+    w.sys.clear_calls();
+    engine()
+        .connect(
+            "back",
+            "client",
+            &netctl_engine::ConnectOptions {
+                aliases: vec!["late".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let calls = w.sys.mutating_calls();
+    assert!(calls.contains(&format!("kill {pid} SIGHUP")), "{calls:?}");
+    assert!(!calls.iter().any(|c| c.starts_with("spawn")), "{calls:?}");
+    assert!(
+        std::fs::read_to_string(dns_dir.join("back"))
+            .unwrap()
+            .contains("client,late")
+    );
+
+    w.sys.clear_calls();
+    engine().destroy(None).unwrap();
+    let calls = w.sys.mutating_calls();
+    assert!(calls.contains(&format!("kill {pid} SIGTERM")), "{calls:?}");
+    assert!(w.store.read().unwrap().dns_servers().unwrap().is_empty());
+    assert!(!dns_dir.join("demo").exists() && !dns_dir.join("back").exists());
 }

@@ -49,7 +49,7 @@ pub fn network_inspect(net: &NetworkRecord) -> Network {
         ipv6_enabled: net.ipv6 || net.subnets.iter().any(|s| matches!(s.subnet, IpNet::V6(_))),
         internal: net.internal,
         dns_enabled: net.dns_enabled,
-        network_dns_servers: Vec::new(),
+        network_dns_servers: net.dns_servers.clone(),
         labels: net.labels.clone(),
         options: network_options(net),
         ipam_options: BTreeMap::from([("driver".to_owned(), IPAM_DRIVER.to_owned())]),

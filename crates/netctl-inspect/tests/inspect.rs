@@ -43,6 +43,7 @@ fn net(name: &str, id_pair: &str, subnets: &[(&str, Option<&str>)]) -> NetworkRe
         ipv6: subnets.iter().any(|(s, _)| s.contains(':')),
         internal: false,
         dns_enabled: true,
+        dns_servers: Vec::new(),
         mtu: None,
         isolate: Isolate::Off,
         labels: BTreeMap::new(),

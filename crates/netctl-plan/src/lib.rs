@@ -38,6 +38,8 @@ pub struct Defaults {
     pub default_subnet: IpNet,
     /// Where managed namespaces live (`<netns_dir>/<container>`).
     pub netns_dir: PathBuf,
+    /// An aardvark-dns binary was found: a declared bridge network without `dns` serves DNS.
+    pub dns_available: bool,
 }
 
 /// Everything the store holds that the planner compares against.
@@ -90,6 +92,9 @@ pub struct Observed {
     /// What an earlier operation was changing when it died (its marker is still there): each
     /// of those containers and networks, and the firewall, may be half-done.
     pub interrupted: Option<PendingOperation>,
+    /// How DNS differs from the records, by network (aardvark-dns not running, its file for
+    /// the network not what the records say, a gateway listener missing).
+    pub dns_drift: BTreeMap<String, Vec<String>>,
 }
 
 /// The drift of a container's hosts or resolv.conf (missing, or not what netctl wrote).
@@ -396,6 +401,20 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
             "isolate",
             Some(render::isolate_str(rec.isolate).into()),
             Some(render::isolate_str(target.isolate).into()),
+        ));
+    }
+    if target.dns != rec.dns_enabled {
+        changes.push(Change::new(
+            "dns",
+            Some(rec.dns_enabled.to_string()),
+            Some(target.dns.to_string()),
+        ));
+    }
+    if target.dns_servers != rec.dns_servers {
+        changes.push(Change::new(
+            "dns_servers",
+            Some(render::list_str(&rec.dns_servers)),
+            Some(render::list_str(&target.dns_servers)),
         ));
     }
     if target.labels != rec.labels {
@@ -731,6 +750,14 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
                     }
                 }
             }
+        }
+    }
+    for (name, whats) in &observed.dns_drift {
+        for what in whats {
+            drift.push(Drift::new(
+                Resource::Network { name: name.clone() },
+                format!("dns: {what}"),
+            ));
         }
     }
     for (name, ctr) in &recorded.containers {

@@ -41,6 +41,10 @@ pub struct TargetNetwork {
     pub external: bool,
     /// The project that owns it (`None` for the default network and imperative calls).
     pub project: Option<String>,
+    /// aardvark-dns serves it: as declared, else on when a binary was found (never for the
+    /// default network).
+    pub dns: bool,
+    pub dns_servers: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +153,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 is_default: false,
                 external: spec.external,
                 project: desired.project.clone(),
+                dns: spec.dns.unwrap_or(defaults.dns_available),
+                dns_servers: spec.dns_servers.clone(),
             };
             (name.clone(), net)
         })
@@ -189,6 +195,8 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         is_default: true,
         external: false,
         project: None,
+        dns: false,
+        dns_servers: Vec::new(),
     }
 }
 

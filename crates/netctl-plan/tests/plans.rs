@@ -33,6 +33,7 @@ fn defaults() -> Defaults {
         default_bridge: "podman0".into(),
         default_subnet: "10.88.0.0/16".parse().unwrap(),
         netns_dir: PathBuf::from("/run/netns"),
+        dns_available: false,
     }
 }
 
@@ -98,6 +99,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 ipv6: net.ipv6,
                 internal: net.internal,
                 dns_enabled: false,
+                dns_servers: Vec::new(),
                 mtu: net.mtu,
                 isolate: net.isolate,
                 labels: net.labels.clone(),

@@ -71,6 +71,7 @@ fn network(name: &str, cidr: &str, lease_range: Option<(IpAddr, IpAddr)>) -> Net
         ipv6: false,
         internal: false,
         dns_enabled: false,
+        dns_servers: Vec::new(),
         mtu: None,
         isolate: Isolate::Off,
         labels: BTreeMap::new(),

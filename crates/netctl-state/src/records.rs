@@ -34,8 +34,12 @@ pub struct NetworkRecord {
     pub ipv6: bool,
     #[serde(default)]
     pub internal: bool,
+    /// aardvark-dns serves this network's containers by name (podman's `dns_enabled`).
     #[serde(default)]
     pub dns_enabled: bool,
+    /// Upstream DNS servers for this network (podman's `network_dns_servers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<IpAddr>,
     #[serde(default)]
     pub mtu: Option<u32>,
     #[serde(default)]
@@ -254,6 +258,19 @@ pub struct HelperRecord {
     /// The process start time (field 22 of `/proc/PID/stat`, clock ticks since boot), so a reused
     /// pid is never mistaken for the helper.
     pub start_time: u64,
+    pub argv: Vec<String>,
+}
+
+/// An aardvark-dns netctl started for one config directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsServerRecord {
+    /// The config directory (`<run_dir>/aardvark-dns`, or netavark's `<config>/aardvark-dns`).
+    pub dir: PathBuf,
+    pub pid: u32,
+    /// Field 22 of `/proc/PID/stat`, so a reused pid is never taken for the server.
+    pub start_time: u64,
+    /// The port it listens on.
+    pub port: u16,
     pub argv: Vec<String>,
 }
 

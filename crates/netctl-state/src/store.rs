@@ -44,8 +44,8 @@ use crate::dir::{FILE_MODE, STORE_FILE, ensure_mode, ensure_state_dir, open_priv
 use crate::error::{IpamError, StateError, StorageContext};
 use crate::ipam::{SubnetRange, TakenAddrs, ip_to_u128, u128_to_ip};
 use crate::records::{
-    AttachmentRecord, ContainerRecord, Generation, HelperRecord, Lease, MacAddr, NetworkRecord,
-    is_valid_id,
+    AttachmentRecord, ContainerRecord, DnsServerRecord, Generation, HelperRecord, Lease, MacAddr,
+    NetworkRecord, is_valid_id,
 };
 
 /// The schema version this netctl writes. Bump it when a table's key or value type changes or a
@@ -77,6 +77,9 @@ const ALLOCATIONS: TableDefinition<'static, (&str, &str), &[u8]> =
 const LAST_IP: TableDefinition<'static, (&str, &str), u128> = TableDefinition::new("ipam_last_ip");
 const HELPERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("helpers");
 const GENERATIONS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("generations");
+/// aardvark-dns servers netctl runs, keyed by config directory (added after schema 1 was
+/// released: created when an older store is opened).
+const DNS_SERVERS: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("dns_servers");
 
 /// The open store.
 pub struct Store {
@@ -268,6 +271,17 @@ impl Store {
             });
         }
         // Version 1 is the first; migrations from older versions go here when there are any.
+        // Tables added since are created on first open, so read views never meet a missing one.
+        let missing = matches!(
+            self.db
+                .begin_read()
+                .ctx(|| "reading the store".to_owned())?
+                .open_table(DNS_SERVERS),
+            Err(TableError::TableDoesNotExist(_))
+        );
+        if missing {
+            self.write(|tx| tx.open_mut(DNS_SERVERS).map(drop))?;
+        }
         Ok(())
     }
 }
@@ -610,6 +624,19 @@ pub trait StateRead: sealed::Tables {
             .transpose()
     }
 
+    /// The aardvark-dns servers netctl runs, ordered by config directory.
+    fn dns_servers(&self) -> Result<Vec<DnsServerRecord>, StateError> {
+        let t = self.open_ro(DNS_SERVERS)?;
+        let mut out = Vec::new();
+        for entry in t.iter().ctx(|| "listing DNS servers".to_owned())? {
+            let (k, v) = entry.ctx(|| "listing DNS servers".to_owned())?;
+            out.push(decode(v.value(), || {
+                format!("DNS server of {}", k.value())
+            })?);
+        }
+        Ok(out)
+    }
+
     /// All helper processes, ordered by container.
     fn helpers(&self) -> Result<Vec<HelperRecord>, StateError> {
         let t = self.open_ro(HELPERS)?;
@@ -839,6 +866,7 @@ impl WriteTxn {
             self.open_mut(LAST_IP)?;
             self.open_mut(HELPERS)?;
             self.open_mut(GENERATIONS)?;
+            self.open_mut(DNS_SERVERS)?;
             let what = || "recording the schema version".to_owned();
             meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION.to_string().as_str())
                 .ctx(what)?;
@@ -1309,6 +1337,26 @@ impl WriteTxn {
         self.open_mut(HELPERS)?
             .insert(helper.container.as_str(), bytes.as_slice())
             .ctx(what)?;
+        Ok(())
+    }
+
+    /// Records the aardvark-dns serving `server.dir`, replacing any earlier one.
+    pub fn put_dns_server(&mut self, server: &DnsServerRecord) -> Result<(), StateError> {
+        let key = server.dir.to_string_lossy().into_owned();
+        let what = || format!("DNS server of {key}");
+        let bytes = encode(server, what)?;
+        self.open_mut(DNS_SERVERS)?
+            .insert(key.as_str(), bytes.as_slice())
+            .ctx(what)?;
+        Ok(())
+    }
+
+    /// Forgets the aardvark-dns of config directory `dir`.
+    pub fn remove_dns_server(&mut self, dir: &Path) -> Result<(), StateError> {
+        let key = dir.to_string_lossy().into_owned();
+        self.open_mut(DNS_SERVERS)?
+            .remove(key.as_str())
+            .ctx(|| format!("forgetting the DNS server of {key}"))?;
         Ok(())
     }
 

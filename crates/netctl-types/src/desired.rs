@@ -92,6 +92,14 @@ pub struct NetworkSpec {
     /// file's containers join; the file neither defines nor owns it (compose's meaning).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// Container names and aliases served by aardvark-dns on the gateway (podman's
+    /// `dns_enabled`); absent: on for a declared bridge network, off for the default network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+    /// Upstream servers for names this network cannot answer (podman's
+    /// `network_dns_servers`); the host's resolv.conf servers if empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_servers: Vec<IpAddr>,
 }
 
 /// One subnet of a network.
@@ -327,7 +335,8 @@ pub struct ContainerSpec {
     /// Published ports, as tables or podman `-p` strings.
     #[serde(default)]
     pub ports: Vec<PortSpec>,
-    /// Nameservers for resolv.conf, replacing the host's.
+    /// Nameservers for resolv.conf, replacing the host's; on DNS networks also this
+    /// container's upstreams in aardvark-dns.
     #[serde(default)]
     pub dns_servers: Vec<IpAddr>,
     /// Search domains for resolv.conf.

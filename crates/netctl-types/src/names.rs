@@ -286,9 +286,88 @@ pub fn is_valid_hostname(name: &str) -> bool {
     check_hostname(name).is_ok()
 }
 
+/// Why a container name or alias cannot be served by DNS.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DnsNameError {
+    /// Empty name.
+    #[error("a DNS name cannot be empty")]
+    Empty,
+    /// Something other than letters, digits, `_`, `-` and `.` (aardvark-dns reads a space or
+    /// comma as the end of the name and drops the whole file).
+    #[error("a DNS name holds only letters, digits, `_`, `-` and `.`")]
+    BadChar,
+    /// Longer than 253 bytes.
+    #[error("a DNS name is at most 253 bytes; this one is {len}")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A label (between dots) empty or over 63 bytes.
+    #[error("DNS label {label:?} must be 1 to 63 bytes (between dots)")]
+    BadLabel {
+        /// The offending label.
+        label: String,
+    },
+}
+
+/// Checks a name that aardvark-dns serves (a container name or alias on a DNS network):
+/// letters, digits, `_`, `-`, `.`; dot-separated labels of 1-63 bytes; at most 253 bytes.
+pub fn check_dns_name(name: &str) -> Result<(), DnsNameError> {
+    if name.is_empty() {
+        return Err(DnsNameError::Empty);
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(DnsNameError::BadChar);
+    }
+    if name.len() > MAX_HOSTNAME_LEN {
+        return Err(DnsNameError::TooLong { len: name.len() });
+    }
+    if let Some(label) = name.split('.').find(|l| l.is_empty() || l.len() > 63) {
+        return Err(DnsNameError::BadLabel {
+            label: label.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_names_are_label_sequences() {
+        for good in ["db", "web_1", "a.b-c", &"a".repeat(63)] {
+            assert_eq!(check_dns_name(good), Ok(()), "{good}");
+        }
+        let long = format!(
+            "{}.{}.{}.{}",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63)
+        );
+        for (bad, want) in [
+            ("", DnsNameError::Empty),
+            ("bad name", DnsNameError::BadChar),
+            ("a,b", DnsNameError::BadChar),
+            (
+                "a..b",
+                DnsNameError::BadLabel {
+                    label: String::new(),
+                },
+            ),
+            (long.as_str(), DnsNameError::TooLong { len: 255 }),
+        ] {
+            assert_eq!(check_dns_name(bad), Err(want), "{bad:?}");
+        }
+        assert!(matches!(
+            check_dns_name(&"x".repeat(64)),
+            Err(DnsNameError::BadLabel { .. })
+        ));
+    }
 
     #[test]
     fn names_follow_podmans_pattern() {

@@ -163,6 +163,7 @@ impl Ctx<'_> {
 
     fn networks(&mut self, state: &mut DesiredState) {
         for (name, network) in &mut state.networks {
+            self.dns_loop(name, network);
             let base = FieldPath::keys(&["networks", name]);
             for (i, subnet) in network.subnets.iter_mut().enumerate() {
                 self.subnet(subnet, &base.key("subnets").index(i));
@@ -184,6 +185,75 @@ impl Ctx<'_> {
         }
         self.bridge_names(&state.networks);
         self.subnet_overlaps(&state.networks);
+    }
+
+    /// A network's own gateway as its upstream would make aardvark-dns ask itself forever.
+    fn dns_loop(&mut self, name: &str, network: &NetworkSpec) {
+        let base = FieldPath::keys(&["networks", name]);
+        for (i, server) in network.dns_servers.iter().enumerate() {
+            if network
+                .subnets
+                .iter()
+                .any(|s| s.effective_gateway() == *server)
+            {
+                self.error(
+                    &base.key("dns_servers").index(i),
+                    Target::Value,
+                    format!(
+                        "DNS server {server} is this network's own gateway, where its DNS server listens: a DNS loop"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A container on a network that serves DNS is known there by its name, which must then
+    /// be a DNS name.
+    fn dns_name(
+        &mut self,
+        name: &str,
+        container: &ContainerSpec,
+        state: &DesiredState,
+        base: &FieldPath,
+    ) {
+        let on_dns = container.networks.keys().any(|n| {
+            state
+                .networks
+                .get(n)
+                .is_some_and(|net| net.external || net.dns != Some(false))
+        });
+        // A container's servers are its upstreams in aardvark-dns: a gateway it listens on
+        // would be a loop.
+        for (i, server) in container.dns_servers.iter().enumerate() {
+            let looped = container.networks.keys().find(|n| {
+                state.networks.get(*n).is_some_and(|net| {
+                    net.dns != Some(false)
+                        && net.subnets.iter().any(|s| s.effective_gateway() == *server)
+                })
+            });
+            if let Some(net) = looped {
+                self.error(
+                    &base.key("dns_servers").index(i),
+                    Target::Value,
+                    format!(
+                        "DNS server {server} is the gateway of DNS network {net}, where aardvark-dns answers this container: a DNS loop"
+                    ),
+                );
+            }
+        }
+        // A name that is no name at all is reported once, by the name rules.
+        if on_dns
+            && netctl_types::check_name(name).is_ok()
+            && let Err(e) = netctl_types::check_dns_name(name)
+        {
+            self.error(
+                base,
+                Target::Key,
+                format!(
+                    "container `{name}` is on a DNS network, so its name must be a DNS name: {e}"
+                ),
+            );
+        }
     }
 
     fn subnet(&mut self, spec: &mut SubnetSpec, at: &FieldPath) {
@@ -360,6 +430,7 @@ impl Ctx<'_> {
         for (name, container) in &state.containers {
             let base = FieldPath::keys(&["containers", name]);
             self.mode_rules(container, &base);
+            self.dns_name(name, container, state, &base);
             if let Some(id) = &container.id {
                 ids.push(Claim {
                     key: id.clone(),

@@ -28,7 +28,18 @@ type Key<'i> = Spanned<DeString<'i>>;
 
 const ROOT_KEYS: &[&str] = &["project", "networks", "containers"];
 const NETWORK_KEYS: &[&str] = &[
-    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "labels", "id", "external",
+    "driver",
+    "bridge",
+    "subnets",
+    "ipv6",
+    "internal",
+    "mtu",
+    "isolate",
+    "labels",
+    "id",
+    "external",
+    "dns",
+    "dns_servers",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];
@@ -362,6 +373,8 @@ impl Decoder<'_> {
                 "labels" => spec.labels = self.labels(value, &at),
                 "id" => spec.id = self.container_id(value, field),
                 "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
+                "dns" => spec.dns = self.boolean(value, field),
+                "dns_servers" => spec.dns_servers = self.ips(value, &at, "DNS server"),
                 _ => self.unknown_key(key, field, NETWORK_KEYS, "a network"),
             }
         }
@@ -688,15 +701,21 @@ impl Decoder<'_> {
             let Some(alias) = self.string(item, &at.file) else {
                 continue;
             };
-            if is_valid_name(alias) {
-                self.record(&at, None, item);
-                out.push(alias.to_owned());
-            } else {
+            if !is_valid_name(alias) {
                 self.error(
                     item.span(),
                     &at.file,
                     format!("invalid alias `{alias}`: aliases must match {NAME_PATTERN}"),
                 );
+            } else if let Err(e) = netctl_types::check_dns_name(alias) {
+                self.error(
+                    item.span(),
+                    &at.file,
+                    format!("invalid alias `{alias}`: {e}"),
+                );
+            } else {
+                self.record(&at, None, item);
+                out.push(alias.to_owned());
             }
         }
         out

@@ -19,6 +19,10 @@ pub enum Expect {
     Subnet,
     /// A whole number, zero or more.
     Count,
+    /// A path, or `""` for none.
+    PathOrNone,
+    /// A port number, 1 to 65535.
+    Port,
     /// One of these words.
     OneOf(&'static [&'static str]),
 }
@@ -27,7 +31,11 @@ pub enum Expect {
 pub fn check_setting_text(value: &str, expect: Expect) -> Result<(), String> {
     match expect {
         Expect::Path | Expect::Text if value.is_empty() => Err("must not be empty".to_owned()),
-        Expect::Path | Expect::Text => Ok(()),
+        Expect::Path | Expect::Text | Expect::PathOrNone => Ok(()),
+        Expect::Port => match value.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(()),
+            _ => Err(format!("`{value}` is not a port number from 1 to 65535")),
+        },
         Expect::Subnet => value
             .parse::<ipnet::IpNet>()
             .map(drop)
@@ -74,8 +82,19 @@ pub fn check_settings_file(file: &str, text: &str, keys: &[(&str, Expect)]) -> V
         let found = match (value.get_ref(), expect) {
             (
                 DeValue::String(s),
-                Expect::Path | Expect::Text | Expect::Subnet | Expect::OneOf(_),
+                Expect::Path
+                | Expect::Text
+                | Expect::Subnet
+                | Expect::OneOf(_)
+                | Expect::PathOrNone,
             ) => check_setting_text(s, *expect).err(),
+            (DeValue::Integer(int), Expect::Port) => {
+                check_setting_text(int.as_str(), *expect).err()
+            }
+            (other, Expect::Port) => Some(format!(
+                "expected a port number, found {}",
+                other.type_str()
+            )),
             (DeValue::Integer(int), Expect::Count) => check_setting_text(int.as_str(), *expect)
                 .err()
                 .map(|_| format!("`{int}` is not a whole number of zero or more")),

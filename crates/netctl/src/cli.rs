@@ -107,6 +107,15 @@ pub struct GlobalArgs {
     /// Seconds to wait for another netctl holding the state lock [default: 30].
     #[arg(long, global = true)]
     pub lock_timeout: Option<u64>,
+    /// aardvark-dns binary for `dns` networks [default: /usr/libexec/podman/aardvark-dns or
+    /// /usr/lib/podman/aardvark-dns].
+    // An OS string, not a path: `--aardvark-binary ""` means none, and clap's path parser
+    // refuses empty values.
+    #[arg(long, global = true)]
+    pub aardvark_binary: Option<std::ffi::OsString>,
+    /// Port aardvark-dns listens on; only 53 for now [default: 53].
+    #[arg(long, global = true)]
+    pub dns_port: Option<u16>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -121,6 +130,8 @@ impl GlobalArgs {
             etc_netns_dir: self.etc_netns_dir.clone(),
             firewall_driver: self.firewall_driver,
             lock_timeout: self.lock_timeout,
+            aardvark_binary: self.aardvark_binary.clone().map(PathBuf::from),
+            dns_port: self.dns_port,
         }
     }
 }

@@ -57,6 +57,37 @@ pub struct Settings {
     pub default_subnet: String,
     /// A published host port someone on the host listens on already: refuse or warn.
     pub port_in_use: PortInUse,
+    /// The aardvark-dns binary serving `dns` networks; absent: the first of
+    /// [`AARDVARK_CANDIDATES`] that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aardvark_binary: Option<PathBuf>,
+    /// The port aardvark-dns listens on; 53 is DNATed to it when different.
+    pub dns_port: u16,
+}
+
+/// Where podman's packages put aardvark-dns, searched in this order.
+pub const AARDVARK_CANDIDATES: [&str; 2] = [
+    "/usr/libexec/podman/aardvark-dns",
+    "/usr/lib/podman/aardvark-dns",
+];
+
+impl Settings {
+    /// The aardvark-dns binary in effect: the setting (`None` if that file does not exist,
+    /// with the reason), else the first candidate found.
+    pub fn aardvark(&self) -> Result<Option<PathBuf>, String> {
+        match &self.aardvark_binary {
+            Some(path) if path.as_os_str().is_empty() => Ok(None),
+            Some(path) if path.is_file() => Ok(Some(path.clone())),
+            Some(path) => Err(format!(
+                "setting aardvark_binary {} is not a file",
+                path.display()
+            )),
+            None => Ok(AARDVARK_CANDIDATES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file())),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -72,6 +103,8 @@ impl Default for Settings {
             default_bridge: "podman0".into(),
             default_subnet: "10.88.0.0/16".into(),
             port_in_use: PortInUse::Refuse,
+            aardvark_binary: None,
+            dns_port: 53,
         }
     }
 }
@@ -91,11 +124,15 @@ pub struct FlagSettings {
     pub firewall_driver: Option<FirewallDriver>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aardvark_binary: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_port: Option<u16>,
 }
 
 /// What each setting's value must be, for checking the file and the environment before
 /// figment merges them (figment stops at the first mistake and names it by its internal key).
-const SETTING_KINDS: [(&str, Expect); 10] = [
+const SETTING_KINDS: [(&str, Expect); 12] = [
     ("state_dir", Expect::Path),
     ("run_dir", Expect::Path),
     ("netns_dir", Expect::Path),
@@ -106,6 +143,8 @@ const SETTING_KINDS: [(&str, Expect); 10] = [
     ("default_bridge", Expect::Text),
     ("default_subnet", Expect::Subnet),
     ("port_in_use", Expect::OneOf(&["refuse", "warn"])),
+    ("aardvark_binary", Expect::PathOrNone),
+    ("dns_port", Expect::Port),
 ];
 
 /// Where the settings file's name came from: a file named on the command line must exist; the

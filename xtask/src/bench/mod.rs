@@ -2,7 +2,8 @@
 //! containers, next to netavark (podman's backend) and the kernel floor, on the same machine in
 //! one run. Benchmarks print figures; nothing here asserts a time.
 //!
-//! Suites (`cargo xtask bench [all|attach|bulk|ipam] [OPTIONS]`, default `all`):
+//! Suites (`cargo xtask bench [all|attach|bulk|ipam|dns] [OPTIONS]`, default `all`; `dns` is
+//! `dns.rs`, on its own):
 //! * attach/detach series — one process per container, the way a container engine calls its
 //!   network backend: netctl (`netctl netavark setup|teardown`, netavark's JSON protocol),
 //!   netavark itself with the very same JSON, and the floor (one `ip -batch` per namespace plus
@@ -25,6 +26,7 @@
 //! process turns them into the table and `target/bench/bench-<time>.json`.
 
 mod bulk;
+mod dns;
 mod report;
 mod run;
 mod sandbox;
@@ -98,7 +100,7 @@ impl Default for Options {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask bench [all|attach|bulk|ipam] [--max N] [--window W] \
+const USAGE: &str = "usage: cargo xtask bench [all|attach|bulk|ipam|dns] [--max N] [--window W] \
 [--netavark-max N] [--no-netavark] [--no-floor] [--bulk N] [--ports P] [--budget SECS] \
 [--no-settle]
   env NETCTL=PATH     benchmark this netctl binary instead of building target/release/netctl
@@ -263,6 +265,20 @@ impl Pass {
 /// `cargo xtask bench ...` (everything but `ipam`), and the hidden `bench __inside PASS ...`
 /// that the sandbox runs.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().map(String::as_str) == Some("__dns_inside") {
+        let opts = Options::parse(&args[1..])?;
+        sandbox::prepare()?;
+        return dns::dns_pass(&opts);
+    }
+    if args.first().map(String::as_str) == Some("dns") {
+        let mut opts = Options::parse(&args[1..])?;
+        if !crate::is_root() {
+            bail!("the benchmark creates namespaces, links and nftables rules: run it as root");
+        }
+        opts.netctl_bin = Some(netctl_binary()?);
+        println!("xtask bench: dns (private sandbox, aardvark-dns from the settings' default)");
+        return sandbox::run_inner(&["__dns_inside"], &opts);
+    }
     if args.first().map(String::as_str) == Some("__inside") {
         let pass = Pass::from_name(args.get(1).context("__inside needs a pass")?)?;
         let opts = Options::parse(&args[2..])?;

@@ -28,12 +28,18 @@ const PASS_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Runs one pass in a fresh sandbox, with its output on the terminal.
 pub fn run_pass(pass: Pass, opts: &Options) -> anyhow::Result<()> {
+    run_inner(&["__inside", pass.name()], opts)
+}
+
+/// Runs `xtask bench INNER... OPTIONS` in a fresh sandbox, with its output on the terminal.
+pub fn run_inner(inner: &[&str], opts: &Options) -> anyhow::Result<()> {
     let me = std::env::current_exe().context("cannot find the xtask binary")?;
     let mut cmd = Command::new("unshare");
     cmd.args(crate::SANDBOX_UNSHARE)
         .args(["--kill-child", "--"])
         .arg(me)
-        .args(["bench", "__inside", pass.name()])
+        .arg("bench")
+        .args(inner)
         .args(opts.to_args())
         .stdin(Stdio::null());
     let mut child = cmd.spawn().context("cannot start unshare")?;
@@ -71,7 +77,7 @@ pub fn inside(pass: Pass, opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn prepare() -> anyhow::Result<()> {
+pub fn prepare() -> anyhow::Result<()> {
     if std::process::id() != 1 {
         // Only the sandbox's init may mount over /run: refuse to run on the real host.
         bail!(

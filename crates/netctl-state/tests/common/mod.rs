@@ -30,6 +30,7 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
         ipv6: subnets.iter().any(|s| s.contains(':')),
         internal: false,
         dns_enabled: false,
+        dns_servers: Vec::new(),
         mtu: None,
         isolate: Isolate::Off,
         labels: BTreeMap::new(),

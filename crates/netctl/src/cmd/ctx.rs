@@ -80,6 +80,14 @@ impl Ctx {
 }
 
 pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
+    let aardvark = settings.aardvark().map_err(anyhow::Error::msg)?;
+    // Containers' resolv.conf names the gateway at port 53: another port needs a DNAT from 53,
+    // which is not there yet, so it is refused rather than leave names unanswered.
+    anyhow::ensure!(
+        settings.dns_port == 53,
+        "setting dns_port = {}: only 53 is supported for now (the DNAT from 53 to another port is not implemented)",
+        settings.dns_port
+    );
     Ok(Config {
         netns_dir: settings.netns_dir.clone(),
         etc_netns_dir: settings.etc_netns_dir.clone(),
@@ -98,6 +106,7 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
                 )
             })?,
             netns_dir: settings.netns_dir.clone(),
+            dns_available: aardvark.is_some(),
         },
         host_hosts: "/etc/hosts".into(),
         host_resolv: "/etc/resolv.conf".into(),
@@ -105,6 +114,9 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
             crate::settings::PortInUse::Refuse => netctl_engine::PortInUse::Refuse,
             crate::settings::PortInUse::Warn => netctl_engine::PortInUse::Warn,
         },
+        dns_dir: settings.run_dir.join(netctl_engine::DNS_DIR_NAME),
+        aardvark_binary: aardvark,
+        dns_port: settings.dns_port,
     })
 }
 

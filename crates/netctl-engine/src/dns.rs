@@ -1,0 +1,313 @@
+//! Container names by DNS: one aardvark-dns per config directory, driven from the records.
+//!
+//! The files aardvark reads are derived from the records alone (DNS networks, their
+//! attachments and aliases): [`served`] computes them, [`observe`] compares them, the server
+//! and its listeners with what is there, and [`sync`] (run at the end of every execution that
+//! changed something) writes what differs by rename, sends one `SIGHUP` when a file changed,
+//! starts the server when it is not running, stops it when nothing is left to serve, and
+//! checks that every gateway really is bound (aardvark-dns 1.4 reports ready before it binds).
+//!
+//! Invariant: a converged system gets no signal and no write ([`sync`] compares first, and a
+//! converged apply never runs it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use netctl_dns::aardvark::{self, DnsEntry, DnsNetwork};
+use netctl_plan::Recorded;
+use netctl_state::{DnsServerRecord, NetworkRecord, StateRead as _};
+use netctl_sys::{Signal, SpawnMode, SpawnSpec};
+use netctl_types::ContainerSpec;
+
+use crate::exec::sys_err;
+use crate::{Engine, EngineError, Result};
+
+/// How long aardvark-dns's launcher may take to say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a listener may take to appear after a start or a `SIGHUP`.
+const BIND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long aardvark-dns has to exit on `SIGTERM`.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether a network serves DNS in this configuration.
+pub(crate) fn serves(engine: &Engine<'_>, net: &NetworkRecord) -> bool {
+    net.dns_enabled && engine.cfg.aardvark_binary.is_some()
+}
+
+/// The DNS gateways a container's resolv.conf names first (its DNS networks' gateways).
+pub(crate) fn gateways(net: &NetworkRecord) -> impl Iterator<Item = IpAddr> + '_ {
+    net.subnets.iter().filter_map(|s| s.gateway)
+}
+
+/// What aardvark-dns should serve: every DNS network with at least one container.
+pub(crate) fn served(engine: &Engine<'_>, rec: &Recorded) -> Vec<DnsNetwork> {
+    let mut nets: BTreeMap<&str, DnsNetwork> = BTreeMap::new();
+    for ((container, network), att) in &rec.attachments {
+        let (Some(net), Some(ctr)) = (rec.networks.get(network), rec.containers.get(container))
+        else {
+            continue;
+        };
+        if !serves(engine, net) {
+            continue;
+        }
+        let entry = nets.entry(network).or_insert_with(|| DnsNetwork {
+            name: net.name.clone(),
+            internal: net.internal,
+            listen: gateways(net).collect(),
+            servers: net.dns_servers.clone(),
+            entries: Vec::new(),
+        });
+        let spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
+        // podman sends the short id as an alias and serves it; a file's container is known
+        // by its name and declared aliases only.
+        let short: String = ctr.id.chars().take(12).collect();
+        let podman = net.labels.contains_key(crate::podman::PODMAN_LABEL);
+        let mut names = vec![ctr.name.clone()];
+        names.extend(
+            att.aliases
+                .iter()
+                .filter(|a| podman || **a != short)
+                .filter(|a| **a != ctr.name)
+                .cloned(),
+        );
+        let mut e = DnsEntry {
+            id: ctr.id.clone(),
+            names,
+            servers: spec.dns_servers.clone(),
+            ..DnsEntry::default()
+        };
+        for a in &att.addresses {
+            match a.addr() {
+                IpAddr::V4(v4) => e.ipv4.push(v4),
+                IpAddr::V6(v6) => e.ipv6.push(v6),
+            }
+        }
+        entry.entries.push(e);
+    }
+    nets.into_values().collect()
+}
+
+/// The files aardvark-dns should read, by file name.
+fn rendered(engine: &Engine<'_>, rec: &Recorded) -> Result<BTreeMap<String, (String, String)>> {
+    let mut out = BTreeMap::new();
+    for net in served(engine, rec) {
+        let text = aardvark::render(&net).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        out.insert(net.file_name(), (net.name, text));
+    }
+    Ok(out)
+}
+
+/// Network files present in the config directory (not the pid file, not hidden files).
+fn present_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n != aardvark::PID_FILE && !n.starts_with('.'))
+        .collect()
+}
+
+fn server_record(engine: &Engine<'_>) -> Result<Option<DnsServerRecord>> {
+    let dir = &engine.cfg.dns_dir;
+    Ok(engine
+        .store
+        .read()?
+        .dns_servers()?
+        .into_iter()
+        .find(|s| s.dir == *dir))
+}
+
+/// The UDP sockets bound in netctl's namespace.
+fn bound(engine: &Engine<'_>) -> Result<BTreeSet<SocketAddr>> {
+    Ok(engine
+        .sys
+        .listening()
+        .map_err(sys_err("list bound sockets"))?
+        .into_iter()
+        .filter(|l| l.protocol == "udp")
+        .map(|l| l.addr)
+        .collect())
+}
+
+/// How DNS differs from the records, by network.
+pub(crate) fn observe(
+    engine: &Engine<'_>,
+    rec: &Recorded,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut drift: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let want = rendered(engine, rec)?;
+    let dir = &engine.cfg.dns_dir;
+    for (file, (net, text)) in &want {
+        if netctl_dns::read_file(&dir.join(file)).as_deref() != Some(text.as_str()) {
+            drift.entry(net.clone()).or_default().push(format!(
+                "{}/{file} is missing or differs from the records",
+                aardvark::DIR_NAME
+            ));
+        }
+    }
+    for file in present_files(dir) {
+        let net = file.trim_end_matches("%int");
+        if !want.contains_key(&file) && rec.networks.contains_key(net) {
+            drift
+                .entry(net.to_owned())
+                .or_default()
+                .push(format!("{}/{file} should not be there", aardvark::DIR_NAME));
+        }
+    }
+    if want.is_empty() {
+        return Ok(drift);
+    }
+    let alive = server_record(engine)?.filter(|s| engine.sys.is_alive(s.pid, s.start_time));
+    match alive {
+        None => {
+            for (net, _) in want.values() {
+                drift
+                    .entry(net.clone())
+                    .or_default()
+                    .push("aardvark-dns is not running".into());
+            }
+        }
+        Some(server) => {
+            let bound = bound(engine)?;
+            for (net, _) in want.values() {
+                for gw in gateways(&rec.networks[net]) {
+                    let addr = SocketAddr::new(gw, server.port);
+                    if !bound.contains(&addr) {
+                        drift
+                            .entry(net.clone())
+                            .or_default()
+                            .push(format!("nothing listens on {addr}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(drift)
+}
+
+/// Brings aardvark-dns in line with the records: files, then one signal or a start (or a
+/// stop), then a check that every gateway is bound.
+pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
+    let rec = crate::observe::recorded(engine.store)?;
+    let want = rendered(engine, &rec)?;
+    let dir = &engine.cfg.dns_dir;
+    let server = server_record(engine)?;
+    let alive = server
+        .as_ref()
+        .filter(|s| engine.sys.is_alive(s.pid, s.start_time) && s.port == engine.cfg.dns_port);
+    let mut changed = false;
+    for (file, (_, text)) in &want {
+        changed |= netctl_dns::replace_file(dir, file, text)?;
+    }
+    let stale: Vec<String> = present_files(dir)
+        .into_iter()
+        .filter(|f| !want.contains_key(f))
+        .collect();
+    if !stale.is_empty() {
+        let names: Vec<&str> = stale.iter().map(String::as_str).collect();
+        netctl_dns::remove_files(dir, &names)?;
+        changed = true;
+    }
+    if want.is_empty() {
+        if let Some(server) = &server {
+            stop(engine, server)?;
+        }
+        return Ok(());
+    }
+    let pid = match alive {
+        Some(server) if changed => {
+            engine
+                .sys
+                .kill(server.pid, Signal::SIGHUP)
+                .map_err(sys_err("signal aardvark-dns to reload"))?;
+            server.pid
+        }
+        Some(server) => server.pid,
+        None => {
+            if let Some(server) = &server {
+                // Dead, or on another port: a new one replaces it.
+                stop(engine, server)?;
+            }
+            start(engine)?
+        }
+    };
+    let listen: Vec<SocketAddr> = want
+        .values()
+        .flat_map(|(net, _)| gateways(&rec.networks[net]).collect::<Vec<_>>())
+        .map(|gw| SocketAddr::new(gw, engine.cfg.dns_port))
+        .collect();
+    wait_bound(engine, pid, &listen)
+}
+
+/// Starts aardvark-dns for the config directory and records it.
+fn start(engine: &Engine<'_>) -> Result<u32> {
+    let binary =
+        engine.cfg.aardvark_binary.as_ref().ok_or_else(|| {
+            EngineError::Invalid("no aardvark-dns binary: cannot serve DNS".into())
+        })?;
+    let dir = &engine.cfg.dns_dir;
+    let pid_file = dir.join(aardvark::PID_FILE);
+    // A dead server's pid file must not be taken for the new one's.
+    netctl_dns::remove_files(dir, &[aardvark::PID_FILE])?;
+    let argv = aardvark::argv(
+        &binary.to_string_lossy(),
+        &dir.to_string_lossy(),
+        engine.cfg.dns_port,
+    );
+    let spec = SpawnSpec {
+        mode: SpawnMode::Daemon {
+            pid_file,
+            timeout: START_TIMEOUT,
+        },
+        ..SpawnSpec::new(&argv)
+    };
+    let spawned = engine
+        .sys
+        .spawn(&spec)
+        .map_err(sys_err(format!("start {}", argv.join(" "))))?;
+    let record = DnsServerRecord {
+        dir: dir.clone(),
+        pid: spawned.pid,
+        start_time: spawned.start_time,
+        port: engine.cfg.dns_port,
+        argv,
+    };
+    engine.store.write(|tx| tx.put_dns_server(&record))?;
+    Ok(spawned.pid)
+}
+
+/// Stops the recorded aardvark-dns (if it still runs) and forgets it.
+fn stop(engine: &Engine<'_>, server: &DnsServerRecord) -> Result<()> {
+    netctl_sys::terminate(engine.sys, server.pid, server.start_time, STOP_GRACE)
+        .map_err(sys_err(format!("stop aardvark-dns (pid {})", server.pid)))?;
+    engine.store.write(|tx| tx.remove_dns_server(&server.dir))?;
+    netctl_dns::remove_files(&server.dir, &[aardvark::PID_FILE])?;
+    Ok(())
+}
+
+/// Waits until every address is bound: aardvark-dns 1.4 says it is ready before it binds, and
+/// binds after a `SIGHUP` at its own pace.
+fn wait_bound(engine: &Engine<'_>, pid: u32, listen: &[SocketAddr]) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let bound = bound(engine)?;
+        let missing: Vec<String> = listen
+            .iter()
+            .filter(|a| !bound.contains(a))
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > BIND_TIMEOUT {
+            return Err(EngineError::Invalid(format!(
+                "aardvark-dns (pid {pid}) does not listen on {} after {BIND_TIMEOUT:?}",
+                missing.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
