@@ -345,10 +345,7 @@ fn environment(
     netctl_types::check_name(&container_id).map_err(|e| {
         CniError::new(
             code::INVALID_ENV,
-            format!(
-                "CNI_CONTAINERID {:?} is not a valid container id: {e}",
-                container_id
-            ),
+            format!("CNI_CONTAINERID {container_id:?} is not a valid container id: {e}"),
         )
     })?;
     let ifname = required("CNI_IFNAME")?;

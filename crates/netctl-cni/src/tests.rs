@@ -1,6 +1,7 @@
 //! Data-driven tests: one invocation (environment and stdin) in, what netctl would answer out.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use insta::assert_snapshot;
 
@@ -220,7 +221,7 @@ fn errors_carry_the_specs_codes() {
     ];
     let mut out = String::new();
     for (what, env, stdin) in cases {
-        out.push_str(&format!("## {what}\n{}\n", check(&env, stdin)));
+        let _ = writeln!(out, "## {what}\n{}", check(&env, stdin));
     }
     assert_snapshot!(out);
 }
@@ -263,19 +264,19 @@ fn result() -> AddResult {
         interfaces: vec![
             Interface {
                 name: "nc-web".into(),
-                mac: "aa:bb:cc:dd:ee:01".into(),
+                mac: Some("aa:bb:cc:dd:ee:01".into()),
                 mtu: None,
                 sandbox: None,
             },
             Interface {
                 name: "vethdeadbeef".into(),
-                mac: "aa:bb:cc:dd:ee:02".into(),
+                mac: None,
                 mtu: None,
                 sandbox: None,
             },
             Interface {
                 name: "eth0".into(),
-                mac: "c2:11:22:33:44:55".into(),
+                mac: Some("c2:11:22:33:44:55".into()),
                 mtu: Some(1400),
                 sandbox: Some("/run/netns/c1".into()),
             },
@@ -310,10 +311,7 @@ fn result() -> AddResult {
 fn results_per_version() {
     let mut out = String::new();
     for version in Version::ALL {
-        out.push_str(&format!(
-            "## {version}\n{}\n",
-            pretty(&result().render(version))
-        ));
+        let _ = writeln!(out, "## {version}\n{}", pretty(&result().render(version)));
     }
     assert_snapshot!(out);
 }

@@ -51,6 +51,13 @@ fn main() -> ExitCode {
         init_logging();
         return cmd::netavark::main(args[1..].to_vec());
     }
+    // Called by a CNI runtime: no arguments and CNI_COMMAND set; or `netctl cni`.
+    if (args.len() == 1 && std::env::var_os("CNI_COMMAND").is_some())
+        || args.get(1).is_some_and(|a| a == "cni")
+    {
+        init_logging();
+        return cmd::cni::main();
+    }
     let cli = Cli::parse();
     init_logging();
     let reporter = Reporter::new(cli.global.output);
@@ -82,6 +89,10 @@ fn run(cli: &Cli, reporter: &Reporter) -> anyhow::Result<Outcome> {
         Command::Man(args) => cmd::man::man(args),
         Command::Schema => cmd::schema::schema(),
         // `netctl netavark ...` is dispatched before clap; here something came before it.
+        Command::Cni => anyhow::bail!(
+            "`cni` must be the first argument (`netctl cni`): the CNI protocol takes no netctl \
+             options; its settings come from NETCTL_* variables and the settings file"
+        ),
         Command::Netavark(_) => anyhow::bail!(
             "`netavark` must be the first argument (`netctl netavark ...`): podman's protocol \
              takes no netctl options; its settings come from NETCTL_* variables and the \
