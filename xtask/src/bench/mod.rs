@@ -10,6 +10,8 @@
 //!   10, 100, 500, 1000, as median and p95 of the containers N..N+window-1.
 //! * bulk — `netctl apply` of one file with 1000 containers from empty, the no-op re-apply, and
 //!   `netctl reload --all` after `nft flush ruleset`.
+//! * cni (`cargo xtask bench cni`, on its own) — netctl as a CNI plugin against its netavark
+//!   mode and the reference plugins (see `cni.rs`).
 //! * peak memory — `ru_maxrss` of the child (GNU time's `%M`) on separate probe runs, so the
 //!   wrapper never sits inside a latency sample.
 //!
@@ -25,6 +27,7 @@
 //! process turns them into the table and `target/bench/bench-<time>.json`.
 
 mod bulk;
+mod cni;
 mod report;
 mod run;
 mod sandbox;
@@ -98,7 +101,7 @@ impl Default for Options {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask bench [all|attach|bulk|ipam] [--max N] [--window W] \
+const USAGE: &str = "usage: cargo xtask bench [all|attach|bulk|ipam|cni] [--max N] [--window W] \
 [--netavark-max N] [--no-netavark] [--no-floor] [--bulk N] [--ports P] [--budget SECS] \
 [--no-settle]
   env NETCTL=PATH     benchmark this netctl binary instead of building target/release/netctl
@@ -225,10 +228,18 @@ pub enum Pass {
     Netctl,
     Bulk,
     Netavark,
+    /// `cargo xtask bench cni` only (see `cni.rs`).
+    Cni,
 }
 
 impl Pass {
-    const ALL: [Pass; 4] = [Pass::Floor, Pass::Netctl, Pass::Bulk, Pass::Netavark];
+    const ALL: [Pass; 5] = [
+        Pass::Floor,
+        Pass::Netctl,
+        Pass::Bulk,
+        Pass::Netavark,
+        Pass::Cni,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -236,6 +247,7 @@ impl Pass {
             Pass::Netctl => "netctl",
             Pass::Bulk => "bulk",
             Pass::Netavark => "netavark",
+            Pass::Cni => "cni",
         }
     }
 
@@ -252,6 +264,7 @@ impl Pass {
             Pass::Netctl => opts.runs_series(),
             Pass::Bulk => opts.runs_bulk(),
             Pass::Netavark => opts.runs_series() && opts.netavark,
+            Pass::Cni => false,
         }
     }
 
@@ -263,6 +276,9 @@ impl Pass {
 /// `cargo xtask bench ...` (everything but `ipam`), and the hidden `bench __inside PASS ...`
 /// that the sandbox runs.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.first().map(String::as_str) == Some("cni") {
+        return cni::run(&args[1..]);
+    }
     if args.first().map(String::as_str) == Some("__inside") {
         let pass = Pass::from_name(args.get(1).context("__inside needs a pass")?)?;
         let opts = Options::parse(&args[2..])?;
@@ -395,7 +411,7 @@ impl Tool {
             Pass::Netavark => {
                 Tool::Netavark(opts.netavark_bin.clone().context("no netavark binary")?)
             }
-            Pass::Bulk => bail!("the bulk pass is not a series"),
+            Pass::Bulk | Pass::Cni => bail!("the {} pass is not a series", pass.name()),
         })
     }
 }
