@@ -339,6 +339,11 @@ sandbox_test! {
         assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "127.0.0.1:8080");
         assert!(sb.probe(None, Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "uplink:8080");
         assert!(sb.probe(Some(uplink::OUTSIDE_NS), Proto::Tcp, uplink::HOST_V4, 8080).is_some(), "outside -> uplink:8080");
+        // A CNI container is an ordinary record: reload restores its forwards after a flush.
+        sb.run(&["nft", "flush", "ruleset"]);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_none(), "forwarded without rules");
+        ok(&["reload", "--all"]);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "127.0.0.1:8080 after reload");
         del("pm", &conf).ok();
         assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_none(), "published after DEL");
     }

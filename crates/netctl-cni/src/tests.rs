@@ -333,3 +333,82 @@ fn version_answers_with_the_asked_version() {
         crate::render_version(b""),
     ));
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// JSON-ish text built from the keys and values netctl reads, so the fuzzer reaches past
+    /// the decoder.
+    fn conf_text() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "cniVersion",
+            "name",
+            "type",
+            "network",
+            "runtimeConfig",
+            "prevResult",
+            "args",
+            "ipam",
+            "cni.dev/valid-attachments",
+            "portMappings",
+            "ips",
+            "mac",
+            "aliases",
+            "subnets",
+            "subnet",
+            "bridge",
+            "mtu",
+            "dns",
+            "hostPort",
+            "containerPort",
+        ]);
+        let leaf = prop_oneof![
+            Just("\"1.0.0\"".to_owned()),
+            Just("\"0.4.0\"".to_owned()),
+            Just("\"10.89.0.0/24\"".to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[a-z0-9:./-]{0,12}".prop_map(|s| format!("{s:?}")),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((key.clone(), inner), 0..5).prop_map(|kv| {
+                    let fields: Vec<String> =
+                        kv.into_iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        });
+        prop_oneof![value, ".{0,40}"]
+    }
+
+    proptest! {
+        /// Whatever arrives, the plugin answers: a request, or an error with a code and a
+        /// message, never a panic.
+        #[test]
+        fn every_input_gets_an_answer(
+            command in prop::sample::select(vec!["ADD", "DEL", "CHECK", "GC", "STATUS"]),
+            stdin in conf_text(),
+            ifname in "[a-z0-9@]{0,17}",
+            args in "[A-Za-z0-9=;,._]{0,30}",
+        ) {
+            let env = BTreeMap::from([
+                ("CNI_COMMAND", command),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_IFNAME", ifname.as_str()),
+                ("CNI_NETNS", "/run/netns/c1"),
+                ("CNI_ARGS", args.as_str()),
+            ]);
+            let get = |k: &str| env.get(k).map(|v| (*v).to_owned());
+            let command = Command::from_env(&get).expect("a known command");
+            if let Err(refused) = parse(command, &get, stdin.as_bytes()) {
+                prop_assert!(refused.error.code > 0 && !refused.error.msg.is_empty());
+            }
+        }
+    }
+}
