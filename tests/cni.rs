@@ -237,11 +237,19 @@ sandbox_test! {
         assert_eq!(answer.error_code(), 110);
         assert!(answer.msg().contains("10.91.0.200/24 is in the result but not recorded"), "{}", answer.msg());
 
+        // The firewall is part of what ADD set up: a flushed ruleset fails CHECK until reload.
+        sb.run(&["nft", "flush", "ruleset"]);
+        let answer = call("CHECK", "chk", Some("/run/netns/chk"), &[], &check);
+        assert_eq!(answer.error_code(), 110);
+        assert!(answer.msg().contains("firewall"), "{}", answer.msg());
+        ok(&["reload", "--all"]);
+        call("CHECK", "chk", Some("/run/netns/chk"), &[], &check).ok();
+
         let veth = result["interfaces"][1]["name"].as_str().unwrap().to_owned();
         sb.run(&["ip", "link", "del", &veth]);
         let answer = call("CHECK", "chk", Some("/run/netns/chk"), &[], &check);
         assert_eq!(answer.error_code(), 110);
-        assert!(answer.msg().contains("chk"), "{}", answer.msg());
+        assert!(answer.msg().contains(&format!("host veth {veth} is missing")), "{}", answer.msg());
         // CHECK of a container netctl never saw: code 3.
         assert_eq!(call("CHECK", "nobody", Some("/run/netns/chk"), &[], &check).error_code(), 3);
         del("chk", &conf).ok();

@@ -445,7 +445,8 @@ pub(crate) fn check(engine: &Engine<'_>, req: &Request) -> Result<()> {
                 container == name && *network == att.network
             }
             Resource::Network { name: n } => *n == att.network,
-            Resource::Firewall => false,
+            // Table-level (rules present), so another container's state cannot show here.
+            Resource::Firewall => true,
         };
         if ours {
             problems.push(format!("{}: {}", drift.resource, drift.what));
