@@ -51,9 +51,10 @@ fn main() -> ExitCode {
         init_logging();
         return cmd::netavark::main(args[1..].to_vec());
     }
-    // Called by a CNI runtime: no arguments and CNI_COMMAND set; or `netctl cni`.
+    // Called by a CNI runtime: no arguments and CNI_COMMAND set; or `netctl cni` (with
+    // anything after it, such as `--help`, clap answers).
     if (args.len() == 1 && std::env::var_os("CNI_COMMAND").is_some())
-        || args.get(1).is_some_and(|a| a == "cni")
+        || (args.len() == 2 && args[1] == "cni")
     {
         init_logging();
         return cmd::cni::main();
