@@ -454,3 +454,37 @@ sandbox_test! {
         assert!(recorded_containers().is_empty());
     }
 }
+
+sandbox_test! {
+    /// A network declared in a netctl file serves CNI by name; GC and DEL take down CNI
+    /// attachments only, never a container the file declared, and ADD refuses its name.
+    fn declared_networks_serve_cni_and_declared_containers_are_left_alone(sb) {
+        let file = sb.write_file(
+            "shared.toml",
+            "[networks.shared]\nbridge = \"nc-shared\"\nsubnets = [{ subnet = \"10.98.0.0/24\" }]\n\n\
+             [containers.decl]\nnetworks.shared = {}\n",
+        );
+        ok(&["apply", "-f", file.to_str().unwrap()]);
+        let decl_addr = sb.ns_run("decl", &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+        sb.add_netns("cni1");
+        let named = plugin_conf(&json!({"cniVersion": "1.1.0", "name": "conflist", "plugins": [{"type": "netctl", "network": "shared"}]}));
+        let result = add("cni1", &named).ok();
+        assert_eq!(result["interfaces"][0]["name"], "nc-shared");
+        assert!(result["ips"][0]["address"].as_str().unwrap().starts_with("10.98.0."));
+        assert_eq!(recorded_containers(), BTreeSet::from(["cni1".to_owned(), "decl".to_owned()]));
+
+        // The declared container's name is not the CNI runtime's to use or remove.
+        sb.add_netns("other");
+        let answer = call("ADD", "decl", Some("/run/netns/other"), &[], &named);
+        assert_eq!(answer.error_code(), 7);
+        assert!(answer.msg().contains("not attached through CNI"), "{}", answer.msg());
+        assert_eq!(del("decl", &named).ok(), Value::Null);
+        let mut gc = named.clone();
+        gc["cni.dev/valid-attachments"] = json!([]);
+        call("GC", "", None, &[], &gc).ok();
+        assert_eq!(recorded_containers(), BTreeSet::from(["decl".to_owned()]), "GC released cni1 only");
+        assert_eq!(sb.ns_run("decl", &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]), decl_addr);
+        assert_eq!(netctl_tests::sandboxed::plan_code(file.to_str().unwrap()).0, 0, "the file's plan is in sync");
+        ok(&["destroy", "--all"]);
+    }
+}
