@@ -425,3 +425,60 @@ fn reads_do_not_wait_for_the_lock() {
         describe(&out)
     );
 }
+
+/// The CNI entry: exec'd with no arguments and CNI_COMMAND set (as runtimes do) or as
+/// `netctl cni`; answers VERSION and refuses a bad environment with the spec's JSON, before
+/// reading settings or state.
+#[test]
+fn cni_entry_answers_version_and_refuses_bad_input() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)], stdin: &str| {
+        let mut child = netctl(tmp.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", describe(&out)));
+        (out.status.code(), json)
+    };
+    let (code, json) = run(
+        &[],
+        &[("CNI_COMMAND", "VERSION")],
+        r#"{"cniVersion":"0.4.0"}"#,
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        json,
+        serde_json::json!({"cniVersion": "0.4.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]})
+    );
+    let (code, json) = run(&["cni"], &[], "{}");
+    assert_eq!((code, json["code"].as_u64()), (Some(1), Some(4)), "{json}");
+    let add = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_NETNS", "/run/netns/c1"),
+    ];
+    let (code, json) = run(&[], &add, r#"{"cniVersion":"0.2.0","name":"web"}"#);
+    assert_eq!((code, json["code"].as_u64()), (Some(1), Some(1)), "{json}");
+    let (_, json) = run(&[], &add, "not json");
+    assert_eq!(json["code"].as_u64(), Some(6), "{json}");
+    let (_, json) = run(&[], &add[..3], r#"{"cniVersion":"1.0.0","name":"web"}"#);
+    assert_eq!(json["code"].as_u64(), Some(4), "{json}");
+    assert!(
+        json["msg"].as_str().unwrap().contains("CNI_NETNS"),
+        "{json}"
+    );
+}

@@ -47,6 +47,11 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     // joining it to a PATH entry gives itself).
     ("aardvark-dns", "/usr/lib/podman/aardvark-dns"),
     ("bind9-dnsutils", "dig"),
+    // The CNI tests: real containerd 1.6 with ctr, an OCI image built offline, and the
+    // reference plugins the CNI bench compares with (`/usr/lib/cni/bridge`).
+    ("containerd", "containerd"),
+    ("umoci", "umoci"),
+    ("containernetworking-plugins", "/usr/lib/cni/bridge"),
     // Packaging and its checks (`cargo xtask deb`, `cargo xtask units`).
     ("dpkg-dev", "dpkg-shlibdeps"),
     ("binutils", "strip"),

@@ -14,6 +14,7 @@
 //! Invariant: everything that touches the machine goes through `&dyn Sys`; the caller holds the
 //! state lock for the whole operation.
 
+mod cni;
 mod conflicts;
 mod dns;
 mod exec;
@@ -31,6 +32,7 @@ use netctl_state::{StateError, Store};
 use netctl_sys::{Sys, SysError};
 use netctl_types::DesiredState;
 
+pub use cni::{CNI_LABEL, cni_container_id};
 pub use exec::{ApplyReport, ConnectOptions};
 pub use files::container_files_dir;
 pub use netctl_dns::aardvark::DIR_NAME as DNS_DIR_NAME;
@@ -115,6 +117,9 @@ pub enum EngineError {
     Verify(String),
     #[error("nothing was changed; in the way:{}", conflict_lines(.0))]
     Conflicts(Vec<netctl_plan::Conflict>),
+    /// A CNI request refused or failed with one of the spec's (or netctl's CNI) error codes.
+    #[error(transparent)]
+    Cni(netctl_cni::CniError),
 }
 
 /// Each conflict on a line of its own, indented under the error's first line.
@@ -411,6 +416,33 @@ impl<'a> Engine<'a> {
     /// netavark's `teardown`.
     pub fn netavark_teardown(&self, opts: &netctl_types::NetworkOptions) -> Result<()> {
         podman::teardown(self, opts)
+    }
+
+    /// CNI ADD: attaches `CNI_CONTAINERID`'s namespace to the request's network; the result
+    /// for the runtime.
+    pub fn cni_add(&self, req: &netctl_cni::Request) -> Result<netctl_cni::AddResult> {
+        cni::add(self, req)
+    }
+
+    /// CNI DEL: idempotent, works without the namespace.
+    pub fn cni_del(&self, req: &netctl_cni::Request) -> Result<()> {
+        cni::del(self, req)
+    }
+
+    /// CNI CHECK: `prevResult` ⇄ records ⇄ kernel.
+    pub fn cni_check(&self, req: &netctl_cni::Request) -> Result<()> {
+        cni::check(self, req)
+    }
+
+    /// CNI GC: releases the network's CNI attachments not in `cni.dev/valid-attachments`;
+    /// returns what it released.
+    pub fn cni_gc(&self, req: &netctl_cni::Request) -> Result<Vec<String>> {
+        cni::gc(self, req)
+    }
+
+    /// CNI STATUS: whether the store and the firewall are usable.
+    pub fn cni_status(&self) -> Result<()> {
+        cni::status(self)
     }
 
     /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping

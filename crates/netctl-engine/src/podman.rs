@@ -221,18 +221,34 @@ pub(crate) fn setup(
     let started = std::time::Instant::now();
     let rec = crate::observe::recorded_for(engine.store, [&name])?;
     tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
-    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    let desired = desired_from_recorded(&rec, &BTreeSet::new());
+    attach_requested(engine, rec, desired, &mut request, &name, &wanted)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: executed and verified");
+    status_blocks(engine, &name, &wanted)
+}
+
+/// Adds a request (its networks, and its one container `name` with the attachments and ports
+/// it asks for) to the recorded desired state, then plans and executes only the steps of that
+/// container and the `wanted` networks: what netavark's setup and CNI's ADD share.
+pub(crate) fn attach_requested(
+    engine: &Engine<'_>,
+    rec: netctl_plan::Recorded,
+    mut desired: DesiredState,
+    request: &mut DesiredState,
+    name: &str,
+    wanted: &BTreeSet<String>,
+) -> Result<()> {
     for (net_name, spec) in std::mem::take(&mut request.networks) {
         // A recorded network keeps its record (podman does not change a network in place).
         desired.networks.entry(net_name).or_insert(spec);
     }
     let requested = request
         .containers
-        .remove(&name)
+        .remove(name)
         .expect("the request holds its container");
     let spec = desired
         .containers
-        .entry(name.clone())
+        .entry(name.to_owned())
         .or_insert_with(|| ContainerSpec {
             networks: IndexMap::new(),
             ports: Vec::new(),
@@ -242,13 +258,10 @@ pub(crate) fn setup(
     spec.ports = requested.ports;
     let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
-    plan.steps
-        .retain(|s| keep_step(&s.resource, &name, &wanted));
+    plan.steps.retain(|s| keep_step(&s.resource, name, wanted));
     plan.drift.clear();
-    tracing::debug!(elapsed = ?started.elapsed(), "setup: planned");
     execute(engine, plan, rec, None, Verify::Touched)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "setup: executed and verified");
-    status_blocks(engine, &name, &wanted)
+    Ok(())
 }
 
 /// The status podman expects, from the records.

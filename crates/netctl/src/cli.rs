@@ -179,6 +179,9 @@ pub enum Command {
         disable_help_flag = true,
     )]
     Netavark(NetavarkArgs),
+    /// Be a CNI plugin (what a runtime does by exec'ing netctl with CNI_COMMAND set).
+    #[command(long_about = CNI_ABOUT)]
+    Cni,
     /// Write netctl's man pages (one per command) into a directory.
     #[command(hide = true)]
     Man(ManArgs),
@@ -204,6 +207,16 @@ runs under the name `netavark`, which is how podman calls it: a link named `neta
 directory of podman's helper_binaries_dir. `netavark` must be the first argument; netctl's \
 settings come from NETCTL_* variables and the settings file. Every container podman starts \
 is then recorded by netctl. See `netctl netavark --help` and netctl-netavark(1).";
+
+const CNI_ABOUT: &str = "Be a CNI plugin, so containerd, CRI-O and other CNI runtimes can use \
+netctl.
+
+The CNI_* environment variables and the network configuration on stdin are the request (spec \
+0.4.0, 1.0.0 and 1.1.0: ADD, DEL, CHECK, GC, STATUS, VERSION); results and the spec's error \
+objects are printed on stdout. Runtimes exec plugins with no arguments: netctl does the same \
+when run so with CNI_COMMAND set, which is how a link /opt/cni/bin/netctl works (plugin type \
+\"netctl\"). `cni` must be the first argument; netctl's settings come from NETCTL_* variables \
+and the settings file. See docs/cni.md.";
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {

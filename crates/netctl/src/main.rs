@@ -52,6 +52,14 @@ fn main() -> ExitCode {
         init_logging();
         return cmd::netavark::main(args[1..].to_vec());
     }
+    // Called by a CNI runtime: no arguments and CNI_COMMAND set; or `netctl cni` (with
+    // anything after it, such as `--help`, clap answers).
+    if (args.len() == 1 && std::env::var_os("CNI_COMMAND").is_some())
+        || (args.len() == 2 && args[1] == "cni")
+    {
+        init_logging();
+        return cmd::cni::main();
+    }
     let parsed = Cli::command()
         .try_get_matches_from(&args)
         .and_then(|m| Ok((Cli::from_arg_matches(&m)?, m)));
@@ -157,6 +165,10 @@ fn run(cli: &Cli, config_source: ConfigSource, reporter: &Reporter) -> anyhow::R
         Command::Man(args) => cmd::man::man(args),
         Command::Schema => cmd::schema::schema(),
         // `netctl netavark ...` is dispatched before clap; here something came before it.
+        Command::Cni => anyhow::bail!(
+            "`cni` must be the first argument (`netctl cni`): the CNI protocol takes no netctl \
+             options; its settings come from NETCTL_* variables and the settings file"
+        ),
         Command::Netavark(_) => anyhow::bail!(
             "`netavark` must be the first argument (`netctl netavark ...`): podman's protocol \
              takes no netctl options; its settings come from NETCTL_* variables and the \

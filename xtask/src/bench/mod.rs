@@ -11,6 +11,8 @@
 //!   10, 100, 500, 1000, as median and p95 of the containers N..N+window-1.
 //! * bulk — `netctl apply` of one file with 1000 containers from empty, the no-op re-apply, and
 //!   `netctl reload --all` after `nft flush ruleset`.
+//! * cni (`cargo xtask bench cni`, on its own) — netctl as a CNI plugin against its netavark
+//!   mode and the reference plugins (see `cni.rs`).
 //! * peak memory — `ru_maxrss` of the child (GNU time's `%M`) on separate probe runs, so the
 //!   wrapper never sits inside a latency sample.
 //!
@@ -26,6 +28,7 @@
 //! process turns them into the table and `target/bench/bench-<time>.json`.
 
 mod bulk;
+mod cni;
 mod dns;
 mod report;
 mod run;
@@ -100,7 +103,8 @@ impl Default for Options {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask bench [all|attach|bulk|ipam|dns] [--max N] [--window W] \
+const USAGE: &str =
+    "usage: cargo xtask bench [all|attach|bulk|ipam|dns|cni] [--max N] [--window W] \
 [--netavark-max N] [--no-netavark] [--no-floor] [--bulk N] [--ports P] [--budget SECS] \
 [--no-settle]
   env NETCTL=PATH     benchmark this netctl binary instead of building target/release/netctl
@@ -227,10 +231,18 @@ pub enum Pass {
     Netctl,
     Bulk,
     Netavark,
+    /// `cargo xtask bench cni` only (see `cni.rs`).
+    Cni,
 }
 
 impl Pass {
-    const ALL: [Pass; 4] = [Pass::Floor, Pass::Netctl, Pass::Bulk, Pass::Netavark];
+    const ALL: [Pass; 5] = [
+        Pass::Floor,
+        Pass::Netctl,
+        Pass::Bulk,
+        Pass::Netavark,
+        Pass::Cni,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -238,6 +250,7 @@ impl Pass {
             Pass::Netctl => "netctl",
             Pass::Bulk => "bulk",
             Pass::Netavark => "netavark",
+            Pass::Cni => "cni",
         }
     }
 
@@ -254,6 +267,7 @@ impl Pass {
             Pass::Netctl => opts.runs_series(),
             Pass::Bulk => opts.runs_bulk(),
             Pass::Netavark => opts.runs_series() && opts.netavark,
+            Pass::Cni => false,
         }
     }
 
@@ -278,6 +292,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         opts.netctl_bin = Some(netctl_binary()?);
         println!("xtask bench: dns (private sandbox, aardvark-dns from the settings' default)");
         return sandbox::run_inner(&["__dns_inside"], &opts);
+    }
+    if args.first().map(String::as_str) == Some("cni") {
+        return cni::run(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("__inside") {
         let pass = Pass::from_name(args.get(1).context("__inside needs a pass")?)?;
@@ -411,7 +428,7 @@ impl Tool {
             Pass::Netavark => {
                 Tool::Netavark(opts.netavark_bin.clone().context("no netavark binary")?)
             }
-            Pass::Bulk => bail!("the bulk pass is not a series"),
+            Pass::Bulk | Pass::Cni => bail!("the {} pass is not a series", pass.name()),
         })
     }
 }

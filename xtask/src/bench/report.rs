@@ -128,7 +128,7 @@ impl Raw {
 
     /// Plain (non-probe) samples of `phase` with n in `range`; the probes only if there are
     /// no plain ones (a case measured once, under GNU time).
-    fn latencies(&self, phase: &str, range: std::ops::Range<usize>) -> Vec<f64> {
+    pub(super) fn latencies(&self, phase: &str, range: std::ops::Range<usize>) -> Vec<f64> {
         let of_case: Vec<&Sample> = self
             .samples
             .iter()
@@ -380,7 +380,7 @@ impl Report {
             Pass::Netctl => Tool::Netctl(PathBuf::new()),
             Pass::Netavark => Tool::Netavark(PathBuf::new()),
             Pass::Floor => Tool::Floor,
-            Pass::Bulk => return None,
+            Pass::Bulk | Pass::Cni => return None,
         };
         Some(SeriesPlan::new(
             tool.max(&self.opts),

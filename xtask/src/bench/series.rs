@@ -380,7 +380,7 @@ pub fn container_port(k: usize) -> u16 {
 }
 
 /// The NetworkOptions podman would send netavark for container i on the bench network.
-fn network_options(i: usize, ports: usize) -> String {
+pub(super) fn network_options(i: usize, ports: usize) -> String {
     let id = format!("{i:08x}").repeat(8);
     let ip = container_ip(i);
     let mappings = (0..ports)

@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod apply;
+pub mod cni;
 pub mod completions;
 pub mod ctx;
 pub mod inspect;

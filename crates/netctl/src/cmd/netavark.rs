@@ -69,7 +69,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    answer_panics_with_json();
+    answer_panics_with(print_error);
     // With `panic = "unwind"` the hook has answered already; with `abort` the process ends in
     // the hook. Either way podman gets exactly one `{"error": ...}`.
     let Ok(outcome) = std::panic::catch_unwind(|| run(&cli)) else {
@@ -101,10 +101,11 @@ fn print_error(message: &str) {
     let _ = out.flush();
 }
 
-/// A panic is a bug, but podman must still get an answer it can read, whatever the panic
-/// strategy: the hook prints the error object (and the usual report to stderr). What the run
-/// changed before it panicked is recorded as interrupted, so the next call repairs it.
-fn answer_panics_with_json() {
+/// A panic is a bug, but podman (or a CNI runtime) must still get an answer it can read,
+/// whatever the panic strategy: the hook prints the error object with `print` (and the usual
+/// report to stderr). What the run changed before it panicked is recorded as interrupted, so
+/// the next call repairs it.
+pub(crate) fn answer_panics_with(print: fn(&str)) {
     static ANSWERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -123,7 +124,7 @@ fn answer_panics_with_json() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        print_error(&format!(
+        print(&format!(
             "internal error (a bug in netctl, please report it): {what}{place}"
         ));
         default(info);
