@@ -607,6 +607,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 .expect("ports serialise"),
             created: SystemTime::now(),
             project: target.project.clone(),
+            boot_id: self.engine.boot_id().map(ToOwned::to_owned),
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
         self.journal.push(Undo::ContainerRecorded(name.to_owned()));
@@ -737,7 +738,13 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn container_repair(&mut self, name: &str) -> Result<()> {
-        let record = self.container_record(name)?;
+        let mut record = self.container_record(name)?;
+        let boot_id = self.engine.boot_id().map(ToOwned::to_owned);
+        if record.boot_id != boot_id {
+            // Repaired in this boot: what it names is the kernel's again.
+            record.boot_id = boot_id;
+            self.engine.store.write(|tx| tx.put_container(&record))?;
+        }
         let sys = self.engine.sys;
         let path = &record.netns.path;
         if !sys

@@ -187,6 +187,8 @@ pub struct Engine<'a> {
     cfg: Config,
     fw: Box<dyn FirewallDriver + 'a>,
     progress: Option<&'a Progress<'a>>,
+    /// The kernel's boot id, read once per operation (see [`Engine::boot_id`]).
+    boot_id: std::sync::OnceLock<Option<String>>,
 }
 
 /// Told before each executed step runs: (steps done, steps in all, the step, as plans print
@@ -213,6 +215,29 @@ impl<'a> Engine<'a> {
             cfg,
             fw,
             progress: None,
+            boot_id: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The running kernel's boot id, recorded with each container so that records of an
+    /// earlier boot (a reboot or power cut that skipped every teardown) are known as stale.
+    /// `None` where the kernel does not say (a fake system).
+    pub(crate) fn boot_id(&self) -> Option<&str> {
+        self.boot_id
+            .get_or_init(|| {
+                self.sys
+                    .sysctl_get(&netctl_sys::NsRef::Host, &["kernel", "random", "boot_id"])
+                    .ok()
+                    .filter(|id| !id.is_empty())
+            })
+            .as_deref()
+    }
+
+    /// Whether `ctr`'s record is of an earlier boot than the running kernel's.
+    pub(crate) fn of_earlier_boot(&self, ctr: &netctl_state::ContainerRecord) -> bool {
+        match (ctr.boot_id.as_deref(), self.boot_id()) {
+            (Some(recorded), Some(now)) => recorded != now,
+            _ => false,
         }
     }
 

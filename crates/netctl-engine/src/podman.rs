@@ -88,14 +88,15 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
     })
 }
 
-fn keep_step(resource: &Resource, container: &str, networks: &BTreeSet<String>) -> bool {
+/// Whether a step of a setup's plan is the setup's business: its containers (the requested one
+/// and the stale ones it replaces) with all their attachments, and the requested networks.
+fn keep_step(resource: &Resource, containers: &[&String], networks: &BTreeSet<String>) -> bool {
     match resource {
         Resource::Network { name } => networks.contains(name),
-        Resource::Container { name } => name == container,
-        Resource::Attachment {
-            container: c,
-            network,
-        } => c == container && networks.contains(network),
+        Resource::Container { name }
+        | Resource::Attachment {
+            container: name, ..
+        } => containers.contains(&name),
         Resource::Firewall => false,
     }
 }
@@ -208,6 +209,14 @@ fn requested_state(
 
 /// netavark `setup NSPATH`: attaches the container to the requested networks and returns one
 /// status block per network.
+///
+/// podman is the source of truth for what it sends: the setup converges to the request, not to
+/// the records. A record of the same container name with another id (`podman run --replace`),
+/// another namespace (a restarted container), or whose namespace is gone or of an earlier boot
+/// (a crash or reboot that skipped the teardown) is replaced; a network podman re-created under
+/// the same name (a new id) takes its new definition; a stale container still holding an
+/// address podman now gives out is dropped. The requested container and networks are observed
+/// for real, so what a reboot took away is re-created.
 pub(crate) fn setup(
     engine: &Engine<'_>,
     netns: &Path,
@@ -216,36 +225,141 @@ pub(crate) fn setup(
     let name = container_name(opts);
     let (mut request, wanted) = requested_state(netns, opts, &name)?;
     let started = std::time::Instant::now();
-    let rec = crate::observe::recorded_for(engine.store, [&name])?;
-    tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
-    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
-    for (net_name, spec) in std::mem::take(&mut request.networks) {
-        // A recorded network keeps its record (podman does not change a network in place).
-        desired.networks.entry(net_name).or_insert(spec);
-    }
     let requested = request
         .containers
         .remove(&name)
         .expect("the request holds its container");
-    let spec = desired
+    let stale = stale_containers(engine, &name, &request, &requested)?;
+    let scope: Vec<&String> = std::iter::once(&name).chain(&stale).collect();
+    let rec = crate::observe::recorded_for(engine.store, scope.iter().copied())?;
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    for ctr in &stale {
+        desired.containers.remove(ctr);
+    }
+    for (net_name, spec) in std::mem::take(&mut request.networks) {
+        // A recorded network keeps its record (podman does not change a network in place),
+        // unless podman's id for it changed: then it was removed and created again.
+        match desired.networks.get(&net_name) {
+            Some(recorded) if recorded.id == spec.id => {}
+            _ => {
+                desired.networks.insert(net_name, spec);
+            }
+        }
+    }
+    if let Some(old) = rec.containers.get(&name)
+        && old.netns.managed
+    {
+        return Err(EngineError::Invalid(format!(
+            "container {} is declared to netctl with a namespace of its own; podman cannot set it up",
+            Shown(&name)
+        )));
+    }
+    let replaced = rec
         .containers
-        .entry(name.clone())
-        .or_insert_with(|| ContainerSpec {
-            networks: IndexMap::new(),
-            ports: Vec::new(),
-            ..requested.clone()
-        });
-    spec.networks.extend(requested.networks);
-    spec.ports = requested.ports;
-    let observed = crate::observe::assumed(engine, &rec)?;
-    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
+        .get(&name)
+        .is_some_and(|old| !is_current(engine, old, netns, &opts.container_id));
+    match desired.containers.get_mut(&name) {
+        Some(spec) if !replaced => {
+            spec.networks.extend(requested.networks);
+            spec.ports = requested.ports;
+        }
+        _ => {
+            desired.containers.insert(name.clone(), requested);
+        }
+    }
+    let observed = crate::observe::touched(engine, &rec, &[name.as_str()], &wanted)?;
+    // Pruning drops the stale containers taken out above, and nothing else: the records read
+    // hold no other container, and every recorded network is desired.
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, true);
     plan.steps
-        .retain(|s| keep_step(&s.resource, &name, &wanted));
+        .retain(|s| keep_step(&s.resource, &scope, &wanted));
     plan.drift.clear();
     tracing::debug!(elapsed = ?started.elapsed(), "setup: planned");
     execute(engine, plan, rec, None, Verify::Touched)?;
     tracing::debug!(elapsed = ?started.elapsed(), "setup: executed and verified");
     status_blocks(engine, &name, &wanted)
+}
+
+/// Whether the record `old` of the requested container still describes it: the same id and
+/// namespace, which is still there and was set up in this boot.
+fn is_current(
+    engine: &Engine<'_>,
+    old: &netctl_state::ContainerRecord,
+    netns: &Path,
+    id: &str,
+) -> bool {
+    old.id == id && old.netns.path == netns && !is_stale(engine, old)
+}
+
+/// A record whose kernel objects are gone: of an earlier boot, or its namespace is no longer
+/// one. Only podman's kind of container (a namespace netctl does not manage) is judged so; a
+/// declared container's namespace is netctl's own and `apply` re-creates it.
+fn is_stale(engine: &Engine<'_>, ctr: &netctl_state::ContainerRecord) -> bool {
+    !ctr.netns.managed
+        && (engine.of_earlier_boot(ctr) || !engine.sys.is_netns(&ctr.netns.path).unwrap_or(true))
+}
+
+/// Other containers' records the request shows to be stale, to be dropped with it: the holder
+/// of an address podman now gives out, and the containers left on a network podman created
+/// again under the same name. A live holder is refused here, before anything changes.
+fn stale_containers(
+    engine: &Engine<'_>,
+    name: &str,
+    request: &DesiredState,
+    requested: &ContainerSpec,
+) -> Result<Vec<String>> {
+    let read = engine.store.read()?;
+    let mut holders = BTreeSet::new();
+    for (net_name, att) in &requested.networks {
+        let Some(net) = read.network(net_name)? else {
+            continue;
+        };
+        let recreated = request
+            .networks
+            .get(net_name)
+            .is_some_and(|spec| spec.id.as_deref() != Some(net.id.as_str()));
+        if recreated {
+            for other in read.network_attachments(net_name)? {
+                if other.container != name {
+                    holders.insert((other.container, net_name.clone(), None));
+                }
+            }
+            continue;
+        }
+        for ip in att.ip.map(IpAddr::V4).into_iter().chain(att.ip6.map(IpAddr::V6)) {
+            let Some(subnet) = net.subnet_of(ip) else {
+                continue;
+            };
+            if let Some(holder) = read.lease_holder(net_name, &subnet.subnet, ip)?
+                && holder != name
+            {
+                holders.insert((holder, net_name.clone(), Some(ip)));
+            }
+        }
+    }
+    let mut stale = Vec::new();
+    for (holder, net_name, ip) in holders {
+        let Some(ctr) = read.container(&holder)? else {
+            continue;
+        };
+        if !is_stale(engine, &ctr) {
+            return Err(EngineError::Invalid(match ip {
+                Some(ip) => format!(
+                    "requested ip address {ip} is already allocated to container {} on network {net_name}",
+                    Shown(&holder)
+                ),
+                None => format!(
+                    "network {net_name} was created again with a new id, but container {} still uses the old one",
+                    Shown(&holder)
+                ),
+            }));
+        }
+        if !stale.contains(&holder) {
+            stale.push(holder);
+        }
+    }
+    Ok(stale)
 }
 
 /// The status podman expects, from the records.

@@ -82,6 +82,7 @@ fn ctr(name: &str, mode: NetworkMode, ports: &[PortMapping]) -> ContainerRecord 
         },
         created: at(1_700_000_100, 0),
         project: None,
+        boot_id: None,
     }
 }
 

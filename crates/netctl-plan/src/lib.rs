@@ -90,6 +90,10 @@ pub struct Observed {
     /// What an earlier operation was changing when it died (its marker is still there): each
     /// of those containers and networks, and the firewall, may be half-done.
     pub interrupted: Option<PendingOperation>,
+    /// Containers whose records are of an earlier boot: whatever sits at their namespace path
+    /// now, the kernel objects they describe are gone (a reboot or power cut skipped every
+    /// teardown), so they are re-created like a missing namespace.
+    pub earlier_boot: BTreeSet<String>,
 }
 
 /// The drift of a container's hosts or resolv.conf (missing, or not what netctl wrote).
@@ -731,6 +735,16 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
     }
     for (name, ctr) in &recorded.containers {
         let resource = Resource::Container { name: name.clone() };
+        if observed.earlier_boot.contains(name) {
+            drift.push(Drift::severe(
+                resource,
+                format!(
+                    "recorded in an earlier boot: network namespace {} and its interfaces are gone",
+                    ctr.netns.path.display()
+                ),
+            ));
+            continue;
+        }
         let Some(links) = observed.namespaces.get(&ctr.netns.path) else {
             drift.push(Drift::severe(
                 resource,
@@ -783,7 +797,12 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
 }
 
 fn add_repairs(drift: &[Drift], steps: &mut Vec<Step>) {
-    let mut seen = BTreeSet::new();
+    // What is deleted anyway is not repaired first (a stale record that is dropped).
+    let mut seen: BTreeSet<Resource> = steps
+        .iter()
+        .filter(|s| s.action == Action::Delete)
+        .map(|s| s.resource.clone())
+        .collect();
     for d in drift {
         if seen.insert(d.resource.clone()) {
             steps.push(Step {

@@ -129,6 +129,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 ports: Opaque::of(&ctr.ports).unwrap(),
                 created: SystemTime::UNIX_EPOCH,
                 project: None,
+                boot_id: None,
             },
         );
         obs.files_ok.insert(name.clone(), true);

@@ -129,6 +129,11 @@ pub struct ContainerRecord {
     /// The project that owns it (see [`NetworkRecord::project`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) when netctl last made or
+    /// repaired the container's network: a record of an earlier boot describes kernel objects
+    /// that are gone, whatever now sits at its namespace path. `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// JSON the store keeps without knowing its shape (a type of the crates above it), as the text it

@@ -474,6 +474,21 @@ pub trait StateRead: sealed::Tables {
         Ok(out)
     }
 
+    /// Who holds `address` of `subnet` on `network`, if anyone (one point lookup).
+    fn lease_holder(
+        &self,
+        network: &str,
+        subnet: &IpNet,
+        address: IpAddr,
+    ) -> Result<Option<String>, StateError> {
+        let t = self.open_ro(LEASES)?;
+        let what = || format!("the holder of {address} on network {network}");
+        let key = subnet_key(subnet);
+        Ok(t.get((network, key.as_str(), ip_to_u128(address)))
+            .ctx(what)?
+            .map(|v| v.value().to_owned()))
+    }
+
     /// Every lease of every network.
     fn all_leases(&self) -> Result<Vec<Lease>, StateError> {
         let t = self.open_ro(LEASES)?;

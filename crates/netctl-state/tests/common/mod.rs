@@ -72,5 +72,6 @@ pub fn container(name: &str, n: u64) -> ContainerRecord {
         ports: Opaque::null(),
         created: epoch(),
         project: None,
+        boot_id: None,
     }
 }

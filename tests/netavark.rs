@@ -1,0 +1,199 @@
+//! netctl as podman's network backend, driven directly through netavark's protocol with the
+//! JSON podman and netavark's users send, and checked in the kernel: what a crash or a reboot
+//! leaves behind, the network options netavark knows, MTU, container ids, the subcommands and
+//! the error wording. Root only (`--features privileged`), each test in its own sandbox.
+
+use serde_json::{Value, json};
+
+use netctl_testkit::{Proto, Sandbox, sandbox_test};
+use netctl_tests::describe;
+use netctl_tests::sandboxed::{netctl, ok, plan_code};
+
+/// podman's default network, `podman` on `podman0`, with `options` and `extra` merged in.
+fn network(name: &str, id: &str, bridge: &str, subnet: &str, gateway: &str, extra: &Value) -> Value {
+    let mut net = json!({
+        "name": name, "id": id, "driver": "bridge", "network_interface": bridge,
+        "subnets": [{"subnet": subnet, "gateway": gateway}],
+        "ipv6_enabled": false, "internal": false, "dns_enabled": false,
+        "ipam_options": {"driver": "host-local"}
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        net[k] = v.clone();
+    }
+    net
+}
+
+const NET_ID: &str = "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9";
+const CTR_ID: &str = "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666";
+
+/// A setup request: the container `name` (`id`) on each `(network, static ip, per-network
+/// options)`, in that order, with `ports`.
+fn request(id: &str, name: &str, nets: &[(&Value, &str, Value)], ports: &Value) -> Value {
+    let mut networks = serde_json::Map::new();
+    let mut info = serde_json::Map::new();
+    for (i, (net, ip, per)) in nets.iter().enumerate() {
+        let net_name = net["name"].as_str().unwrap().to_owned();
+        let mut per_net = json!({"interface_name": format!("eth{i}"), "static_ips": [ip]});
+        for (k, v) in per.as_object().expect("an object") {
+            per_net[k] = v.clone();
+        }
+        networks.insert(net_name.clone(), per_net);
+        info.insert(net_name, (*net).clone());
+    }
+    json!({
+        "container_id": id, "container_name": name, "port_mappings": ports,
+        "networks": networks, "network_info": info
+    })
+}
+
+/// `netctl netavark ... setup|teardown NS` with `req`; the output whatever the status.
+fn netavark(sb: &Sandbox, verb: &str, ns: &str, req: &Value) -> std::process::Output {
+    let input = sb.write_file("req.json", &req.to_string()).display().to_string();
+    let path = format!("/run/netns/{ns}");
+    netctl(&["netavark", "--config", "/run/netctl-sandbox/nv", "-f", &input, verb, &path])
+}
+
+/// Sets `req` up in `ns`; returns the status JSON, failing the test unless it succeeds.
+fn setup(sb: &Sandbox, ns: &str, req: &Value) -> Value {
+    let out = netavark(sb, "setup", ns, req);
+    assert!(out.status.success(), "setup: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+}
+
+/// The one `{"error": ...}` a refused request prints, with exit code 1.
+fn refused(sb: &Sandbox, ns: &str, req: &Value) -> String {
+    let out = netavark(sb, "setup", ns, req);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    err["error"].as_str().expect("an error string").to_owned()
+}
+
+/// The IPv4 addresses (with prefix) on `dev` in namespace `ns`.
+/// (`""`: the sandbox's own namespace, the "host").
+fn addrs(sb: &Sandbox, ns: &str, dev: &str) -> Vec<String> {
+    let argv = ["ip", "-o", "-4", "addr", "show", "dev", dev];
+    let text = if ns.is_empty() { sb.run(&argv) } else { sb.ns_run(ns, &argv) };
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+/// netctl's records as `show -o json` prints them.
+fn records() -> Value {
+    serde_json::from_str(&ok(&["-o", "json", "show"])).expect("show JSON")
+}
+
+/// The recorded containers' `(name, id)`.
+fn recorded_containers() -> Vec<(String, String)> {
+    records()["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+sandbox_test! {
+    /// After a power cut (namespaces, links, rules and /run gone, records kept, a new boot id),
+    /// podman's next setups converge to what podman sends: the same container set up again gets
+    /// its interface, bridge and port back; a new container under the old name (`run
+    /// --replace`) replaces the stale record; a stale record holding an address podman now gives
+    /// to another container is dropped; a network created again with a new id and subnet takes
+    /// its new definition.
+    fn netavark_setup_after_a_reboot_converges(sb) {
+        sb.enable_forwarding();
+        let podman = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &json!({}));
+        let port = json!([{"host_ip": "", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}]);
+        let web = request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &port);
+        sb.add_netns("c1");
+        setup(sb, "c1", &web);
+
+        // 1. The same container, set up again in a namespace at the same path.
+        sb.simulate_reboot(1);
+        sb.add_netns("c1");
+        let status = setup(sb, "c1", &web);
+        assert_eq!(status["podman"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.88.0.2/16", "{status}");
+        assert_eq!(addrs(sb, "c1", "eth0"), ["10.88.0.2/16"], "eth0 is back");
+        assert_eq!(addrs(sb, "", "podman0"), ["10.88.0.1/16"], "the bridge is back");
+        let _l = sb.listen(Some("c1"), Proto::Tcp, "0.0.0.0", 80);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "the published port is back");
+        drop(_l);
+
+        // 2. `podman run --replace`: the same name, a new id and a new namespace.
+        sb.simulate_reboot(2);
+        sb.add_netns("c2");
+        let new_id = "77".repeat(32);
+        let replaced = request(&new_id, "web", &[(&podman, "10.88.0.3", json!({}))], &json!([]));
+        setup(sb, "c2", &replaced);
+        assert_eq!(addrs(sb, "c2", "eth0"), ["10.88.0.3/16"]);
+        assert_eq!(recorded_containers(), [("web".to_owned(), new_id.clone())], "the stale record is gone");
+
+        // 3. Another container gets the address the stale record of `web` holds.
+        sb.simulate_reboot(3);
+        sb.add_netns("c3");
+        let other = request(&"88".repeat(32), "other", &[(&podman, "10.88.0.3", json!({}))], &json!([]));
+        setup(sb, "c3", &other);
+        assert_eq!(addrs(sb, "c3", "eth0"), ["10.88.0.3/16"]);
+        assert_eq!(recorded_containers(), [("other".to_owned(), "88".repeat(32))]);
+
+        // 4. `podman network rm` + `create` under the same name: a new id and a new subnet.
+        sb.simulate_reboot(4);
+        sb.add_netns("c4");
+        let new_net_id = "99".repeat(32);
+        let podman2 = network("podman", &new_net_id, "podman0", "10.99.0.0/24", "10.99.0.1", &json!({}));
+        let again = request(&"88".repeat(32), "other", &[(&podman2, "10.99.0.7", json!({}))], &json!([]));
+        setup(sb, "c4", &again);
+        assert_eq!(addrs(sb, "c4", "eth0"), ["10.99.0.7/24"]);
+        assert_eq!(addrs(sb, "", "podman0"), ["10.99.0.1/24"]);
+        let nets = records()["networks"].clone();
+        assert_eq!(nets[0]["id"], new_net_id.as_str(), "{nets}");
+
+        // Teardown leaves nothing recorded.
+        let out = netavark(sb, "teardown", "c4", &again);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(recorded_containers().is_empty());
+    }
+}
+
+const DECLARED: &str = r#"
+[networks.boot]
+bridge = "nc-boot"
+subnets = [{ subnet = "10.89.40.0/24" }]
+
+[containers.bweb]
+networks.boot = { ip = "10.89.40.10" }
+ports = [{ host_port = 8090, container_port = 80 }]
+
+[containers.bclient]
+networks.boot = {}
+"#;
+
+sandbox_test! {
+    /// Declarative mode after a reboot: `plan` shows every container as drift from an earlier
+    /// boot, and `apply` re-creates everything with the recorded addresses and MACs.
+    fn apply_after_a_reboot_recreates_with_recorded_addresses_and_macs(sb) {
+        sb.enable_forwarding();
+        let file = sb.write_file("boot.toml", DECLARED).display().to_string();
+        ok(&["apply", "-f", &file]);
+        let look = |ns: &str| {
+            let link = sb.ns_run(ns, &["ip", "-o", "link", "show", "eth0"]);
+            let mac = link.split("link/ether ").nth(1).unwrap()[..17].to_owned();
+            (mac, addrs(sb, ns, "eth0"))
+        };
+        let before = (look("bweb"), look("bclient"));
+        sb.simulate_reboot(1);
+        let (code, text) = plan_code(&file);
+        assert_eq!(code, 2, "{text}");
+        for ctr in ["bweb", "bclient"] {
+            assert!(
+                text.contains(&format!("container {ctr}")) && text.contains("recorded in an earlier boot"),
+                "{ctr}: {text}"
+            );
+        }
+        ok(&["apply", "-f", &file]);
+        assert_eq!(plan_code(&file).0, 0, "in sync after the apply");
+        assert_eq!(before, (look("bweb"), look("bclient")), "same MACs and addresses");
+        let _l = sb.listen(Some("bweb"), Proto::Tcp, "0.0.0.0", 80);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8090).is_some(), "ports work again");
+    }
+}
