@@ -197,3 +197,79 @@ sandbox_test! {
         assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8090).is_some(), "ports work again");
     }
 }
+
+sandbox_test! {
+    /// Every network option, route, IPAM driver and per-network option netctl does not carry
+    /// out is refused with one JSON error naming it, before anything changes; none is accepted
+    /// and ignored.
+    fn netavark_options_netctl_cannot_honour_are_refused_by_name(sb) {
+        sb.add_netns("c1");
+        let before = sb.dump();
+        let cases: Vec<(Value, Value, &str)> = vec![
+            (json!({"options": {"metric": "50"}}), json!({}), "unsupported bridge network option metric"),
+            (json!({"options": {"no_default_route": "true"}}), json!({}), "unsupported bridge network option no_default_route"),
+            (json!({"options": {"outbound_addr4": "192.0.2.10"}}), json!({}), "unsupported bridge network option outbound_addr4"),
+            (json!({"options": {"outbound_addr6": "2001:db8::10"}}), json!({}), "unsupported bridge network option outbound_addr6"),
+            (json!({"options": {"vrf": "blue"}}), json!({}), "no vrf module"),
+            (json!({"options": {"vlan": "10"}}), json!({}), "no bridge VLAN filtering"),
+            (json!({"options": {"mode": "unmanaged"}}), json!({}), "bridge mode \"unmanaged\" is not supported"),
+            (json!({"options": {"frobnicate": "1"}}), json!({}), "unsupported bridge network option frobnicate"),
+            (json!({"options": {"isolate": "maybe"}}), json!({}), "isolate option \"maybe\""),
+            (json!({"routes": [{"destination": "10.10.0.0/16", "route_type": "blackhole"}]}), json!({}), "route to 10.10.0.0/16 is not supported"),
+            (json!({"ipam_options": {"driver": "dhcp"}}), json!({}), "unsupported ipam driver dhcp"),
+            (json!({"ipam_options": {"driver": "infoblox"}}), json!({}), "unsupported ipam driver infoblox"),
+            (json!({"ipam_options": {"driver": "none"}}), json!({}), "ipam driver none is not supported"),
+            (json!({}), json!({"options": {"host_interface_name": "vethweb"}}), "unsupported per-network option host_interface_name"),
+            (json!({}), json!({"options": {"colour": "red"}}), "unsupported per-network option colour"),
+        ];
+        for (extra, per, expect) in cases {
+            let net = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &extra);
+            let req = request(CTR_ID, "web", &[(&net, "10.88.0.2", per)], &json!([]));
+            let err = refused(sb, "c1", &req);
+            assert!(err.contains(expect), "{expect:?} not in {err:?}");
+            assert!(err.contains("network podman"), "the network is named: {err}");
+        }
+        assert_eq!(before, sb.dump(), "nothing changed");
+        assert!(recorded_containers().is_empty());
+    }
+}
+
+/// The MTU of `dev` in namespace `ns` (`""`: the sandbox's own).
+fn mtu(sb: &Sandbox, ns: &str, dev: &str) -> String {
+    let argv = ["ip", "-o", "link", "show", "dev", dev];
+    let text = if ns.is_empty() { sb.run(&argv) } else { sb.ns_run(ns, &argv) };
+    text.split(" mtu ").nth(1).and_then(|r| r.split_whitespace().next()).expect("an mtu").to_owned()
+}
+
+sandbox_test! {
+    /// No `mtu` option: a new bridge takes the MTU of the default route's interface (as
+    /// netavark does), and a container joining an existing bridge takes the bridge's; TOML
+    /// mode follows the same rule.
+    fn mtu_follows_the_uplink_and_an_existing_bridge(sb) {
+        sb.run(&["ip", "link", "set", "uplink0", "mtu", "1400"]);
+        let podman = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &json!({}));
+        sb.add_netns("c1");
+        setup(sb, "c1", &request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &json!([])));
+        assert_eq!(mtu(sb, "", "podman0"), "1400", "the bridge has the uplink's MTU");
+        assert_eq!(mtu(sb, "c1", "eth0"), "1400", "so has the container");
+
+        // The uplink changes; a container joining the existing bridge keeps to the bridge.
+        sb.run(&["ip", "link", "set", "uplink0", "mtu", "1300"]);
+        sb.add_netns("c2");
+        setup(sb, "c2", &request(&"22".repeat(32), "second", &[(&podman, "10.88.0.3", json!({}))], &json!([])));
+        assert_eq!(mtu(sb, "c2", "eth0"), "1400", "the joining container has the bridge's MTU");
+
+        // An explicit mtu still wins.
+        let small = network("small", &"33".repeat(32), "podman9", "10.77.0.0/24", "10.77.0.1", &json!({"options": {"mtu": "1280"}}));
+        sb.add_netns("c3");
+        setup(sb, "c3", &request(&"44".repeat(32), "third", &[(&small, "10.77.0.2", json!({}))], &json!([])));
+        assert_eq!(mtu(sb, "c3", "eth0"), "1280");
+
+        // TOML mode: the same rule.
+        let file = sb.write_file("mtu.toml", "[networks.t]\nbridge = \"nc-mtu\"\nsubnets = [{ subnet = \"10.89.41.0/24\" }]\n[containers.tm]\nnetworks.t = {}\n");
+        ok(&["apply", "-f", file.to_str().unwrap()]);
+        assert_eq!(mtu(sb, "", "nc-mtu"), "1300");
+        assert_eq!(mtu(sb, "tm", "eth0"), "1300");
+        assert_eq!(plan_code(file.to_str().unwrap()).0, 0, "an inherited MTU is no drift");
+    }
+}

@@ -34,6 +34,7 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             net.name, net.driver
         )));
     }
+    check_options(net)?;
     let bridge = net.network_interface.clone().ok_or_else(|| {
         EngineError::Invalid(format!(
             "network {}: no network_interface (bridge name)",
@@ -90,6 +91,73 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
 
 /// Whether a step of a setup's plan is the setup's business: its containers (the requested one
 /// and the stale ones it replaces) with all their attachments, and the requested networks.
+/// Bridge options netavark knows that netctl does not carry out, each with why: refused
+/// clearly rather than accepted and ignored.
+const REFUSED_OPTIONS: &[(&str, &str)] = &[
+    ("metric", "netctl chooses default-route metrics by the order of the networks podman sends"),
+    ("no_default_route", "netctl always adds the default route of a non-internal network"),
+    ("outbound_addr4", "netctl masquerades; SNAT to a fixed address is not supported"),
+    ("outbound_addr6", "netctl masquerades; SNAT to a fixed address is not supported"),
+    ("vrf", "VRF devices are not supported (this kernel has no vrf module)"),
+    ("vlan", "bridge VLAN filtering is not supported (this kernel has no bridge VLAN filtering)"),
+];
+
+/// Every option, route and IPAM driver of a podman network is one netctl carries out, or the
+/// request is refused naming it: nothing is accepted and ignored.
+fn check_options(net: &Network) -> Result<()> {
+    let refuse = |what: String| Err(EngineError::Invalid(format!("network {}: {what}", net.name)));
+    for (key, value) in &net.options {
+        match key.as_str() {
+            "mtu" | "isolate" => {}
+            "mode" if matches!(value.as_str(), "" | "managed") => {}
+            "mode" => {
+                return refuse(format!(
+                    "bridge mode {value:?} is not supported (netctl manages its bridges; only \"managed\")"
+                ));
+            }
+            _ => match REFUSED_OPTIONS.iter().find(|(k, _)| k == key) {
+                Some((_, why)) => {
+                    return refuse(format!("unsupported bridge network option {key}: {why}"));
+                }
+                None => return refuse(format!("unsupported bridge network option {key}")),
+            },
+        }
+    }
+    if let Some(route) = net.routes.first() {
+        return refuse(format!(
+            "route to {} is not supported (netctl adds only the default routes)",
+            route.destination
+        ));
+    }
+    match net.ipam_options.get("driver").map(String::as_str) {
+        None | Some("" | "host-local") => {}
+        Some("none") => {
+            return refuse(
+                "ipam driver none is not supported (netctl gives every attachment an address)"
+                    .into(),
+            );
+        }
+        Some(other) => return refuse(format!("unsupported ipam driver {other}")),
+    }
+    Ok(())
+}
+
+/// Per-network options of a container: netavark knows only `host_interface_name`, which netctl
+/// does not carry out (its host veth names are derived from the container and network ids).
+fn check_per_network_options(net: &str, per: &netctl_types::PerNetworkOptions) -> Result<()> {
+    if let Some(key) = per.options.iter().flatten().map(|(k, _)| k).next() {
+        let why = if key == "host_interface_name" {
+            ": netctl names host veths itself, from the container and network ids"
+        } else {
+            ""
+        };
+        return Err(EngineError::Invalid(format!(
+            "network {net}: unsupported per-network option {key}{why}"
+        )));
+    }
+    Ok(())
+}
+
 fn keep_step(resource: &Resource, containers: &[&String], networks: &BTreeSet<String>) -> bool {
     match resource {
         Resource::Network { name } => networks.contains(name),
@@ -139,6 +207,7 @@ fn requested_state(
         state
             .networks
             .insert(net_name.to_owned(), network_spec(info)?);
+        check_per_network_options(net_name, per)?;
         let mut ip = None;
         let mut ip6 = None;
         for addr in per.static_ips.iter().flatten() {
