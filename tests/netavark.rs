@@ -206,21 +206,22 @@ sandbox_test! {
         sb.add_netns("c1");
         let before = sb.dump();
         let cases: Vec<(Value, Value, &str)> = vec![
-            (json!({"options": {"metric": "50"}}), json!({}), "unsupported bridge network option metric"),
-            (json!({"options": {"no_default_route": "true"}}), json!({}), "unsupported bridge network option no_default_route"),
-            (json!({"options": {"outbound_addr4": "192.0.2.10"}}), json!({}), "unsupported bridge network option outbound_addr4"),
-            (json!({"options": {"outbound_addr6": "2001:db8::10"}}), json!({}), "unsupported bridge network option outbound_addr6"),
+            (json!({"options": {"metric": "50"}}), json!({}), "unsupported bridge network option: metric"),
+            (json!({"options": {"no_default_route": "true"}}), json!({}), "unsupported bridge network option: no_default_route"),
+            (json!({"options": {"outbound_addr4": "192.0.2.10"}}), json!({}), "unsupported bridge network option: outbound_addr4"),
+            (json!({"options": {"outbound_addr6": "2001:db8::10"}}), json!({}), "unsupported bridge network option: outbound_addr6"),
             (json!({"options": {"vrf": "blue"}}), json!({}), "no vrf module"),
             (json!({"options": {"vlan": "10"}}), json!({}), "no bridge VLAN filtering"),
             (json!({"options": {"mode": "unmanaged"}}), json!({}), "bridge mode \"unmanaged\" is not supported"),
-            (json!({"options": {"frobnicate": "1"}}), json!({}), "unsupported bridge network option frobnicate"),
-            (json!({"options": {"isolate": "maybe"}}), json!({}), "isolate option \"maybe\""),
+            (json!({"options": {"mode": "sideways"}}), json!({}), "invalid bridge mode \"sideways\""),
+            (json!({"options": {"frobnicate": "1"}}), json!({}), "unsupported bridge network option: frobnicate"),
+            (json!({"options": {"isolate": "maybe"}}), json!({}), "invalid isolate option \"maybe\""),
             (json!({"routes": [{"destination": "10.10.0.0/16", "route_type": "blackhole"}]}), json!({}), "route to 10.10.0.0/16 is not supported"),
             (json!({"ipam_options": {"driver": "dhcp"}}), json!({}), "unsupported ipam driver dhcp"),
             (json!({"ipam_options": {"driver": "infoblox"}}), json!({}), "unsupported ipam driver infoblox"),
             (json!({"ipam_options": {"driver": "none"}}), json!({}), "ipam driver none is not supported"),
-            (json!({}), json!({"options": {"host_interface_name": "vethweb"}}), "unsupported per-network option host_interface_name"),
-            (json!({}), json!({"options": {"colour": "red"}}), "unsupported per-network option colour"),
+            (json!({}), json!({"options": {"host_interface_name": "vethweb"}}), "unsupported per-network option: host_interface_name"),
+            (json!({}), json!({"options": {"colour": "red"}}), "unsupported per-network option: colour"),
         ];
         for (extra, per, expect) in cases {
             let net = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &extra);
@@ -271,5 +272,47 @@ sandbox_test! {
         assert_eq!(mtu(sb, "", "nc-mtu"), "1300");
         assert_eq!(mtu(sb, "tm", "eth0"), "1300");
         assert_eq!(plan_code(file.to_str().unwrap()).0, 0, "an inherited MTU is no drift");
+    }
+}
+
+sandbox_test! {
+    /// Any container id that is safe as a file-name component works (netavark takes the short
+    /// ids and names podman-like tools send); an empty one, `/`, `..` and control characters
+    /// are refused. Validation errors podman users see use netavark's phrasing.
+    fn netavark_takes_any_safe_container_id_and_speaks_netavarks_errors(sb) {
+        let podman = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &json!({}));
+        for (i, id) in ["web1", "6ce776ea58b5", "My.Container_1"].into_iter().enumerate() {
+            let ns = format!("id{i}");
+            sb.add_netns(&ns);
+            let ip = format!("10.88.0.{}", i + 10);
+            let req = request(id, "", &[(&podman, &ip, json!({}))], &json!([]));
+            setup(sb, &ns, &req);
+            assert_eq!(addrs(sb, &ns, "eth0"), [format!("{ip}/16")], "{id}");
+            assert!(recorded_containers().iter().any(|(_, rid)| rid == id), "{id} is recorded");
+            let out = netavark(sb, "teardown", &ns, &req);
+            assert!(out.status.success(), "{}", describe(&out));
+        }
+        assert!(recorded_containers().is_empty());
+
+        sb.add_netns("c1");
+        let before = sb.dump();
+        for (id, why) in [("", "is empty"), ("a/b", "contains `/`"), ("..", "is `.` or `..`"), ("a\u{1}b", "control character")] {
+            let err = refused(sb, "c1", &request(id, "web", &[(&podman, "10.88.0.2", json!({}))], &json!([])));
+            assert!(err.contains("invalid container id") && err.contains(why), "{id:?}: {err}");
+        }
+
+        // netavark's wording.
+        let bad_ip = json!([{"host_ip": "300.1.1.1", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}]);
+        let err = refused(sb, "c1", &request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &bad_ip));
+        assert!(err.contains("invalid host ip \"300.1.1.1\" provided for port 8080"), "{err}");
+        let mut unknown = request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &json!([]));
+        unknown["networks"]["ghost"] = json!({"interface_name": "eth1"});
+        let err = refused(sb, "c1", &unknown);
+        assert!(err.contains("network info for network ghost not found"), "{err}");
+        let bad_route = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1",
+            &json!({"routes": [{"destination": "10.10.0.0/16", "route_type": "sideways"}]}));
+        let err = refused(sb, "c1", &request(CTR_ID, "web", &[(&bad_route, "10.88.0.2", json!({}))], &json!([])));
+        assert!(err.contains("invalid route type \"sideways\""), "{err}");
+        assert_eq!(before, sb.dump(), "nothing changed");
     }
 }

@@ -56,7 +56,7 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         Some("strict") => Isolate::Strict,
         Some(other) => {
             return Err(EngineError::Invalid(format!(
-                "network {}: isolate option {other:?} is not true, false or strict",
+                "network {}: invalid isolate option {other:?} (true, false or strict)",
                 net.name
             )));
         }
@@ -110,18 +110,29 @@ fn check_options(net: &Network) -> Result<()> {
         match key.as_str() {
             "mtu" | "isolate" => {}
             "mode" if matches!(value.as_str(), "" | "managed") => {}
-            "mode" => {
-                return refuse(format!(
-                    "bridge mode {value:?} is not supported (netctl manages its bridges; only \"managed\")"
-                ));
+            "mode" if value == "unmanaged" => {
+                return refuse(
+                    "bridge mode \"unmanaged\" is not supported (netctl creates and owns its bridges)"
+                        .into(),
+                );
             }
+            "mode" => return refuse(format!("invalid bridge mode {value:?}")),
             _ => match REFUSED_OPTIONS.iter().find(|(k, _)| k == key) {
                 Some((_, why)) => {
-                    return refuse(format!("unsupported bridge network option {key}: {why}"));
+                    return refuse(format!("unsupported bridge network option: {key} ({why})"));
                 }
-                None => return refuse(format!("unsupported bridge network option {key}")),
+                None => return refuse(format!("unsupported bridge network option: {key}")),
             },
         }
+    }
+    let types = [None, Some("unicast"), Some("blackhole"), Some("unreachable"), Some("prohibit")];
+    if let Some(route) = net
+        .routes
+        .iter()
+        .find(|r| !types.contains(&r.route_type.as_deref()))
+    {
+        let kind = route.route_type.as_deref().unwrap_or_default();
+        return refuse(format!("invalid route type {kind:?}"));
     }
     if let Some(route) = net.routes.first() {
         return refuse(format!(
@@ -147,12 +158,12 @@ fn check_options(net: &Network) -> Result<()> {
 fn check_per_network_options(net: &str, per: &netctl_types::PerNetworkOptions) -> Result<()> {
     if let Some(key) = per.options.iter().flatten().map(|(k, _)| k).next() {
         let why = if key == "host_interface_name" {
-            ": netctl names host veths itself, from the container and network ids"
+            " (netctl names host veths itself, from the container and network ids)"
         } else {
             ""
         };
         return Err(EngineError::Invalid(format!(
-            "network {net}: unsupported per-network option {key}{why}"
+            "network {net}: unsupported per-network option: {key}{why}"
         )));
     }
     Ok(())
@@ -200,7 +211,7 @@ fn requested_state(
     for (net_name, per) in opts.networks.iter() {
         let info = opts.network_info.get(net_name).ok_or_else(|| {
             EngineError::Invalid(format!(
-                "network {} is missing from network_info",
+                "network info for network {} not found",
                 Shown(net_name)
             ))
         })?;
@@ -234,8 +245,8 @@ fn requested_state(
         } else {
             Some(p.host_ip.parse().map_err(|_| {
                 EngineError::Invalid(format!(
-                    "port mapping host_ip {:?} is not an address",
-                    p.host_ip
+                    "invalid host ip {:?} provided for port {}",
+                    p.host_ip, p.host_port
                 ))
             })?)
         };

@@ -113,7 +113,8 @@ pub struct LeaseRange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub name: String,
-    /// 64 lowercase hex characters; declared or generated, then kept.
+    /// Declared (podman's: 64 lowercase hex characters; any safe file-name component) or
+    /// generated (64 hex), then kept.
     pub id: String,
     pub netns: NetnsRecord,
     pub mode: NetworkMode,

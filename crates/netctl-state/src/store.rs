@@ -931,9 +931,11 @@ impl WriteTxn {
         if container.name.is_empty() {
             return Err(invalid("the name is empty".to_owned()));
         }
-        if !is_valid_id(&container.id) {
+        // Any id podman-like tools send (netavark takes short ids and names too); the front
+        // doors hold it to netctl-types' rule, the store only to what keeps records sound.
+        if container.id.is_empty() || container.id.contains(['/', '\0']) {
             return Err(invalid(format!(
-                "ID {:?} is not 64 lowercase hex characters",
+                "ID {:?} is empty or contains `/` or NUL",
                 container.id
             )));
         }

@@ -316,7 +316,8 @@ pub struct ContainerSpec {
     /// Hostname for /etc/hosts; the container's name if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    /// 64 lowercase hex digits; generated and recorded if absent.
+    /// Any safe file-name component (podman's are 64 lowercase hex digits); generated (64 hex)
+    /// and recorded if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Bridge networks to join, by name, in the order given: the first is the primary one

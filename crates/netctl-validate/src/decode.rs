@@ -14,7 +14,7 @@ use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
     MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
     RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_created_interface_name, check_hostname,
-    check_interface_name, check_name, is_reserved_name, is_valid_container_id, is_valid_name,
+    check_container_id, check_interface_name, check_name, is_reserved_name, is_valid_name,
 };
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -576,17 +576,19 @@ impl Decoder<'_> {
 
     fn container_id(&mut self, value: &Value<'_>, field: &FieldPath) -> Option<String> {
         let text = self.string(value, field)?;
-        if is_valid_container_id(text) {
-            Some(text.to_owned())
-        } else {
-            self.error(
-                value.span(),
-                field,
-                format!(
-                    "invalid id `{text}`: expected 64 lowercase hex digits (leave it out to have one generated)"
-                ),
-            );
-            None
+        match check_container_id(text) {
+            Ok(()) => Some(text.to_owned()),
+            Err(why) => {
+                self.error(
+                    value.span(),
+                    field,
+                    format!(
+                        "invalid container id `{}`: it {why} (leave it out to have one generated)",
+                        Shown(text)
+                    ),
+                );
+                None
+            }
         }
     }
 
