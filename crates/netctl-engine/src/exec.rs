@@ -269,8 +269,7 @@ impl<'e, 'a> Run<'e, 'a> {
             }
         }
         // A rebuild needs every record, whatever the run's scope.
-        fw.full_rebuild(&fwmap::fw_state(&observe::recorded(self.engine.store)?))?;
-        Ok(())
+        self.engine.rebuild_firewall().map(drop)
     }
 
     /// The touched networks' and containers' elements, one constant-size batch each.
@@ -344,13 +343,7 @@ impl<'e, 'a> Run<'e, 'a> {
     /// recorded any more).
     fn restore_firewall(&self) -> Result<()> {
         // Every record, whatever the run's scope: the table is rebuilt whole.
-        let now = observe::recorded(self.engine.store)?;
-        if now.networks.is_empty() {
-            self.engine.fw.remove_all()?;
-        } else {
-            self.engine.fw.full_rebuild(&fwmap::fw_state(&now))?;
-        }
-        Ok(())
+        self.engine.rebuild_firewall().map(drop)
     }
 
     fn files_phase(&mut self) -> Result<()> {

@@ -389,6 +389,29 @@ impl<'a> Engine<'a> {
         podman::teardown(self, opts)
     }
 
+    /// netctl's nftables table rebuilt whole from the records, in one transaction: what
+    /// netavark's `firewall-reload` does after nftables.service or firewalld flushed the
+    /// ruleset. Containers recorded in an earlier boot are left out (their addresses may be
+    /// another container's now; a setup or apply brings them back). Returns how many
+    /// containers' rules were restored.
+    pub fn rebuild_firewall(&self) -> Result<usize> {
+        let mut rec = observe::recorded(self.store)?;
+        let stale: BTreeSet<String> = rec
+            .containers
+            .values()
+            .filter(|c| self.of_earlier_boot(c))
+            .map(|c| c.name.clone())
+            .collect();
+        rec.containers.retain(|name, _| !stale.contains(name));
+        rec.attachments.retain(|(c, _), _| !stale.contains(c));
+        if rec.networks.is_empty() {
+            self.fw.remove_all()?;
+        } else {
+            self.fw.full_rebuild(&fwmap::fw_state(&rec))?;
+        }
+        Ok(rec.containers.len())
+    }
+
     /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping
     /// addresses, MACs and interface names.
     pub fn reload(&self, containers: Option<&[String]>) -> Result<Vec<String>> {

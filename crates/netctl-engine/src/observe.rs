@@ -285,7 +285,8 @@ fn earlier_boot(engine: &Engine<'_>, rec: &Recorded) -> std::collections::BTreeS
 }
 
 /// Like [`assumed`], but the given containers and networks as they really are: their
-/// namespaces' links, their host veths and the networks' bridges. What podman's setup plans
+/// namespaces' links, their host veths and the networks' bridges, and whether netctl's table
+/// is whole. What podman's setup plans
 /// against: podman is the source of truth for the container it names, and the records of it
 /// may describe kernel objects a crash or a reboot took away; every other container is still
 /// taken on trust, so the cost stays that of one container.
@@ -296,6 +297,9 @@ pub(crate) fn touched(
     networks: &std::collections::BTreeSet<String>,
 ) -> Result<Observed> {
     let mut obs = assumed(engine, rec)?;
+    // The table as a whole (a constant-cost rule count): a reboot or a flush takes it away
+    // even when none of this container's own elements would notice.
+    obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
     let mut sub = Recorded::default();
     for name in containers {
         let Some(ctr) = rec.containers.get(*name) else {

@@ -89,8 +89,6 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
     })
 }
 
-/// Whether a step of a setup's plan is the setup's business: its containers (the requested one
-/// and the stale ones it replaces) with all their attachments, and the requested networks.
 /// Bridge options netavark knows that netctl does not carry out, each with why: refused
 /// clearly rather than accepted and ignored.
 const REFUSED_OPTIONS: &[(&str, &str)] = &[
@@ -169,6 +167,9 @@ fn check_per_network_options(net: &str, per: &netctl_types::PerNetworkOptions) -
     Ok(())
 }
 
+/// Whether a step of a setup's plan is the setup's business: its containers (the requested one
+/// and the stale ones it replaces) with all their attachments, the requested networks, and the
+/// firewall table when it is gone (a reboot, a flush).
 fn keep_step(resource: &Resource, containers: &[&String], networks: &BTreeSet<String>) -> bool {
     match resource {
         Resource::Network { name } => networks.contains(name),
@@ -176,7 +177,7 @@ fn keep_step(resource: &Resource, containers: &[&String], networks: &BTreeSet<St
         | Resource::Attachment {
             container: name, ..
         } => containers.contains(&name),
-        Resource::Firewall => false,
+        Resource::Firewall => true,
     }
 }
 

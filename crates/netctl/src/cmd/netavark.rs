@@ -16,10 +16,13 @@ use clap::{Parser, Subcommand};
 use crate::cmd::ctx::Ctx;
 use crate::settings::{FirewallDriver, FlagSettings, Settings};
 
+/// The version of netavark's protocol netctl speaks: what `--version` reports as netavark's.
+pub const PROTOCOL_VERSION: &str = "1.4.0";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "netavark",
-    version = "1.4.0",
+    version = PROTOCOL_VERSION,
     about = "netctl speaking netavark's protocol"
 )]
 pub struct NetavarkCli {
@@ -53,8 +56,12 @@ enum NetavarkCommand {
     Setup { netns: PathBuf },
     /// Undo setup.
     Teardown { netns: PathBuf },
-    /// Print version information as JSON.
+    /// Print version information as JSON: netctl's version, commit, build time and target,
+    /// and the netavark protocol version it speaks.
     Version,
+    /// Restore every recorded container's firewall rules (after nftables.service or firewalld
+    /// flushed the ruleset), as netavark's `firewall-reload` does.
+    FirewallReload,
     /// Update a network's DNS servers (netctl runs no DNS server: accepted, nothing to do).
     Update {
         network: String,
@@ -149,14 +156,22 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
     match &cli.command {
         NetavarkCommand::Version => Ok(Some(
             serde_json::json!({
-                "version": "1.4.0",
-                "commit": "netctl",
-                "build_time": "",
-                "target": std::env::consts::ARCH,
-                "netctl_version": env!("CARGO_PKG_VERSION"),
+                "version": env!("CARGO_PKG_VERSION"),
+                "commit": env!("NETCTL_GIT_COMMIT"),
+                "build_time": env!("NETCTL_BUILD_TIME"),
+                "target": env!("NETCTL_TARGET"),
+                "default_fw_driver": "nftables",
+                "program": "netctl",
+                "netavark_protocol": PROTOCOL_VERSION,
             })
             .to_string(),
         )),
+        NetavarkCommand::FirewallReload => {
+            let ctx = Ctx::open(&settings)?;
+            let restored = ctx.engine().rebuild_firewall()?;
+            tracing::info!(containers = restored, "firewall rules restored from the records");
+            Ok(None)
+        }
         NetavarkCommand::Update { .. } => Ok(None),
         NetavarkCommand::Setup { netns } => {
             std::fs::metadata(netns)
