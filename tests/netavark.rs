@@ -316,3 +316,33 @@ sandbox_test! {
         assert_eq!(before, sb.dump(), "nothing changed");
     }
 }
+
+sandbox_test! {
+    /// `firewall-reload` (what netavark's reload services run after nftables.service or
+    /// firewalld flushed the ruleset) restores every recorded container's rules; `version`
+    /// reports netctl's own version, commit, build time and the protocol version it speaks.
+    fn netavark_firewall_reload_and_version(sb) {
+        sb.enable_forwarding();
+        let podman = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &json!({}));
+        let port = json!([{"host_ip": "", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}]);
+        sb.add_netns("c1");
+        setup(sb, "c1", &request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &port));
+        let _l = sb.listen(Some("c1"), Proto::Tcp, "0.0.0.0", 80);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some());
+        sb.run(&["nft", "flush", "ruleset"]);
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_none(), "the flush took the forward");
+        let out = ok(&["netavark", "firewall-reload"]);
+        assert!(out.trim().is_empty(), "{out}");
+        assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "firewall-reload restored it");
+
+        let version: Value = serde_json::from_str(&ok(&["netavark", "version"])).expect("version JSON");
+        let own = ok(&["--version"]);
+        let own_version = own.split_whitespace().nth(1).expect("netctl VERSION (git COMMIT)");
+        assert_eq!(version["version"], own_version, "{version} vs {own}");
+        let commit = version["commit"].as_str().unwrap();
+        assert!(own.contains(commit) && commit != "netctl", "{version} vs {own}");
+        let built = version["build_time"].as_str().unwrap();
+        assert!(built.len() == 20 && built.ends_with('Z'), "RFC 3339 build time: {version}");
+        assert_eq!(version["netavark_protocol"], "1.4.0", "{version}");
+    }
+}
