@@ -27,9 +27,10 @@ const NET_ID: &str = "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b
 const CTR_ID: &str = "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666";
 
 /// A setup request: the container `name` (`id`) on each `(network, static ip, per-network
-/// options)`, in that order, with `ports`.
-fn request(id: &str, name: &str, nets: &[(&Value, &str, Value)], ports: &Value) -> Value {
-    let mut networks = serde_json::Map::new();
+/// options)`, in that order, with `ports`. Text, not a `Value`: serde_json's maps sort their
+/// keys, and the order of `networks` is podman's order of the container's networks.
+fn request(id: &str, name: &str, nets: &[(&Value, &str, Value)], ports: &Value) -> Request {
+    let mut networks = Vec::new();
     let mut info = serde_json::Map::new();
     for (i, (net, ip, per)) in nets.iter().enumerate() {
         let net_name = net["name"].as_str().unwrap().to_owned();
@@ -37,31 +38,40 @@ fn request(id: &str, name: &str, nets: &[(&Value, &str, Value)], ports: &Value) 
         for (k, v) in per.as_object().expect("an object") {
             per_net[k] = v.clone();
         }
-        networks.insert(net_name.clone(), per_net);
+        networks.push(format!("{}:{per_net}", Value::from(net_name.clone())));
         info.insert(net_name, (*net).clone());
     }
-    json!({
-        "container_id": id, "container_name": name, "port_mappings": ports,
-        "networks": networks, "network_info": info
-    })
+    let head = json!({"container_id": id, "container_name": name, "port_mappings": ports, "network_info": info});
+    let head = head.to_string();
+    Request(format!("{},\"networks\":{{{}}}}}", &head[..head.len() - 1], networks.join(",")))
+}
+
+/// A request's JSON text.
+struct Request(String);
+
+impl Request {
+    /// Adds `per` as network `name`'s options, after the others (`name` has no network info).
+    fn with_network(&self, name: &str, per: &Value) -> Request {
+        Request(format!("{},{}:{per}}}}}", &self.0[..self.0.len() - 2], Value::from(name)))
+    }
 }
 
 /// `netctl netavark ... setup|teardown NS` with `req`; the output whatever the status.
-fn netavark(sb: &Sandbox, verb: &str, ns: &str, req: &Value) -> std::process::Output {
-    let input = sb.write_file("req.json", &req.to_string()).display().to_string();
+fn netavark(sb: &Sandbox, verb: &str, ns: &str, req: &Request) -> std::process::Output {
+    let input = sb.write_file("req.json", &req.0).display().to_string();
     let path = format!("/run/netns/{ns}");
     netctl(&["netavark", "--config", "/run/netctl-sandbox/nv", "-f", &input, verb, &path])
 }
 
 /// Sets `req` up in `ns`; returns the status JSON, failing the test unless it succeeds.
-fn setup(sb: &Sandbox, ns: &str, req: &Value) -> Value {
+fn setup(sb: &Sandbox, ns: &str, req: &Request) -> Value {
     let out = netavark(sb, "setup", ns, req);
     assert!(out.status.success(), "setup: {}", describe(&out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
 }
 
 /// The one `{"error": ...}` a refused request prints, with exit code 1.
-fn refused(sb: &Sandbox, ns: &str, req: &Value) -> String {
+fn refused(sb: &Sandbox, ns: &str, req: &Request) -> String {
     let out = netavark(sb, "setup", ns, req);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
@@ -206,8 +216,6 @@ sandbox_test! {
         sb.add_netns("c1");
         let before = sb.dump();
         let cases: Vec<(Value, Value, &str)> = vec![
-            (json!({"options": {"metric": "50"}}), json!({}), "unsupported bridge network option: metric"),
-            (json!({"options": {"no_default_route": "true"}}), json!({}), "unsupported bridge network option: no_default_route"),
             (json!({"options": {"outbound_addr4": "192.0.2.10"}}), json!({}), "unsupported bridge network option: outbound_addr4"),
             (json!({"options": {"outbound_addr6": "2001:db8::10"}}), json!({}), "unsupported bridge network option: outbound_addr6"),
             (json!({"options": {"vrf": "blue"}}), json!({}), "no vrf module"),
@@ -216,6 +224,8 @@ sandbox_test! {
             (json!({"options": {"mode": "sideways"}}), json!({}), "invalid bridge mode \"sideways\""),
             (json!({"options": {"frobnicate": "1"}}), json!({}), "unsupported bridge network option: frobnicate"),
             (json!({"options": {"isolate": "maybe"}}), json!({}), "invalid isolate option \"maybe\""),
+            (json!({"options": {"metric": "-1"}}), json!({}), "invalid metric option \"-1\""),
+            (json!({"options": {"no_default_route": "perhaps"}}), json!({}), "invalid no_default_route option \"perhaps\""),
             (json!({"routes": [{"destination": "10.10.0.0/16", "route_type": "blackhole"}]}), json!({}), "route to 10.10.0.0/16 is not supported"),
             (json!({"ipam_options": {"driver": "dhcp"}}), json!({}), "unsupported ipam driver dhcp"),
             (json!({"ipam_options": {"driver": "infoblox"}}), json!({}), "unsupported ipam driver infoblox"),
@@ -305,8 +315,8 @@ sandbox_test! {
         let bad_ip = json!([{"host_ip": "300.1.1.1", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}]);
         let err = refused(sb, "c1", &request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &bad_ip));
         assert!(err.contains("invalid host ip \"300.1.1.1\" provided for port 8080"), "{err}");
-        let mut unknown = request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &json!([]));
-        unknown["networks"]["ghost"] = json!({"interface_name": "eth1"});
+        let unknown = request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({}))], &json!([]))
+            .with_network("ghost", &json!({"interface_name": "eth1"}));
         let err = refused(sb, "c1", &unknown);
         assert!(err.contains("network info for network ghost not found"), "{err}");
         let bad_route = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1",
@@ -344,5 +354,57 @@ sandbox_test! {
         let built = version["build_time"].as_str().unwrap();
         assert!(built.len() == 20 && built.ends_with('Z'), "RFC 3339 build time: {version}");
         assert_eq!(version["netavark_protocol"], "1.4.0", "{version}");
+    }
+}
+
+/// The default routes in namespace `ns`, as `GATEWAY dev DEV metric N` lines, sorted.
+fn default_routes(sb: &Sandbox, ns: &str) -> Vec<String> {
+    let mut out: Vec<String> = sb
+        .ns_run(ns, &["ip", "-4", "route", "show", "default"])
+        .lines()
+        .map(|l| l.trim().trim_start_matches("default via ").to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+sandbox_test! {
+    /// Interfaces and default-route metrics follow the order of the networks podman sends (not
+    /// their names); `metric` overrides the order and `no_default_route` leaves the route out,
+    /// in podman's JSON and in a TOML file alike.
+    fn netavark_route_options_and_network_order(sb) {
+        let zeta = network("zeta", &"a1".repeat(32), "podman1", "10.91.0.0/24", "10.91.0.1", &json!({}));
+        let alpha = network("alpha", &"a2".repeat(32), "podman2", "10.92.0.0/24", "10.92.0.1", &json!({}));
+        sb.add_netns("c1");
+        setup(sb, "c1", &request(CTR_ID, "web", &[(&zeta, "10.91.0.2", json!({})), (&alpha, "10.92.0.2", json!({}))], &json!([])));
+        assert_eq!(addrs(sb, "c1", "eth0"), ["10.91.0.2/24"], "eth0 is the first network sent");
+        assert_eq!(default_routes(sb, "c1"), ["10.91.0.1 dev eth0 proto static metric 100", "10.92.0.1 dev eth1 proto static metric 101"]);
+
+        let metric = network("metric", &"a3".repeat(32), "podman3", "10.93.0.0/24", "10.93.0.1", &json!({"options": {"metric": "50"}}));
+        let quiet = network("quiet", &"a4".repeat(32), "podman4", "10.94.0.0/24", "10.94.0.1", &json!({"options": {"no_default_route": "true"}}));
+        sb.add_netns("c2");
+        setup(sb, "c2", &request(&"b1".repeat(32), "api", &[(&quiet, "10.94.0.2", json!({})), (&metric, "10.93.0.2", json!({}))], &json!([])));
+        assert_eq!(default_routes(sb, "c2"), ["10.93.0.1 dev eth1 proto static metric 50"], "no default route through quiet");
+        let subnet_route = sb.ns_run("c2", &["ip", "-4", "route", "show", "dev", "eth0"]);
+        assert!(subnet_route.contains("10.94.0.0/24"), "the subnet route stays: {subnet_route}");
+
+        let file = sb.write_file("routes.toml", r#"
+[networks.tquiet]
+bridge = "nc-tquiet"
+subnets = [{ subnet = "10.89.42.0/24" }]
+no_default_route = true
+
+[networks.tmetric]
+bridge = "nc-tmetric"
+subnets = [{ subnet = "10.89.43.0/24" }]
+metric = 42
+
+[containers.tr]
+networks.tquiet = {}
+networks.tmetric = {}
+"#).display().to_string();
+        ok(&["apply", "-f", &file]);
+        assert_eq!(default_routes(sb, "tr"), ["10.89.43.1 dev eth1 proto static metric 42"]);
+        assert_eq!(plan_code(&file).0, 0, "in sync");
     }
 }

@@ -99,6 +99,8 @@ pub struct BridgeAttachment {
     pub addresses: Vec<IpNet>,
     /// Metric of the default routes (chosen by the planner, recorded).
     pub metric: u32,
+    /// Whether to add default routes at all (`false`: netavark's `no_default_route`).
+    pub default_route: bool,
 }
 
 impl BridgeAttachment {
@@ -479,6 +481,7 @@ fn setup_steps(
         let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
         let gateway = subnet.and_then(|s| s.gateway);
         if !net.internal
+            && att.default_route
             && let Some(gw) = gateway
         {
             let route = Route::default_via(gw).dev(ifname).metric(att.metric);

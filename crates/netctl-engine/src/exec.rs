@@ -109,6 +109,7 @@ pub(crate) fn bridge_attachment(
         metric: att
             .metric
             .unwrap_or_else(|| netctl_plan::legacy_metric(&att.interface)),
+        default_route: !net.no_default_route(),
     }
 }
 
@@ -497,6 +498,8 @@ impl<'e, 'a> Run<'e, 'a> {
             created: SystemTime::now(),
             project: target.project.clone(),
         };
+        let mut record = record;
+        record.set_route_options(target.metric, target.no_default_route);
         engine.store.write(|tx| tx.put_network(&record))?;
         self.journal.push(Undo::NetworkRecorded(name.to_owned()));
         Ok(())
@@ -1274,6 +1277,8 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                     netctl_state::Isolate::On => netctl_types::Isolate::Enabled,
                     netctl_state::Isolate::Strict => netctl_types::Isolate::Strict,
                 },
+                metric: net.metric(),
+                no_default_route: net.no_default_route(),
                 labels: net.labels.clone(),
                 id: Some(net.id.clone()),
                 ..NetworkSpec::default()

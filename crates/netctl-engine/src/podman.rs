@@ -50,6 +50,25 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         })?),
         _ => None,
     };
+    let metric = match net.options.get("metric").map(String::as_str) {
+        None | Some("") => None,
+        Some(m) => Some(m.parse::<u32>().ok().filter(|m| *m > 0).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "network {}: invalid metric option {m:?} (a number from 1)",
+                net.name
+            ))
+        })?),
+    };
+    let no_default_route = match net.options.get("no_default_route").map(String::as_str) {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(EngineError::Invalid(format!(
+                "network {}: invalid no_default_route option {other:?} (true or false)",
+                net.name
+            )));
+        }
+    };
     let isolate = match net.options.get("isolate").map(String::as_str) {
         None | Some("" | "false") => Isolate::Disabled,
         Some("true") => Isolate::Enabled,
@@ -79,6 +98,8 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         internal: net.internal,
         mtu,
         isolate,
+        metric,
+        no_default_route,
         labels: {
             let mut labels = net.labels.clone();
             labels.insert(PODMAN_LABEL.to_owned(), "true".to_owned());
@@ -92,8 +113,6 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
 /// Bridge options netavark knows that netctl does not carry out, each with why: refused
 /// clearly rather than accepted and ignored.
 const REFUSED_OPTIONS: &[(&str, &str)] = &[
-    ("metric", "netctl chooses default-route metrics by the order of the networks podman sends"),
-    ("no_default_route", "netctl always adds the default route of a non-internal network"),
     ("outbound_addr4", "netctl masquerades; SNAT to a fixed address is not supported"),
     ("outbound_addr6", "netctl masquerades; SNAT to a fixed address is not supported"),
     ("vrf", "VRF devices are not supported (this kernel has no vrf module)"),
@@ -106,7 +125,7 @@ fn check_options(net: &Network) -> Result<()> {
     let refuse = |what: String| Err(EngineError::Invalid(format!("network {}: {what}", net.name)));
     for (key, value) in &net.options {
         match key.as_str() {
-            "mtu" | "isolate" => {}
+            "mtu" | "isolate" | "metric" | "no_default_route" => {}
             "mode" if matches!(value.as_str(), "" | "managed") => {}
             "mode" if value == "unmanaged" => {
                 return refuse(

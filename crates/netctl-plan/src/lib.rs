@@ -402,6 +402,23 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
             Some(render::isolate_str(target.isolate).into()),
         ));
     }
+    // The default routes are made with the attachments: a change re-creates them.
+    if target.metric != rec.metric() {
+        changes.push(Change::new(
+            "metric",
+            rec.metric().map(|m| m.to_string()),
+            target.metric.map(|m| m.to_string()),
+        ));
+        replace = true;
+    }
+    if target.no_default_route != rec.no_default_route() {
+        changes.push(Change::new(
+            "no_default_route",
+            Some(rec.no_default_route().to_string()),
+            Some(target.no_default_route.to_string()),
+        ));
+        replace = true;
+    }
     if target.labels != rec.labels {
         changes.push(Change::new(
             "labels",

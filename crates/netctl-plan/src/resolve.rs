@@ -34,6 +34,10 @@ pub struct TargetNetwork {
     pub internal: bool,
     pub mtu: Option<u32>,
     pub isolate: RecIsolate,
+    /// Declared metric of the default routes through it.
+    pub metric: Option<u32>,
+    /// No default route through it.
+    pub no_default_route: bool,
     pub labels: BTreeMap<String, String>,
     /// The implicit default network (`podman`), not declared in the file.
     pub is_default: bool,
@@ -145,6 +149,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                     Isolate::Enabled => RecIsolate::On,
                     Isolate::Strict => RecIsolate::Strict,
                 },
+                metric: spec.metric,
+                no_default_route: spec.no_default_route,
                 labels: spec.labels.clone(),
                 is_default: false,
                 external: spec.external,
@@ -155,8 +161,12 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
         .collect();
 
     let mut containers = BTreeMap::new();
+    let declared_metrics: BTreeMap<String, u32> = networks
+        .iter()
+        .filter_map(|(name, net)| Some((name.clone(), net.metric?)))
+        .collect();
     for (name, spec) in &desired.containers {
-        let mut ctr = resolve_container(name, spec, recorded, defaults);
+        let mut ctr = resolve_container(name, spec, recorded, defaults, &declared_metrics);
         ctr.project.clone_from(&desired.project);
         if ctr.attachments.contains_key(&defaults.default_network)
             && !networks.contains_key(&defaults.default_network)
@@ -185,6 +195,8 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         internal: false,
         mtu: None,
         isolate: RecIsolate::Off,
+        metric: None,
+        no_default_route: false,
         labels: BTreeMap::new(),
         is_default: true,
         external: false,
@@ -197,6 +209,7 @@ fn resolve_container(
     spec: &ContainerSpec,
     recorded: &Recorded,
     defaults: &Defaults,
+    declared_metrics: &BTreeMap<String, u32>,
 ) -> TargetContainer {
     let rec = recorded.containers.get(name);
     let id = spec
@@ -225,7 +238,7 @@ fn resolve_container(
         declared.clear();
     }
     let interfaces = assign_interfaces(name, &declared, recorded);
-    let metrics = assign_metrics(name, &declared, &interfaces, recorded);
+    let metrics = assign_metrics(name, &declared, &interfaces, recorded, declared_metrics);
     let short_id: String = id.chars().take(12).collect();
     let attachments = declared
         .iter()
@@ -341,16 +354,27 @@ pub fn legacy_metric(interface: &str) -> u32 {
 /// re-applies, whatever the file's order becomes), else the lowest free metric from
 /// [`DEFAULT_ROUTE_METRIC`] up, walking networks in the order the container lists them, so the
 /// first network's routes win. (Deriving it from an `ethN` name gave `back0` and `eth0` the
-/// same metric, and the second default route failed with "File exists".)
+/// same metric, and the second default route failed with "File exists".) A network's declared
+/// `metric` overrides both.
 fn assign_metrics(
     container: &str,
     declared: &IndexMap<String, netctl_types::AttachmentSpec>,
     interfaces: &BTreeMap<String, String>,
     recorded: &Recorded,
+    declared_metrics: &BTreeMap<String, u32>,
 ) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     let mut used = BTreeSet::new();
     for net in declared.keys() {
+        if let Some(&metric) = declared_metrics.get(net) {
+            used.insert(metric);
+            out.insert(net.clone(), metric);
+        }
+    }
+    for net in declared.keys() {
+        if out.contains_key(net) {
+            continue;
+        }
         if let Some(rec) = recorded
             .attachments
             .get(&(container.to_owned(), net.clone()))

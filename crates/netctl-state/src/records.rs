@@ -52,7 +52,36 @@ pub struct NetworkRecord {
     pub project: Option<String>,
 }
 
+/// The `options` key of a network's default-route metric (netavark's option name).
+pub const OPTION_METRIC: &str = "metric";
+/// The `options` key that says the network gives no default route (netavark's option name).
+pub const OPTION_NO_DEFAULT_ROUTE: &str = "no_default_route";
+
 impl NetworkRecord {
+    /// The declared metric of the network's default routes, if any.
+    pub fn metric(&self) -> Option<u32> {
+        self.options.get(OPTION_METRIC).and_then(|m| m.parse().ok())
+    }
+
+    /// Whether the network's containers get a default route through it.
+    pub fn no_default_route(&self) -> bool {
+        self.options.get(OPTION_NO_DEFAULT_ROUTE).map(String::as_str) == Some("true")
+    }
+
+    /// Records `metric` and `no_default_route` in `options`, as netavark names them.
+    pub fn set_route_options(&mut self, metric: Option<u32>, no_default_route: bool) {
+        match metric {
+            Some(m) => self.options.insert(OPTION_METRIC.to_owned(), m.to_string()),
+            None => self.options.remove(OPTION_METRIC),
+        };
+        if no_default_route {
+            self.options
+                .insert(OPTION_NO_DEFAULT_ROUTE.to_owned(), "true".to_owned());
+        } else {
+            self.options.remove(OPTION_NO_DEFAULT_ROUTE);
+        }
+    }
+
     /// The subnet record that contains `ip`, if any.
     pub fn subnet_of(&self, ip: IpAddr) -> Option<&SubnetRecord> {
         self.subnets.iter().find(|s| s.subnet.contains(&ip))

@@ -82,6 +82,14 @@ pub struct NetworkSpec {
     /// netavark's `isolate` option.
     #[serde(default)]
     pub isolate: Isolate,
+    /// Metric of the default routes of the network's containers (netavark's `metric`); absent:
+    /// chosen by the order of each container's networks, 100 for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// `true`: containers get no default route through this network (netavark's
+    /// `no_default_route`); their subnet route only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_default_route: bool,
     /// Free-form labels, kept for the user.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,

@@ -28,7 +28,8 @@ type Key<'i> = Spanned<DeString<'i>>;
 
 const ROOT_KEYS: &[&str] = &["project", "networks", "containers"];
 const NETWORK_KEYS: &[&str] = &[
-    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "labels", "id", "external",
+    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "metric",
+    "no_default_route", "labels", "id", "external",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];
@@ -359,6 +360,14 @@ impl Decoder<'_> {
                         .and_then(|n| u32::try_from(n).ok());
                 }
                 "isolate" => spec.isolate = self.isolate(value, field).unwrap_or_default(),
+                "metric" => {
+                    spec.metric = self
+                        .integer_in(value, field, 1, i64::from(u32::MAX), "metric")
+                        .and_then(|n| u32::try_from(n).ok());
+                }
+                "no_default_route" => {
+                    spec.no_default_route = self.boolean(value, field).unwrap_or_default();
+                }
                 "labels" => spec.labels = self.labels(value, &at),
                 "id" => spec.id = self.container_id(value, field),
                 "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
