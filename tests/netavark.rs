@@ -10,7 +10,14 @@ use netctl_tests::describe;
 use netctl_tests::sandboxed::{netctl, ok, plan_code};
 
 /// podman's default network, `podman` on `podman0`, with `options` and `extra` merged in.
-fn network(name: &str, id: &str, bridge: &str, subnet: &str, gateway: &str, extra: &Value) -> Value {
+fn network(
+    name: &str,
+    id: &str,
+    bridge: &str,
+    subnet: &str,
+    gateway: &str,
+    extra: &Value,
+) -> Value {
     let mut net = json!({
         "name": name, "id": id, "driver": "bridge", "network_interface": bridge,
         "subnets": [{"subnet": subnet, "gateway": gateway}],
@@ -43,7 +50,11 @@ fn request(id: &str, name: &str, nets: &[(&Value, &str, Value)], ports: &Value) 
     }
     let head = json!({"container_id": id, "container_name": name, "port_mappings": ports, "network_info": info});
     let head = head.to_string();
-    Request(format!("{},\"networks\":{{{}}}}}", &head[..head.len() - 1], networks.join(",")))
+    Request(format!(
+        "{},\"networks\":{{{}}}}}",
+        &head[..head.len() - 1],
+        networks.join(",")
+    ))
 }
 
 /// A request's JSON text.
@@ -52,7 +63,11 @@ struct Request(String);
 impl Request {
     /// Adds `per` as network `name`'s options, after the others (`name` has no network info).
     fn with_network(&self, name: &str, per: &Value) -> Request {
-        Request(format!("{},{}:{per}}}}}", &self.0[..self.0.len() - 2], Value::from(name)))
+        Request(format!(
+            "{},{}:{per}}}}}",
+            &self.0[..self.0.len() - 2],
+            Value::from(name)
+        ))
     }
 }
 
@@ -60,7 +75,15 @@ impl Request {
 fn netavark(sb: &Sandbox, verb: &str, ns: &str, req: &Request) -> std::process::Output {
     let input = sb.write_file("req.json", &req.0).display().to_string();
     let path = format!("/run/netns/{ns}");
-    netctl(&["netavark", "--config", "/run/netctl-sandbox/nv", "-f", &input, verb, &path])
+    netctl(&[
+        "netavark",
+        "--config",
+        "/run/netctl-sandbox/nv",
+        "-f",
+        &input,
+        verb,
+        &path,
+    ])
 }
 
 /// Sets `req` up in `ns`; returns the status JSON, failing the test unless it succeeds.
@@ -74,7 +97,8 @@ fn setup(sb: &Sandbox, ns: &str, req: &Request) -> Value {
 fn refused(sb: &Sandbox, ns: &str, req: &Request) -> String {
     let out = netavark(sb, "setup", ns, req);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-    let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    let err: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
     err["error"].as_str().expect("an error string").to_owned()
 }
 
@@ -82,7 +106,11 @@ fn refused(sb: &Sandbox, ns: &str, req: &Request) -> String {
 /// (`""`: the sandbox's own namespace, the "host").
 fn addrs(sb: &Sandbox, ns: &str, dev: &str) -> Vec<String> {
     let argv = ["ip", "-o", "-4", "addr", "show", "dev", dev];
-    let text = if ns.is_empty() { sb.run(&argv) } else { sb.ns_run(ns, &argv) };
+    let text = if ns.is_empty() {
+        sb.run(&argv)
+    } else {
+        sb.ns_run(ns, &argv)
+    };
     text.lines()
         .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
         .collect()
@@ -99,7 +127,12 @@ fn recorded_containers() -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["id"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -248,8 +281,16 @@ sandbox_test! {
 /// The MTU of `dev` in namespace `ns` (`""`: the sandbox's own).
 fn mtu(sb: &Sandbox, ns: &str, dev: &str) -> String {
     let argv = ["ip", "-o", "link", "show", "dev", dev];
-    let text = if ns.is_empty() { sb.run(&argv) } else { sb.ns_run(ns, &argv) };
-    text.split(" mtu ").nth(1).and_then(|r| r.split_whitespace().next()).expect("an mtu").to_owned()
+    let text = if ns.is_empty() {
+        sb.run(&argv)
+    } else {
+        sb.ns_run(ns, &argv)
+    };
+    text.split(" mtu ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("an mtu")
+        .to_owned()
 }
 
 sandbox_test! {

@@ -240,7 +240,10 @@ impl Podman {
 /// `/run/containers`, its lock segment in `/dev/shm`. podman's storage and netctl's records stay.
 fn power_cut(sb: &Sandbox, boot: u8) {
     // From pid 1 of the sandbox's pid namespace: every other process in it.
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(-1),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     // Reap what was reparented to us, so nothing lingers in the pid namespace.
     while nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(-1), None).is_ok() {}
     let dir = sb.path("podman");
@@ -260,7 +263,10 @@ fn power_cut(sb: &Sandbox, boot: u8) {
         std::fs::remove_dir_all(&path).unwrap_or_else(|e| panic!("clear {}: {e}", path.display()));
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
     }
-    for entry in std::fs::read_dir("/dev/shm").expect("read /dev/shm").flatten() {
+    for entry in std::fs::read_dir("/dev/shm")
+        .expect("read /dev/shm")
+        .flatten()
+    {
         let _ = std::fs::remove_file(entry.path());
     }
     sb.simulate_reboot(boot);

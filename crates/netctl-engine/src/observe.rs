@@ -324,8 +324,7 @@ pub(crate) fn touched(
         obs.host_links.remove(&net.network_interface);
     }
     for (container, network) in sub.attachments.keys() {
-        if let (Some(ctr), Some(net)) = (sub.containers.get(container), sub.networks.get(network))
-        {
+        if let (Some(ctr), Some(net)) = (sub.containers.get(container), sub.networks.get(network)) {
             obs.host_links
                 .remove(&netctl_plan::veth_name(&ctr.id, &net.id));
         }

@@ -113,16 +113,33 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
 /// Bridge options netavark knows that netctl does not carry out, each with why: refused
 /// clearly rather than accepted and ignored.
 const REFUSED_OPTIONS: &[(&str, &str)] = &[
-    ("outbound_addr4", "netctl masquerades; SNAT to a fixed address is not supported"),
-    ("outbound_addr6", "netctl masquerades; SNAT to a fixed address is not supported"),
-    ("vrf", "VRF devices are not supported (this kernel has no vrf module)"),
-    ("vlan", "bridge VLAN filtering is not supported (this kernel has no bridge VLAN filtering)"),
+    (
+        "outbound_addr4",
+        "netctl masquerades; SNAT to a fixed address is not supported",
+    ),
+    (
+        "outbound_addr6",
+        "netctl masquerades; SNAT to a fixed address is not supported",
+    ),
+    (
+        "vrf",
+        "VRF devices are not supported (this kernel has no vrf module)",
+    ),
+    (
+        "vlan",
+        "bridge VLAN filtering is not supported (this kernel has no bridge VLAN filtering)",
+    ),
 ];
 
 /// Every option, route and IPAM driver of a podman network is one netctl carries out, or the
 /// request is refused naming it: nothing is accepted and ignored.
 fn check_options(net: &Network) -> Result<()> {
-    let refuse = |what: String| Err(EngineError::Invalid(format!("network {}: {what}", net.name)));
+    let refuse = |what: String| {
+        Err(EngineError::Invalid(format!(
+            "network {}: {what}",
+            net.name
+        )))
+    };
     for (key, value) in &net.options {
         match key.as_str() {
             "mtu" | "isolate" | "metric" | "no_default_route" => {}
@@ -142,7 +159,13 @@ fn check_options(net: &Network) -> Result<()> {
             },
         }
     }
-    let types = [None, Some("unicast"), Some("blackhole"), Some("unreachable"), Some("prohibit")];
+    let types = [
+        None,
+        Some("unicast"),
+        Some("blackhole"),
+        Some("unreachable"),
+        Some("prohibit"),
+    ];
     if let Some(route) = net
         .routes
         .iter()
@@ -427,7 +450,12 @@ fn stale_containers(
             }
             continue;
         }
-        for ip in att.ip.map(IpAddr::V4).into_iter().chain(att.ip6.map(IpAddr::V6)) {
+        for ip in att
+            .ip
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(att.ip6.map(IpAddr::V6))
+        {
             let Some(subnet) = net.subnet_of(ip) else {
                 continue;
             };

@@ -65,7 +65,10 @@ impl NetworkRecord {
 
     /// Whether the network's containers get a default route through it.
     pub fn no_default_route(&self) -> bool {
-        self.options.get(OPTION_NO_DEFAULT_ROUTE).map(String::as_str) == Some("true")
+        self.options
+            .get(OPTION_NO_DEFAULT_ROUTE)
+            .map(String::as_str)
+            == Some("true")
     }
 
     /// Records `metric` and `no_default_route` in `options`, as netavark names them.

@@ -30,10 +30,9 @@ pub use mac::{MacAddr, MacParseError};
 pub use names::{
     CONTAINER_ID_LEN, HostnameError, InterfaceNameError, LOOPBACK, MAX_HOSTNAME_LEN,
     MAX_INTERFACE_NAME_LEN, MAX_LINK_ALIAS_LEN, MAX_NAME_LEN, NAME_PATTERN, NameError,
-    RESERVED_NAMES, SHORT_ID_LEN, Shown, check_created_interface_name, check_hostname,
-    check_container_id, check_interface_name, check_name, is_reserved_name, is_valid_container_id,
-    is_valid_hostname,
-    is_valid_interface_name, is_valid_name, link_alias, short_id,
+    RESERVED_NAMES, SHORT_ID_LEN, Shown, check_container_id, check_created_interface_name,
+    check_hostname, check_interface_name, check_name, is_reserved_name, is_valid_container_id,
+    is_valid_hostname, is_valid_interface_name, is_valid_name, link_alias, short_id,
 };
 pub use ports::{
     CHOOSE_HOST_PORT, HostSide, PortMapping, PortSpecError, Protocol, ProtocolParseError,

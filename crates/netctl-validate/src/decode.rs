@@ -13,8 +13,9 @@ use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
     MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
-    RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_created_interface_name, check_hostname,
-    check_container_id, check_interface_name, check_name, is_reserved_name, is_valid_name,
+    RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_container_id,
+    check_created_interface_name, check_hostname, check_interface_name, check_name,
+    is_reserved_name, is_valid_name,
 };
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -28,8 +29,18 @@ type Key<'i> = Spanned<DeString<'i>>;
 
 const ROOT_KEYS: &[&str] = &["project", "networks", "containers"];
 const NETWORK_KEYS: &[&str] = &[
-    "driver", "bridge", "subnets", "ipv6", "internal", "mtu", "isolate", "metric",
-    "no_default_route", "labels", "id", "external",
+    "driver",
+    "bridge",
+    "subnets",
+    "ipv6",
+    "internal",
+    "mtu",
+    "isolate",
+    "metric",
+    "no_default_route",
+    "labels",
+    "id",
+    "external",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];

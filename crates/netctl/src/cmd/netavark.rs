@@ -169,7 +169,10 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
         NetavarkCommand::FirewallReload => {
             let ctx = Ctx::open(&settings)?;
             let restored = ctx.engine().rebuild_firewall()?;
-            tracing::info!(containers = restored, "firewall rules restored from the records");
+            tracing::info!(
+                containers = restored,
+                "firewall rules restored from the records"
+            );
             Ok(None)
         }
         NetavarkCommand::Update { .. } => Ok(None),
