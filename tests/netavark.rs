@@ -259,7 +259,8 @@ sandbox_test! {
             (json!({"options": {"isolate": "maybe"}}), json!({}), "invalid isolate option \"maybe\""),
             (json!({"options": {"metric": "-1"}}), json!({}), "invalid metric option \"-1\""),
             (json!({"options": {"no_default_route": "perhaps"}}), json!({}), "invalid no_default_route option \"perhaps\""),
-            (json!({"routes": [{"destination": "10.10.0.0/16", "route_type": "blackhole"}]}), json!({}), "route to 10.10.0.0/16 is not supported"),
+            (json!({"routes": [{"destination": "10.10.0.0/16", "gateway": "fd00::1"}]}), json!({}), "different families"),
+            (json!({"routes": [{"destination": "10.10.0.0/16", "gateway": "10.88.0.9", "route_type": "blackhole"}]}), json!({}), "a blackhole route has no gateway"),
             (json!({"ipam_options": {"driver": "dhcp"}}), json!({}), "unsupported ipam driver dhcp"),
             (json!({"ipam_options": {"driver": "infoblox"}}), json!({}), "unsupported ipam driver infoblox"),
             (json!({"ipam_options": {"driver": "none"}}), json!({}), "ipam driver none is not supported"),
@@ -271,7 +272,7 @@ sandbox_test! {
             let req = request(CTR_ID, "web", &[(&net, "10.88.0.2", per)], &json!([]));
             let err = refused(sb, "c1", &req);
             assert!(err.contains(expect), "{expect:?} not in {err:?}");
-            assert!(err.contains("network podman"), "the network is named: {err}");
+            assert!(err.contains("network podman") || err.contains("networks.podman"), "the network is named: {err}");
         }
         assert_eq!(before, sb.dump(), "nothing changed");
         assert!(recorded_containers().is_empty());
@@ -411,7 +412,8 @@ fn default_routes(sb: &Sandbox, ns: &str) -> Vec<String> {
 
 sandbox_test! {
     /// Interfaces and default-route metrics follow the order of the networks podman sends (not
-    /// their names); `metric` overrides the order and `no_default_route` leaves the route out,
+    /// their names); `metric` overrides the order, `no_default_route` leaves the route out and
+    /// `routes` (unicast with or without a gateway, blackhole, unreachable, prohibit) are added,
     /// in podman's JSON and in a TOML file alike.
     fn netavark_route_options_and_network_order(sb) {
         let zeta = network("zeta", &"a1".repeat(32), "podman1", "10.91.0.0/24", "10.91.0.1", &json!({}));
@@ -421,13 +423,34 @@ sandbox_test! {
         assert_eq!(addrs(sb, "c1", "eth0"), ["10.91.0.2/24"], "eth0 is the first network sent");
         assert_eq!(default_routes(sb, "c1"), ["10.91.0.1 dev eth0 proto static metric 100", "10.92.0.1 dev eth1 proto static metric 101"]);
 
-        let metric = network("metric", &"a3".repeat(32), "podman3", "10.93.0.0/24", "10.93.0.1", &json!({"options": {"metric": "50"}}));
+        let metric = network("metric", &"a3".repeat(32), "podman3", "10.93.0.0/24", "10.93.0.1", &json!({
+            "options": {"metric": "50"},
+            "routes": [
+                {"destination": "10.10.0.0/16", "route_type": "blackhole"},
+                {"destination": "10.11.0.0/16", "route_type": "unreachable"},
+                {"destination": "10.12.0.0/16", "route_type": "prohibit"},
+                {"destination": "10.13.0.0/16", "gateway": "10.93.0.254", "metric": 7},
+                {"destination": "10.14.0.0/16"}
+            ]
+        }));
         let quiet = network("quiet", &"a4".repeat(32), "podman4", "10.94.0.0/24", "10.94.0.1", &json!({"options": {"no_default_route": "true"}}));
         sb.add_netns("c2");
         setup(sb, "c2", &request(&"b1".repeat(32), "api", &[(&quiet, "10.94.0.2", json!({})), (&metric, "10.93.0.2", json!({}))], &json!([])));
         assert_eq!(default_routes(sb, "c2"), ["10.93.0.1 dev eth1 proto static metric 50"], "no default route through quiet");
         let subnet_route = sb.ns_run("c2", &["ip", "-4", "route", "show", "dev", "eth0"]);
         assert!(subnet_route.contains("10.94.0.0/24"), "the subnet route stays: {subnet_route}");
+        let routes = sb.ns_run("c2", &["ip", "-4", "route", "show"]);
+        for want in [
+            "blackhole 10.10.0.0/16 proto static",
+            "unreachable 10.11.0.0/16 proto static",
+            "prohibit 10.12.0.0/16 proto static",
+            "10.13.0.0/16 via 10.93.0.254 dev eth1 proto static metric 7",
+            "10.14.0.0/16 dev eth1 proto static scope link",
+        ] {
+            assert!(routes.lines().any(|l| l.trim() == want), "{want:?} not in:\n{routes}");
+        }
+        let probe = sb.ns_output("c2", &["ping", "-c", "1", "-W", "1", "10.11.0.1"]);
+        assert!(!probe.status.success(), "unreachable is unreachable");
 
         let file = sb.write_file("routes.toml", r#"
 [networks.tquiet]
@@ -439,6 +462,8 @@ no_default_route = true
 bridge = "nc-tmetric"
 subnets = [{ subnet = "10.89.43.0/24" }]
 metric = 42
+routes = [{ destination = "10.15.0.0/16", route_type = "blackhole" },
+          { destination = "10.16.0.0/16", gateway = "10.89.43.254", metric = 9 }]
 
 [containers.tr]
 networks.tquiet = {}
@@ -446,6 +471,9 @@ networks.tmetric = {}
 "#).display().to_string();
         ok(&["apply", "-f", &file]);
         assert_eq!(default_routes(sb, "tr"), ["10.89.43.1 dev eth1 proto static metric 42"]);
+        let routes = sb.ns_run("tr", &["ip", "-4", "route", "show"]);
+        assert!(routes.contains("blackhole 10.15.0.0/16"), "{routes}");
+        assert!(routes.contains("10.16.0.0/16 via 10.89.43.254 dev eth1 proto static metric 9"), "{routes}");
         assert_eq!(plan_code(&file).0, 0, "in sync");
     }
 }

@@ -101,6 +101,8 @@ pub struct BridgeAttachment {
     pub metric: u32,
     /// Whether to add default routes at all (`false`: netavark's `no_default_route`).
     pub default_route: bool,
+    /// The network's other routes, added in the container after the default routes.
+    pub routes: Vec<Route>,
 }
 
 impl BridgeAttachment {
@@ -492,6 +494,10 @@ fn setup_steps(
             ipnet: *addr,
             gateway,
         });
+    }
+    for route in &att.routes {
+        sys.add_route(&ctr, route)
+            .map_err(err(format!("add route {route}")))?;
     }
     let mut interfaces = BTreeMap::new();
     interfaces.insert(

@@ -13,7 +13,7 @@ use netctl_state::{
     NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, PendingOperation,
     StateRead as _, SubnetRecord, choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
 };
-use netctl_sys::{LinkChange, NsRef};
+use netctl_sys::{LinkChange, NsRef, Route, RouteKind};
 use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
 use serde::Serialize;
 
@@ -110,6 +110,24 @@ pub(crate) fn bridge_attachment(
             .metric
             .unwrap_or_else(|| netctl_plan::legacy_metric(&att.interface)),
         default_route: !net.no_default_route(),
+        routes: net
+            .routes
+            .iter()
+            .map(|r| {
+                let kind = match r.route_type.as_str() {
+                    "blackhole" => RouteKind::Blackhole,
+                    "unreachable" => RouteKind::Unreachable,
+                    "prohibit" => RouteKind::Prohibit,
+                    _ => RouteKind::Unicast,
+                };
+                let mut route = Route::of_kind(kind, r.destination).metric(r.metric.unwrap_or(0));
+                if kind == RouteKind::Unicast {
+                    route.gateway = r.gateway;
+                    route = route.dev(att.interface.clone());
+                }
+                route
+            })
+            .collect(),
     }
 }
 
@@ -495,11 +513,13 @@ impl<'e, 'a> Run<'e, 'a> {
             isolate: target.isolate,
             labels: target.labels.clone(),
             options: BTreeMap::new(),
+            routes: Vec::new(),
             created: SystemTime::now(),
             project: target.project.clone(),
         };
         let mut record = record;
         record.set_route_options(target.metric, target.no_default_route);
+        record.routes = target.routes.iter().map(route_record).collect();
         engine.store.write(|tx| tx.put_network(&record))?;
         self.journal.push(Undo::NetworkRecorded(name.to_owned()));
         Ok(())
@@ -1247,6 +1267,26 @@ fn finish_pending(engine: &Engine<'_>, done: &PendingOperation) -> Result<()> {
 
 /// A desired state that keeps everything recorded except the named containers and networks
 /// (and attachments to those networks).
+/// A declared route as the store keeps it.
+fn route_record(spec: &netctl_types::RouteSpec) -> netctl_state::RouteRecord {
+    netctl_state::RouteRecord {
+        destination: spec.destination,
+        gateway: spec.gateway,
+        metric: spec.metric,
+        route_type: spec.route_type.as_str().to_owned(),
+    }
+}
+
+/// A recorded route as declared.
+fn route_spec(rec: &netctl_state::RouteRecord) -> netctl_types::RouteSpec {
+    netctl_types::RouteSpec {
+        destination: rec.destination,
+        gateway: rec.gateway,
+        metric: rec.metric,
+        route_type: netctl_types::RouteType::from_name(&rec.route_type).unwrap_or_default(),
+    }
+}
+
 pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -> DesiredState {
     let mut desired = DesiredState::default();
     for (name, net) in &rec.networks {
@@ -1279,6 +1319,7 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 },
                 metric: net.metric(),
                 no_default_route: net.no_default_route(),
+                routes: net.routes.iter().map(route_spec).collect(),
                 labels: net.labels.clone(),
                 id: Some(net.id.clone()),
                 ..NetworkSpec::default()

@@ -15,7 +15,7 @@ use netctl_state::StateRead as _;
 use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
     MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec,
-    PortTable, Shown, StatusBlock, SubnetSpec,
+    PortTable, RouteSpec, RouteType, Shown, StatusBlock, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -100,6 +100,20 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         isolate,
         metric,
         no_default_route,
+        routes: net
+            .routes
+            .iter()
+            .map(|r| RouteSpec {
+                destination: r.destination.trunc(),
+                gateway: r.gateway,
+                metric: r.metric,
+                route_type: r
+                    .route_type
+                    .as_deref()
+                    .and_then(RouteType::from_name)
+                    .unwrap_or_default(),
+            })
+            .collect(),
         labels: {
             let mut labels = net.labels.clone();
             labels.insert(PODMAN_LABEL.to_owned(), "true".to_owned());
@@ -173,12 +187,6 @@ fn check_options(net: &Network) -> Result<()> {
     {
         let kind = route.route_type.as_deref().unwrap_or_default();
         return refuse(format!("invalid route type {kind:?}"));
-    }
-    if let Some(route) = net.routes.first() {
-        return refuse(format!(
-            "route to {} is not supported (netctl adds only the default routes)",
-            route.destination
-        ));
     }
     match net.ipam_options.get("driver").map(String::as_str) {
         None | Some("" | "host-local") => {}

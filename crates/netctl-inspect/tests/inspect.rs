@@ -47,6 +47,7 @@ fn net(name: &str, id_pair: &str, subnets: &[(&str, Option<&str>)]) -> NetworkRe
         isolate: Isolate::Off,
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
+        routes: Vec::new(),
         created: at(1_700_000_000, 0),
         project: None,
     }

@@ -419,6 +419,12 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
         ));
         replace = true;
     }
+    let routes = render::routes_of_record(rec);
+    let want = render::routes_of_target(&target.routes);
+    if want != routes {
+        changes.push(Change::new("routes", Some(routes), Some(want)));
+        replace = true;
+    }
     if target.labels != rec.labels {
         changes.push(Change::new(
             "labels",

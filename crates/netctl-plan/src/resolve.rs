@@ -38,6 +38,8 @@ pub struct TargetNetwork {
     pub metric: Option<u32>,
     /// No default route through it.
     pub no_default_route: bool,
+    /// Other routes its containers get.
+    pub routes: Vec<netctl_types::RouteSpec>,
     pub labels: BTreeMap<String, String>,
     /// The implicit default network (`podman`), not declared in the file.
     pub is_default: bool,
@@ -151,6 +153,7 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 },
                 metric: spec.metric,
                 no_default_route: spec.no_default_route,
+                routes: spec.routes.clone(),
                 labels: spec.labels.clone(),
                 is_default: false,
                 external: spec.external,
@@ -197,6 +200,7 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         isolate: RecIsolate::Off,
         metric: None,
         no_default_route: false,
+        routes: Vec::new(),
         labels: BTreeMap::new(),
         is_default: true,
         external: false,

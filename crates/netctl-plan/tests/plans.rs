@@ -102,6 +102,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 isolate: net.isolate,
                 labels: net.labels.clone(),
                 options: BTreeMap::new(),
+                routes: Vec::new(),
                 created: SystemTime::UNIX_EPOCH,
                 project: None,
             },

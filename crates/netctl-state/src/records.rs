@@ -45,6 +45,9 @@ pub struct NetworkRecord {
     /// Driver options not covered by a field above (podman's `options`).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Routes the network's containers get besides the default routes (netavark's `routes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteRecord>,
     pub created: SystemTime,
     /// The project (desired-state file) that owns it; `None` for what podman or a CNI runtime
     /// brought, the default network, and records written before projects existed.
@@ -89,6 +92,18 @@ impl NetworkRecord {
     pub fn subnet_of(&self, ip: IpAddr) -> Option<&SubnetRecord> {
         self.subnets.iter().find(|s| s.subnet.contains(&ip))
     }
+}
+
+/// A route of a network, as netavark writes one (`route_type`: `unicast`, `blackhole`,
+/// `unreachable` or `prohibit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRecord {
+    pub destination: IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    pub route_type: String,
 }
 
 /// Network drivers netctl knows.

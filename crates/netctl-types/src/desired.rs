@@ -90,6 +90,9 @@ pub struct NetworkSpec {
     /// `no_default_route`); their subnet route only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_default_route: bool,
+    /// Routes added in each container besides the default route (netavark's `routes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSpec>,
     /// Free-form labels, kept for the user.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -129,6 +132,63 @@ pub fn first_host(subnet: IpNet) -> IpAddr {
     match subnet.network() {
         IpAddr::V4(net) => IpAddr::V4(Ipv4Addr::from(u32::from(net).wrapping_add(1))),
         IpAddr::V6(net) => IpAddr::V6(Ipv6Addr::from(u128::from(net).wrapping_add(1))),
+    }
+}
+
+/// A route the network's containers get (netavark's route: `destination`, `gateway`,
+/// `metric`, `route_type`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Where the route leads, a CIDR (host bits cleared).
+    pub destination: IpNet,
+    /// The next hop, of the destination's family; absent: straight out of the container's
+    /// interface on this network. Only for `unicast` routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// The route's metric; the kernel's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// `unicast` (default), or `blackhole`, `unreachable`, `prohibit`: packets to the
+    /// destination are dropped, silently or with that ICMP error.
+    #[serde(default)]
+    pub route_type: RouteType,
+}
+
+/// What a [`RouteSpec`] does with packets (netavark's `route_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RouteType {
+    #[default]
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+impl RouteType {
+    /// netavark's name for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RouteType::Unicast => "unicast",
+            RouteType::Blackhole => "blackhole",
+            RouteType::Unreachable => "unreachable",
+            RouteType::Prohibit => "prohibit",
+        }
+    }
+
+    /// The type named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<RouteType> {
+        [
+            RouteType::Unicast,
+            RouteType::Blackhole,
+            RouteType::Unreachable,
+            RouteType::Prohibit,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
     }
 }
 

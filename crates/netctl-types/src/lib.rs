@@ -24,7 +24,7 @@ pub mod wire;
 pub use desired::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec,
     MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec, PortTable,
-    SlirpOptions, SubnetSpec, first_host,
+    RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
 };
 pub use mac::{MacAddr, MacParseError};
 pub use names::{

@@ -13,7 +13,7 @@ use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
     MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
-    RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_container_id,
+    RESERVED_NAMES, RouteSpec, RouteType, Shown, SlirpOptions, SubnetSpec, check_container_id,
     check_created_interface_name, check_hostname, check_interface_name, check_name,
     is_reserved_name, is_valid_name,
 };
@@ -38,11 +38,13 @@ const NETWORK_KEYS: &[&str] = &[
     "isolate",
     "metric",
     "no_default_route",
+    "routes",
     "labels",
     "id",
     "external",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
+const ROUTE_KEYS: &[&str] = &["destination", "gateway", "metric", "route_type"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];
 const CONTAINER_KEYS: &[&str] = &[
     "netns",
@@ -379,6 +381,7 @@ impl Decoder<'_> {
                 "no_default_route" => {
                     spec.no_default_route = self.boolean(value, field).unwrap_or_default();
                 }
+                "routes" => spec.routes = self.routes(value, &at),
                 "labels" => spec.labels = self.labels(value, &at),
                 "id" => spec.id = self.container_id(value, field),
                 "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
@@ -500,6 +503,103 @@ impl Decoder<'_> {
             subnet: subnet?,
             gateway,
             lease_range,
+        })
+    }
+
+    fn routes(&mut self, value: &Value<'_>, here: &Here) -> Vec<RouteSpec> {
+        let mut out = Vec::new();
+        for (i, item) in self
+            .array(value, &here.file)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let at = here.index(out.len(), i);
+            if let Some(route) = self.route(item, &at) {
+                self.record(&at, None, item);
+                out.push(route);
+            } else {
+                self.spans.forget_under(&at.state);
+            }
+        }
+        out
+    }
+
+    /// One route: netavark's keys and checks (a gateway of the destination's family, none on
+    /// a route that goes nowhere).
+    fn route(&mut self, value: &Value<'_>, here: &Here) -> Option<RouteSpec> {
+        let table = self.table(value, &here.file)?;
+        let mut destination: Option<IpNet> = None;
+        let mut gateway = None;
+        let mut metric = None;
+        let mut route_type = RouteType::Unicast;
+        let mut failed = false;
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            let at = here.key(name);
+            self.record(&at, Some(key), value);
+            let field = &at.file;
+            match name {
+                "destination" => match self.string(value, field).map(str::parse::<IpNet>) {
+                    Some(Ok(net)) => destination = Some(net.trunc()),
+                    Some(Err(_)) => {
+                        failed = true;
+                        self.error(
+                            value.span(),
+                            field,
+                            "invalid route destination: expected CIDR notation like 10.10.0.0/16"
+                                .to_owned(),
+                        );
+                    }
+                    None => failed = true,
+                },
+                "gateway" => gateway = self.ip(value, field, "route gateway"),
+                "metric" => {
+                    metric = self
+                        .integer_in(value, field, 0, i64::from(u32::MAX), "metric")
+                        .and_then(|n| u32::try_from(n).ok());
+                }
+                "route_type" => {
+                    if let Some(text) = self.string(value, field) {
+                        match RouteType::from_name(text) {
+                            Some(t) => route_type = t,
+                            None => self.error(
+                                value.span(),
+                                field,
+                                format!(
+                                    "invalid route type \"{text}\": expected unicast, blackhole, unreachable or prohibit"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                _ => self.unknown_key(key, field, ROUTE_KEYS, "a route"),
+            }
+        }
+        if destination.is_none() && !failed {
+            self.missing_key(value, &here.file, "destination", "a route");
+        }
+        let destination = destination?;
+        if let Some(gw) = gateway {
+            if gw.is_ipv4() != destination.addr().is_ipv4() {
+                self.error(
+                    value.span(),
+                    &here.file,
+                    format!("route with a destination and a gateway of different families ({destination} via {gw})"),
+                );
+            } else if route_type != RouteType::Unicast {
+                self.error(
+                    value.span(),
+                    &here.file,
+                    format!("a {} route has no gateway", route_type.as_str()),
+                );
+            }
+        }
+        Some(RouteSpec {
+            destination,
+            gateway,
+            metric,
+            route_type,
         })
     }
 
@@ -1027,6 +1127,7 @@ pub(crate) const TABLE_KEYS: &[(&str, &[&str])] = &[
     ("networks.*", NETWORK_KEYS),
     ("networks.*.subnets[]", SUBNET_KEYS),
     ("networks.*.subnets[].lease_range", LEASE_RANGE_KEYS),
+    ("networks.*.routes[]", ROUTE_KEYS),
     ("containers.*", CONTAINER_KEYS),
     ("containers.*.networks.*", ATTACHMENT_KEYS),
     ("containers.*.ports[]", PORT_KEYS),

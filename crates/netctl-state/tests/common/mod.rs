@@ -34,6 +34,7 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
         isolate: Isolate::Off,
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
+        routes: Vec::new(),
         created: epoch(),
         project: None,
     }
