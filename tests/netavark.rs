@@ -158,9 +158,9 @@ sandbox_test! {
         assert_eq!(status["podman"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.88.0.2/16", "{status}");
         assert_eq!(addrs(sb, "c1", "eth0"), ["10.88.0.2/16"], "eth0 is back");
         assert_eq!(addrs(sb, "", "podman0"), ["10.88.0.1/16"], "the bridge is back");
-        let _l = sb.listen(Some("c1"), Proto::Tcp, "0.0.0.0", 80);
+        let listener = sb.listen(Some("c1"), Proto::Tcp, "0.0.0.0", 80);
         assert!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8080).is_some(), "the published port is back");
-        drop(_l);
+        drop(listener);
 
         // 2. `podman run --replace`: the same name, a new id and a new namespace.
         sb.simulate_reboot(2);

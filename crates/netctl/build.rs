@@ -19,8 +19,7 @@ fn main() {
     // SOURCE_DATE_EPOCH names for a reproducible build, else now.
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     let when = std::env::var("SOURCE_DATE_EPOCH")
-        .map(|epoch| format!("@{epoch}"))
-        .unwrap_or_else(|_| "now".to_owned());
+        .map_or_else(|_| "now".to_owned(), |epoch| format!("@{epoch}"));
     let built = Command::new("date")
         .args(["-u", "-d", &when, "+%Y-%m-%dT%H:%M:%SZ"])
         .output()
