@@ -477,3 +477,71 @@ networks.tmetric = {}
         assert_eq!(plan_code(&file).0, 0, "in sync");
     }
 }
+
+/// `netctl netavark create` with `req`; the output whatever the status.
+fn create(sb: &Sandbox, req: &Value) -> std::process::Output {
+    let input = sb
+        .write_file("create.json", &req.to_string())
+        .display()
+        .to_string();
+    netctl(&["netavark", "-f", &input, "create"])
+}
+
+sandbox_test! {
+    /// `create` (podman 5) completes a new network as netavark does: a free bridge name, a free
+    /// subnet from podman's pools (skipping other networks' and, when asked, the host's), a
+    /// ULA /64 for IPv6, gateways, host-local IPAM; what setup would refuse, and names or
+    /// bridges in use, are refused with netavark's wording. Nothing on the host changes.
+    fn netavark_create_completes_and_checks_new_networks(sb) {
+        // A host address in 10.89.1.0/24: taken when check_used_subnets is on.
+        sb.run(&["ip", "link", "add", "hostdummy", "type", "bridge"]);
+        sb.run(&["ip", "addr", "add", "10.89.1.5/24", "dev", "hostdummy"]);
+        let before = sb.dump();
+        let base = |extra: Value| {
+            let mut net = json!({"name": "fresh", "id": "c0".repeat(32), "driver": "bridge",
+                "ipv6_enabled": false, "internal": false, "dns_enabled": false});
+            for (k, v) in extra.as_object().unwrap() {
+                net[k] = v.clone();
+            }
+            json!({
+                "network": net,
+                "used": {"interfaces": ["podman0", "podman1"], "names": {"podman": "2f".repeat(32)},
+                         "subnets": ["10.88.0.0/16", "10.89.0.0/24"]},
+                "options": {"subnet_pools": [{"base": "10.89.0.0/16", "size": 24}],
+                            "default_interface_name": "podman", "check_used_subnets": true}
+            })
+        };
+        let out = create(sb, &base(json!({"ipv6_enabled": true})));
+        assert!(out.status.success(), "{}", describe(&out));
+        let net: Value = serde_json::from_slice(&out.stdout).expect("network JSON");
+        assert_eq!(net["network_interface"], "podman2", "{net}");
+        assert_eq!(net["subnets"][0]["subnet"], "10.89.2.0/24", "skips used and host subnets: {net}");
+        assert_eq!(net["subnets"][0]["gateway"], "10.89.2.1", "{net}");
+        let v6 = net["subnets"][1]["subnet"].as_str().unwrap();
+        assert!(v6.starts_with("fd") && v6.ends_with("::/64"), "{net}");
+        assert_eq!(net["ipam_options"]["driver"], "host-local");
+
+        let mut unchecked = base(json!({}));
+        unchecked["options"]["check_used_subnets"] = json!(false);
+        let net: Value = serde_json::from_slice(&create(sb, &unchecked).stdout).unwrap();
+        assert_eq!(net["subnets"][0]["subnet"], "10.89.1.0/24", "host subnets only when asked: {net}");
+
+        for (extra, expect) in [
+            (json!({"name": "podman"}), "network already exists podman"),
+            (json!({"network_interface": "podman1"}), "bridge name podman1 already in use"),
+            (json!({"subnets": [{"subnet": "10.89.0.0/24"}]}), "subnet 10.89.0.0/24 is already used"),
+            (json!({"options": {"vlan": "5"}}), "unsupported bridge network option: vlan"),
+            (json!({"ipam_options": {"driver": "dhcp"}}), "unsupported ipam driver dhcp"),
+            (json!({"driver": "macvlan"}), "driver \"macvlan\" is not supported"),
+            (json!({"id": "xyz"}), "Network id must be a hexadecimal string"),
+            (json!({"name": "a/b"}), "Invalid characters in network name"),
+        ] {
+            let out = create(sb, &base(extra));
+            assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+            let err: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+            let err = err["error"].as_str().unwrap();
+            assert!(err.contains(expect), "{expect:?} not in {err:?}");
+        }
+        assert_eq!(before, sb.dump(), "create changes nothing");
+    }
+}

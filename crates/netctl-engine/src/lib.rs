@@ -384,6 +384,14 @@ impl<'a> Engine<'a> {
         podman::setup(self, netns, opts)
     }
 
+    /// netavark's `create`: the network checked and completed (see `podman::create`).
+    pub fn netavark_create(
+        &self,
+        req: &netctl_types::NetworkCreateConfig,
+    ) -> Result<netctl_types::Network> {
+        podman::create(self, req)
+    }
+
     /// netavark's `teardown`.
     pub fn netavark_teardown(&self, opts: &netctl_types::NetworkOptions) -> Result<()> {
         podman::teardown(self, opts)

@@ -8,14 +8,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::path::Path;
 
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
 use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
-    MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec,
-    PortTable, RouteSpec, RouteType, Shown, StatusBlock, SubnetSpec,
+    MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkCreateConfig, NetworkOptions,
+    NetworkSpec, PortSpec, PortTable, RouteSpec, RouteType, Shown, StatusBlock, Subnet, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -610,4 +612,125 @@ pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()>
     plan.drift.clear();
     execute(engine, plan, rec, None, Verify::Touched)?;
     Ok(())
+}
+
+/// netavark `create` (podman 5): checks a new network and completes it the way netavark does,
+/// with netavark's error wording: a free bridge name (`podman1`, ...) and a free IPv4 subnet
+/// from podman's pools when none is given (avoiding other networks' subnets, and the host's
+/// when asked), a random ULA /64 for IPv6 without a subnet, gateways, `host-local` IPAM. The
+/// completed network must pass what `setup` checks, so podman never stores a network netctl
+/// would refuse. Changes nothing.
+pub(crate) fn create(engine: &Engine<'_>, req: &NetworkCreateConfig) -> Result<Network> {
+    let invalid = |m: String| Err(EngineError::Invalid(m));
+    let mut net = req.network.clone();
+    if net.name.is_empty() {
+        return invalid("Network name must be supplied".into());
+    }
+    if !netctl_types::is_valid_name(&net.name) {
+        return invalid(format!(
+            "Invalid characters in network name {:?}: must match {}",
+            net.name,
+            netctl_types::NAME_PATTERN
+        ));
+    }
+    if req.used.names.contains_key(&net.name) {
+        return invalid(format!("network already exists {}", net.name));
+    }
+    if net.id.len() != 64 || !net.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return invalid(format!(
+            "Network id must be a hexadecimal string of 64 characters {:?}",
+            net.id
+        ));
+    }
+    if net.driver != "bridge" {
+        return invalid(format!(
+            "network {}: driver {:?} is not supported (only bridge)",
+            net.name, net.driver
+        ));
+    }
+    check_options(&net)?;
+    let used = &req.used;
+    match &net.network_interface {
+        Some(bridge) if used.interfaces.contains(bridge) => {
+            return invalid(format!("bridge name {bridge} already in use"));
+        }
+        Some(_) => {}
+        None => {
+            let stem = req
+                .options
+                .default_interface_name
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("podman");
+            // n names in use leave one of stem0..=stemn free.
+            net.network_interface = (0..=used.interfaces.len())
+                .map(|n| format!("{stem}{n}"))
+                .find(|name| !used.interfaces.contains(name));
+        }
+    }
+    let mut taken = used.subnets.clone();
+    if req.options.check_used_subnets {
+        let host = engine
+            .sys
+            .addrs(&netctl_sys::NsRef::Host)
+            .map_err(crate::exec::sys_err("list the host's addresses"))?;
+        taken.extend(host.iter().map(|a| a.net.trunc()));
+    }
+    for s in &net.subnets {
+        if used
+            .subnets
+            .iter()
+            .any(|u| netctl_state::overlaps(u, &s.subnet))
+        {
+            return invalid(format!(
+                "subnet {} is already used on the host or by another config",
+                s.subnet
+            ));
+        }
+    }
+    if net.subnets.is_empty() {
+        let free = req
+            .options
+            .subnet_pools
+            .iter()
+            .filter(|pool| pool.base.addr().is_ipv4())
+            .flat_map(|pool| pool.base.subnets(pool.size).into_iter().flatten())
+            .find(|candidate| !taken.iter().any(|t| netctl_state::overlaps(t, candidate)));
+        let Some(free) = free else {
+            return invalid("could not find free subnet from subnet pools".into());
+        };
+        net.subnets.push(Subnet {
+            subnet: free,
+            gateway: None,
+            lease_range: None,
+        });
+    }
+    if net.ipv6_enabled && !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+        let ula = netctl_state::random_ula(&taken, &mut rand::rng())
+            .map_err(|e| EngineError::Invalid(format!("failed to get random ipv6 subnet: {e}")))?;
+        net.subnets.push(Subnet {
+            subnet: IpNet::V6(ula),
+            gateway: None,
+            lease_range: None,
+        });
+    }
+    if !net.internal || net.dns_enabled {
+        for s in &mut net.subnets {
+            s.subnet = s.subnet.trunc();
+            s.gateway = s
+                .gateway
+                .or_else(|| Some(netctl_types::first_host(s.subnet)));
+        }
+    }
+    net.ipv6_enabled |= net.subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    net.ipam_options
+        .insert("driver".to_owned(), "host-local".to_owned());
+    // What setup will check, checked now.
+    let mut state = DesiredState::default();
+    state.networks.insert(net.name.clone(), network_spec(&net)?);
+    let checked = netctl_validate::validate_state("netavark create", &state);
+    if checked.has_errors() {
+        return invalid(format!("invalid network: {}", checked.summary()));
+    }
+    Ok(net)
 }

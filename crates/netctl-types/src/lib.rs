@@ -51,6 +51,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub use wire::{
-    LeaseRange, NetAddress, NetInterface, Network, NetworkAttachments, NetworkOptions,
-    PerNetworkOptions, Route, StatusBlock, Subnet,
+    CreateOptions, LeaseRange, NetAddress, NetInterface, Network, NetworkAttachments,
+    NetworkCreateConfig, NetworkOptions, PerNetworkOptions, Route, StatusBlock, Subnet, SubnetPool,
+    UsedByNetworks,
 };

@@ -59,6 +59,9 @@ enum NetavarkCommand {
     /// Print version information as JSON: netctl's version, commit, build time and target,
     /// and the netavark protocol version it speaks.
     Version,
+    /// Check a new network and complete it (subnet, bridge name, gateways), as podman 5 asks;
+    /// reads `{network, used, options}` from `--file` or stdin, prints the network.
+    Create,
     /// Restore every recorded container's firewall rules (after nftables.service or firewalld
     /// flushed the ruleset), as netavark's `firewall-reload` does.
     FirewallReload,
@@ -166,6 +169,13 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
             })
             .to_string(),
         )),
+        NetavarkCommand::Create => {
+            let req: netctl_types::NetworkCreateConfig =
+                serde_json::from_str(&read_input(cli)?).context("failed to load network create")?;
+            let ctx = Ctx::open(&settings)?;
+            let network = ctx.engine().netavark_create(&req)?;
+            Ok(Some(serde_json::to_string(&network)?))
+        }
         NetavarkCommand::FirewallReload => {
             let ctx = Ctx::open(&settings)?;
             let restored = ctx.engine().rebuild_firewall()?;
@@ -194,17 +204,21 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
 }
 
 fn read_options(cli: &NetavarkCli) -> anyhow::Result<netctl_types::NetworkOptions> {
-    let text = if let Some(path) = &cli.file {
+    serde_json::from_str(&read_input(cli)?).context("failed to load network options")
+}
+
+/// The JSON podman sends: from `--file`, else stdin.
+fn read_input(cli: &NetavarkCli) -> anyhow::Result<String> {
+    if let Some(path) = &cli.file {
         std::fs::read_to_string(path)
-            .with_context(|| format!("failed to load network options from {}", path.display()))?
+            .with_context(|| format!("failed to load network options from {}", path.display()))
     } else {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .context("failed to read network options from stdin")?;
-        text
-    };
-    serde_json::from_str(&text).context("failed to load network options")
+        Ok(text)
+    }
 }
 
 #[cfg(test)]
