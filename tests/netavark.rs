@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use netctl_testkit::{Proto, Sandbox, sandbox_test};
+use netctl_testkit::{Proto, Sandbox, sandbox_test, uplink};
 use netctl_tests::describe;
 use netctl_tests::sandboxed::{netctl, ok, plan_code};
 
@@ -249,8 +249,8 @@ sandbox_test! {
         sb.add_netns("c1");
         let before = sb.dump();
         let cases: Vec<(Value, Value, &str)> = vec![
-            (json!({"options": {"outbound_addr4": "192.0.2.10"}}), json!({}), "unsupported bridge network option: outbound_addr4"),
-            (json!({"options": {"outbound_addr6": "2001:db8::10"}}), json!({}), "unsupported bridge network option: outbound_addr6"),
+            (json!({"options": {"outbound_addr4": "2001:db8::10"}}), json!({}), "outbound_addr4 must be an IPv4 address"),
+            (json!({"options": {"outbound_addr6": "nowhere"}}), json!({}), "invalid outbound_addr6 option \"nowhere\""),
             (json!({"options": {"vrf": "blue"}}), json!({}), "no vrf module"),
             (json!({"options": {"vlan": "10"}}), json!({}), "no bridge VLAN filtering"),
             (json!({"options": {"mode": "unmanaged"}}), json!({}), "bridge mode \"unmanaged\" is not supported"),
@@ -543,5 +543,38 @@ sandbox_test! {
             assert!(err.contains(expect), "{expect:?} not in {err:?}");
         }
         assert_eq!(before, sb.dump(), "create changes nothing");
+    }
+}
+
+sandbox_test! {
+    /// `outbound_addr4` SNATs a network's outbound traffic to that address instead of
+    /// masquerading it: the uplink's far end sees that source, while a network without it is
+    /// still masqueraded to the uplink's own address; in podman's JSON and in TOML alike.
+    fn netavark_outbound_addr_snats_to_that_address(sb) {
+        sb.enable_forwarding();
+        sb.run(&["ip", "addr", "add", "192.0.2.11/24", "dev", uplink::HOST_IF]);
+        let _far = sb.listen(Some(uplink::OUTSIDE_NS), Proto::Tcp, "0.0.0.0", 7300);
+        let fixed = network("fixed", &"d1".repeat(32), "podman5", "10.95.0.0/24", "10.95.0.1",
+            &json!({"options": {"outbound_addr4": "192.0.2.11"}}));
+        let plain = network("plain", &"d2".repeat(32), "podman6", "10.96.0.0/24", "10.96.0.1", &json!({}));
+        sb.add_netns("c1");
+        sb.add_netns("c2");
+        setup(sb, "c1", &request(CTR_ID, "web", &[(&fixed, "10.95.0.2", json!({}))], &json!([])));
+        setup(sb, "c2", &request(&"e2".repeat(32), "api", &[(&plain, "10.96.0.2", json!({}))], &json!([])));
+        assert_eq!(sb.probe(Some("c1"), Proto::Tcp, uplink::OUTSIDE_V4, 7300).as_deref(), Some("192.0.2.11"), "SNAT to outbound_addr4");
+        assert_eq!(sb.probe(Some("c2"), Proto::Tcp, uplink::OUTSIDE_V4, 7300).as_deref(), Some(uplink::HOST_V4), "masquerade");
+
+        let file = sb.write_file("snat.toml", r#"
+[networks.tsnat]
+bridge = "nc-tsnat"
+subnets = [{ subnet = "10.89.46.0/24" }]
+outbound_addr4 = "192.0.2.11"
+
+[containers.ts]
+networks.tsnat = {}
+"#).display().to_string();
+        ok(&["apply", "-f", &file]);
+        assert_eq!(sb.probe(Some("ts"), Proto::Tcp, uplink::OUTSIDE_V4, 7300).as_deref(), Some("192.0.2.11"));
+        assert_eq!(plan_code(&file).0, 0, "in sync");
     }
 }

@@ -520,6 +520,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let mut record = record;
         record.set_route_options(target.metric, target.no_default_route);
         record.routes = target.routes.iter().map(route_record).collect();
+        record.set_outbound_addrs(
+            target.outbound_addr4.map(Into::into),
+            target.outbound_addr6.map(Into::into),
+        );
         engine.store.write(|tx| tx.put_network(&record))?;
         self.journal.push(Undo::NetworkRecorded(name.to_owned()));
         Ok(())
@@ -530,6 +534,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let mut record = self.network_record(name)?;
         record.mtu = target.mtu;
         record.isolate = target.isolate;
+        record.set_outbound_addrs(
+            target.outbound_addr4.map(Into::into),
+            target.outbound_addr6.map(Into::into),
+        );
         record.labels.clone_from(&target.labels);
         if target.project.is_some() {
             record.project.clone_from(&target.project);
@@ -1320,6 +1328,14 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 metric: net.metric(),
                 no_default_route: net.no_default_route(),
                 routes: net.routes.iter().map(route_spec).collect(),
+                outbound_addr4: match net.outbound_addr(false) {
+                    Some(std::net::IpAddr::V4(a)) => Some(a),
+                    _ => None,
+                },
+                outbound_addr6: match net.outbound_addr(true) {
+                    Some(std::net::IpAddr::V6(a)) => Some(a),
+                    _ => None,
+                },
                 labels: net.labels.clone(),
                 id: Some(net.id.clone()),
                 ..NetworkSpec::default()

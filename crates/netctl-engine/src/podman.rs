@@ -71,6 +71,35 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             )));
         }
     };
+    let outbound = |key: &str| -> Result<Option<IpAddr>> {
+        match net.options.get(key).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(a) => a.parse().map(Some).map_err(|_| {
+                EngineError::Invalid(format!(
+                    "network {}: invalid {key} option {a:?} (an address)",
+                    net.name
+                ))
+            }),
+        }
+    };
+    let family = |key: &str, v6: bool| -> Result<Option<IpAddr>> {
+        match outbound(key)? {
+            Some(a) if a.is_ipv6() != v6 => Err(EngineError::Invalid(format!(
+                "network {}: {key} must be an IPv{} address",
+                net.name,
+                if v6 { 6 } else { 4 }
+            ))),
+            other => Ok(other),
+        }
+    };
+    let outbound_addr4 = match family("outbound_addr4", false)? {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    };
+    let outbound_addr6 = match family("outbound_addr6", true)? {
+        Some(IpAddr::V6(a)) => Some(a),
+        _ => None,
+    };
     let isolate = match net.options.get("isolate").map(String::as_str) {
         None | Some("" | "false") => Isolate::Disabled,
         Some("true") => Isolate::Enabled,
@@ -102,6 +131,8 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         isolate,
         metric,
         no_default_route,
+        outbound_addr4,
+        outbound_addr6,
         routes: net
             .routes
             .iter()
@@ -130,14 +161,6 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
 /// clearly rather than accepted and ignored.
 const REFUSED_OPTIONS: &[(&str, &str)] = &[
     (
-        "outbound_addr4",
-        "netctl masquerades; SNAT to a fixed address is not supported",
-    ),
-    (
-        "outbound_addr6",
-        "netctl masquerades; SNAT to a fixed address is not supported",
-    ),
-    (
         "vrf",
         "VRF devices are not supported (this kernel has no vrf module)",
     ),
@@ -158,7 +181,8 @@ fn check_options(net: &Network) -> Result<()> {
     };
     for (key, value) in &net.options {
         match key.as_str() {
-            "mtu" | "isolate" | "metric" | "no_default_route" => {}
+            "mtu" | "isolate" | "metric" | "no_default_route" | "outbound_addr4"
+            | "outbound_addr6" => {}
             "mode" if matches!(value.as_str(), "" | "managed") => {}
             "mode" if value == "unmanaged" => {
                 return refuse(

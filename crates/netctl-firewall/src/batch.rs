@@ -123,6 +123,7 @@ mod tests {
             ],
             internal: false,
             isolate: Isolate::Enabled,
+            outbound: crate::model::Outbound::default(),
         }
     }
 
@@ -250,6 +251,7 @@ mod tests {
         let internal = FwNetwork {
             internal: true,
             isolate: Isolate::Strict,
+            outbound: crate::model::Outbound::default(),
             ..web()
         };
         let json = to_json(&add_network(&internal));

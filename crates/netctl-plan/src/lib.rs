@@ -419,6 +419,22 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
         ));
         replace = true;
     }
+    let outbound = |v4: Option<std::net::IpAddr>, v6: Option<std::net::IpAddr>| {
+        [v4, v6]
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let was = outbound(rec.outbound_addr(false), rec.outbound_addr(true));
+    let want = outbound(
+        target.outbound_addr4.map(Into::into),
+        target.outbound_addr6.map(Into::into),
+    );
+    if was != want {
+        changes.push(Change::new("outbound_addr", Some(was), Some(want)));
+    }
     let routes = render::routes_of_record(rec);
     let want = render::routes_of_target(&target.routes);
     if want != routes {

@@ -40,6 +40,9 @@ pub struct TargetNetwork {
     pub no_default_route: bool,
     /// Other routes its containers get.
     pub routes: Vec<netctl_types::RouteSpec>,
+    /// Fixed outbound source addresses (SNAT instead of masquerade).
+    pub outbound_addr4: Option<std::net::Ipv4Addr>,
+    pub outbound_addr6: Option<std::net::Ipv6Addr>,
     pub labels: BTreeMap<String, String>,
     /// The implicit default network (`podman`), not declared in the file.
     pub is_default: bool,
@@ -154,6 +157,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 metric: spec.metric,
                 no_default_route: spec.no_default_route,
                 routes: spec.routes.clone(),
+                outbound_addr4: spec.outbound_addr4,
+                outbound_addr6: spec.outbound_addr6,
                 labels: spec.labels.clone(),
                 is_default: false,
                 external: spec.external,
@@ -201,6 +206,8 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         metric: None,
         no_default_route: false,
         routes: Vec::new(),
+        outbound_addr4: None,
+        outbound_addr6: None,
         labels: BTreeMap::new(),
         is_default: true,
         external: false,

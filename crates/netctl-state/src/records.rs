@@ -59,6 +59,9 @@ pub struct NetworkRecord {
 pub const OPTION_METRIC: &str = "metric";
 /// The `options` key that says the network gives no default route (netavark's option name).
 pub const OPTION_NO_DEFAULT_ROUTE: &str = "no_default_route";
+/// The `options` keys of the fixed outbound source addresses (netavark's option names).
+pub const OPTION_OUTBOUND_ADDR4: &str = "outbound_addr4";
+pub const OPTION_OUTBOUND_ADDR6: &str = "outbound_addr6";
 
 impl NetworkRecord {
     /// The declared metric of the network's default routes, if any.
@@ -72,6 +75,29 @@ impl NetworkRecord {
             .get(OPTION_NO_DEFAULT_ROUTE)
             .map(String::as_str)
             == Some("true")
+    }
+
+    /// The fixed outbound source address of a family (`outbound_addr4`/`outbound_addr6`).
+    pub fn outbound_addr(&self, v6: bool) -> Option<IpAddr> {
+        let key = if v6 {
+            OPTION_OUTBOUND_ADDR6
+        } else {
+            OPTION_OUTBOUND_ADDR4
+        };
+        self.options
+            .get(key)
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .filter(|a| a.is_ipv6() == v6)
+    }
+
+    /// Records the fixed outbound source addresses in `options`, as netavark names them.
+    pub fn set_outbound_addrs(&mut self, v4: Option<IpAddr>, v6: Option<IpAddr>) {
+        for (key, addr) in [(OPTION_OUTBOUND_ADDR4, v4), (OPTION_OUTBOUND_ADDR6, v6)] {
+            match addr {
+                Some(a) => self.options.insert(key.to_owned(), a.to_string()),
+                None => self.options.remove(key),
+            };
+        }
     }
 
     /// Records `metric` and `no_default_route` in `options`, as netavark names them.

@@ -90,6 +90,13 @@ pub struct NetworkSpec {
     /// `no_default_route`); their subnet route only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_default_route: bool,
+    /// Outbound IPv4 traffic is SNATed to this address instead of masqueraded (netavark's
+    /// `outbound_addr4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_addr4: Option<Ipv4Addr>,
+    /// Outbound IPv6 traffic is SNATed to this address (netavark's `outbound_addr6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_addr6: Option<Ipv6Addr>,
     /// Routes added in each container besides the default route (netavark's `routes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteSpec>,

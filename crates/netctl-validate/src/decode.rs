@@ -38,6 +38,8 @@ const NETWORK_KEYS: &[&str] = &[
     "isolate",
     "metric",
     "no_default_route",
+    "outbound_addr4",
+    "outbound_addr6",
     "routes",
     "labels",
     "id",
@@ -382,6 +384,16 @@ impl Decoder<'_> {
                     spec.no_default_route = self.boolean(value, field).unwrap_or_default();
                 }
                 "routes" => spec.routes = self.routes(value, &at),
+                "outbound_addr4" => {
+                    if let Some(IpAddr::V4(a)) = self.ip_of_family(value, field, name, false) {
+                        spec.outbound_addr4 = Some(a);
+                    }
+                }
+                "outbound_addr6" => {
+                    if let Some(IpAddr::V6(a)) = self.ip_of_family(value, field, name, true) {
+                        spec.outbound_addr6 = Some(a);
+                    }
+                }
                 "labels" => spec.labels = self.labels(value, &at),
                 "id" => spec.id = self.container_id(value, field),
                 "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
@@ -504,6 +516,28 @@ impl Decoder<'_> {
             gateway,
             lease_range,
         })
+    }
+
+    /// An address that must be IPv6 (`v6`) or IPv4.
+    fn ip_of_family(
+        &mut self,
+        value: &Value<'_>,
+        field: &FieldPath,
+        what: &str,
+        v6: bool,
+    ) -> Option<IpAddr> {
+        let ip = self.ip(value, field, what)?;
+        if ip.is_ipv6() == v6 {
+            Some(ip)
+        } else {
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            self.error(
+                value.span(),
+                field,
+                format!("{what} must be an {family} address"),
+            );
+            None
+        }
     }
 
     fn routes(&mut self, value: &Value<'_>, here: &Here) -> Vec<RouteSpec> {
