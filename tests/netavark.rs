@@ -263,7 +263,6 @@ sandbox_test! {
             (json!({"routes": [{"destination": "10.10.0.0/16", "gateway": "10.88.0.9", "route_type": "blackhole"}]}), json!({}), "a blackhole route has no gateway"),
             (json!({"ipam_options": {"driver": "dhcp"}}), json!({}), "unsupported ipam driver dhcp"),
             (json!({"ipam_options": {"driver": "infoblox"}}), json!({}), "unsupported ipam driver infoblox"),
-            (json!({"ipam_options": {"driver": "none"}}), json!({}), "ipam driver none is not supported"),
             (json!({}), json!({"options": {"host_interface_name": "vethweb"}}), "unsupported per-network option: host_interface_name"),
             (json!({}), json!({"options": {"colour": "red"}}), "unsupported per-network option: colour"),
         ];
@@ -575,6 +574,42 @@ networks.tsnat = {}
 "#).display().to_string();
         ok(&["apply", "-f", &file]);
         assert_eq!(sb.probe(Some("ts"), Proto::Tcp, uplink::OUTSIDE_V4, 7300).as_deref(), Some("192.0.2.11"));
+        assert_eq!(plan_code(&file).0, 0, "in sync");
+    }
+}
+
+sandbox_test! {
+    /// IPAM driver `none` (podman's `--ipam-driver none`): the container gets its interface on
+    /// the bridge but no address and no default route, in podman's JSON and in TOML alike;
+    /// `create` leaves such a network without subnets.
+    fn netavark_ipam_none_assigns_no_address(sb) {
+        let bare = json!({"name": "bare", "id": "f1".repeat(32), "driver": "bridge", "network_interface": "podman7",
+            "ipv6_enabled": false, "internal": false, "dns_enabled": false, "ipam_options": {"driver": "none"}});
+        sb.add_netns("c1");
+        let input = format!(
+            r#"{{"container_id":"{CTR_ID}","container_name":"web","networks":{{"bare":{{"interface_name":"eth0"}}}},"network_info":{{"bare":{bare}}}}}"#
+        );
+        let status = setup(sb, "c1", &Request(input));
+        assert_eq!(status["bare"]["interfaces"]["eth0"]["subnets"], json!([]), "{status}");
+        assert!(addrs(sb, "c1", "eth0").is_empty(), "no address");
+        assert!(default_routes(sb, "c1").is_empty(), "no default route");
+        let link = sb.ns_run("c1", &["ip", "-o", "link", "show", "eth0"]);
+        assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
+        assert!(addrs(sb, "", "podman7").is_empty(), "the bridge has no gateway address");
+
+        let mut req = json!({"network": bare.clone(), "used": {"interfaces": [], "names": {}, "subnets": []},
+            "options": {"subnet_pools": [{"base": "10.89.0.0/16", "size": 24}], "check_used_subnets": false}});
+        let created: Value = serde_json::from_slice(&create(sb, &req).stdout).unwrap();
+        assert!(created["subnets"].is_null() || created["subnets"] == json!([]), "{created}");
+        assert_eq!(created["ipam_options"]["driver"], "none");
+        req["network"]["subnets"] = json!([{"subnet": "10.89.9.0/24"}]);
+        let out = create(sb, &req);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("None ipam driver is set but subnets are given"), "{}", describe(&out));
+
+        let file = sb.write_file("none.toml", "[networks.tnone]\nbridge = \"nc-tnone\"\nipam_driver = \"none\"\n[containers.tn]\nnetworks.tnone = {}\n").display().to_string();
+        ok(&["apply", "-f", &file]);
+        assert!(addrs(sb, "tn", "eth0").is_empty());
+        assert!(default_routes(sb, "tn").is_empty());
         assert_eq!(plan_code(&file).0, 0, "in sync");
     }
 }

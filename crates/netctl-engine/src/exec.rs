@@ -520,6 +520,7 @@ impl<'e, 'a> Run<'e, 'a> {
         let mut record = record;
         record.set_route_options(target.metric, target.no_default_route);
         record.routes = target.routes.iter().map(route_record).collect();
+        record.set_ipam_none(target.ipam_none);
         record.set_outbound_addrs(
             target.outbound_addr4.map(Into::into),
             target.outbound_addr6.map(Into::into),
@@ -1328,6 +1329,11 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 metric: net.metric(),
                 no_default_route: net.no_default_route(),
                 routes: net.routes.iter().map(route_spec).collect(),
+                ipam_driver: if net.ipam_none() {
+                    netctl_types::IpamDriver::None
+                } else {
+                    netctl_types::IpamDriver::HostLocal
+                },
                 outbound_addr4: match net.outbound_addr(false) {
                     Some(std::net::IpAddr::V4(a)) => Some(a),
                     _ => None,

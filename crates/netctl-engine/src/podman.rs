@@ -15,9 +15,10 @@ use std::path::Path;
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
-    MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkCreateConfig, NetworkOptions,
-    NetworkSpec, PortSpec, PortTable, RouteSpec, RouteType, Shown, StatusBlock, Subnet, SubnetSpec,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
+    LeaseRangeSpec, MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkCreateConfig,
+    NetworkOptions, NetworkSpec, PortSpec, PortTable, RouteSpec, RouteType, Shown, StatusBlock,
+    Subnet, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -133,6 +134,11 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         no_default_route,
         outbound_addr4,
         outbound_addr6,
+        ipam_driver: if net.ipam_options.get("driver").map(String::as_str) == Some("none") {
+            IpamDriver::None
+        } else {
+            IpamDriver::HostLocal
+        },
         routes: net
             .routes
             .iter()
@@ -215,13 +221,7 @@ fn check_options(net: &Network) -> Result<()> {
         return refuse(format!("invalid route type {kind:?}"));
     }
     match net.ipam_options.get("driver").map(String::as_str) {
-        None | Some("" | "host-local") => {}
-        Some("none") => {
-            return refuse(
-                "ipam driver none is not supported (netctl gives every attachment an address)"
-                    .into(),
-            );
-        }
+        None | Some("" | "host-local" | "none") => {}
         Some(other) => return refuse(format!("unsupported ipam driver {other}")),
     }
     Ok(())
@@ -711,6 +711,21 @@ pub(crate) fn create(engine: &Engine<'_>, req: &NetworkCreateConfig) -> Result<N
                 s.subnet
             ));
         }
+    }
+    let ipam_none = net.ipam_options.get("driver").map(String::as_str) == Some("none");
+    if ipam_none {
+        if !net.subnets.is_empty() {
+            return invalid("None ipam driver is set but subnets are given".into());
+        }
+        // No addresses, so no name service either (netavark turns DNS off the same way).
+        net.dns_enabled = false;
+        let mut state = DesiredState::default();
+        state.networks.insert(net.name.clone(), network_spec(&net)?);
+        let checked = netctl_validate::validate_state("netavark create", &state);
+        if checked.has_errors() {
+            return invalid(format!("invalid network: {}", checked.summary()));
+        }
+        return Ok(net);
     }
     if net.subnets.is_empty() {
         let free = req

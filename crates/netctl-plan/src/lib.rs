@@ -427,6 +427,15 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if target.ipam_none != rec.ipam_none() {
+        let name = |none: bool| if none { "none" } else { "host-local" }.to_owned();
+        changes.push(Change::new(
+            "ipam_driver",
+            Some(name(rec.ipam_none())),
+            Some(name(target.ipam_none)),
+        ));
+        replace = true;
+    }
     let was = outbound(rec.outbound_addr(false), rec.outbound_addr(true));
     let want = outbound(
         target.outbound_addr4.map(Into::into),

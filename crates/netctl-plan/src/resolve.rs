@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
-    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, MacAddr,
-    NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
+    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
+    MacAddr, NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -40,6 +40,8 @@ pub struct TargetNetwork {
     pub no_default_route: bool,
     /// Other routes its containers get.
     pub routes: Vec<netctl_types::RouteSpec>,
+    /// IPAM driver `none`: no subnets, no addresses.
+    pub ipam_none: bool,
     /// Fixed outbound source addresses (SNAT instead of masquerade).
     pub outbound_addr4: Option<std::net::Ipv4Addr>,
     pub outbound_addr6: Option<std::net::Ipv6Addr>,
@@ -145,7 +147,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                     .bridge
                     .clone()
                     .or_else(|| rec.map(|r| r.network_interface.clone())),
-                subnets: (!spec.subnets.is_empty()).then(|| spec.subnets.clone()),
+                subnets: (!spec.subnets.is_empty() || spec.ipam_driver == IpamDriver::None)
+                    .then(|| spec.subnets.clone()),
                 ipv6: spec.ipv6 || spec.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
                 internal: spec.internal,
                 mtu: spec.mtu,
@@ -157,6 +160,7 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 metric: spec.metric,
                 no_default_route: spec.no_default_route,
                 routes: spec.routes.clone(),
+                ipam_none: spec.ipam_driver == IpamDriver::None,
                 outbound_addr4: spec.outbound_addr4,
                 outbound_addr6: spec.outbound_addr6,
                 labels: spec.labels.clone(),
@@ -206,6 +210,7 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         metric: None,
         no_default_route: false,
         routes: Vec::new(),
+        ipam_none: false,
         outbound_addr4: None,
         outbound_addr6: None,
         labels: BTreeMap::new(),

@@ -46,8 +46,8 @@ pub use lock::{LockHolder, OperationLock, read_holder};
 pub use pending::{PENDING_FILE, PendingFile, PendingOperation};
 pub use records::{
     AttachmentRecord, ContainerRecord, Generation, HelperKind, HelperRecord, Isolate, Lease,
-    LeaseRange, MacAddr, NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque,
-    ParseMacError, RouteRecord, SubnetRecord, generate_id, is_valid_id,
+    LeaseRange, MacAddr, NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord,
+    OPTION_IPAM_DRIVER, Opaque, ParseMacError, RouteRecord, SubnetRecord, generate_id, is_valid_id,
 };
 pub use store::{
     AllocRequest, Allocation, AttachRequest, GENERATIONS_KEPT, ReadTxn, SCHEMA_VERSION, StateRead,

@@ -59,6 +59,8 @@ pub struct NetworkRecord {
 pub const OPTION_METRIC: &str = "metric";
 /// The `options` key that says the network gives no default route (netavark's option name).
 pub const OPTION_NO_DEFAULT_ROUTE: &str = "no_default_route";
+/// The `options` key that records a network without IPAM (`"none"`).
+pub const OPTION_IPAM_DRIVER: &str = "ipam_driver";
 /// The `options` keys of the fixed outbound source addresses (netavark's option names).
 pub const OPTION_OUTBOUND_ADDR4: &str = "outbound_addr4";
 pub const OPTION_OUTBOUND_ADDR6: &str = "outbound_addr6";
@@ -75,6 +77,21 @@ impl NetworkRecord {
             .get(OPTION_NO_DEFAULT_ROUTE)
             .map(String::as_str)
             == Some("true")
+    }
+
+    /// Whether the network gives no addresses (IPAM driver `none`).
+    pub fn ipam_none(&self) -> bool {
+        self.options.get(OPTION_IPAM_DRIVER).map(String::as_str) == Some("none")
+    }
+
+    /// Records whether the network gives no addresses.
+    pub fn set_ipam_none(&mut self, none: bool) {
+        if none {
+            self.options
+                .insert(OPTION_IPAM_DRIVER.to_owned(), "none".to_owned());
+        } else {
+            self.options.remove(OPTION_IPAM_DRIVER);
+        }
     }
 
     /// The fixed outbound source address of a family (`outbound_addr4`/`outbound_addr6`).

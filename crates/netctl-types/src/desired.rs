@@ -56,6 +56,35 @@ impl NetworkDriver {
     }
 }
 
+/// Who gives a network's containers their addresses (netavark's IPAM drivers netctl serves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub enum IpamDriver {
+    /// netctl (or podman) picks each container's addresses from the subnets.
+    #[default]
+    #[serde(rename = "host-local")]
+    HostLocal,
+    /// No addresses at all: the network has no subnets, its containers an interface without
+    /// an address (and no default route).
+    #[serde(rename = "none")]
+    None,
+}
+
+impl IpamDriver {
+    /// netavark's name for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IpamDriver::HostLocal => "host-local",
+            IpamDriver::None => "none",
+        }
+    }
+
+    /// Whether this is the default, `host-local`.
+    pub fn is_host_local(&self) -> bool {
+        *self == IpamDriver::HostLocal
+    }
+}
+
 /// One network, `[networks.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -97,6 +126,9 @@ pub struct NetworkSpec {
     /// Outbound IPv6 traffic is SNATed to this address (netavark's `outbound_addr6`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outbound_addr6: Option<Ipv6Addr>,
+    /// `"none"`: no subnets and no addresses (netavark's IPAM driver `none`).
+    #[serde(default, skip_serializing_if = "IpamDriver::is_host_local")]
+    pub ipam_driver: IpamDriver,
     /// Routes added in each container besides the default route (netavark's `routes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteSpec>,

@@ -22,9 +22,9 @@ mod schema;
 pub mod wire;
 
 pub use desired::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec,
-    MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec, PortTable,
-    RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IpamDriver, Isolate,
+    LeaseRangeSpec, MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec,
+    PortTable, RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
 };
 pub use mac::{MacAddr, MacParseError};
 pub use names::{

@@ -11,11 +11,11 @@ use std::ops::Range;
 
 use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
-    MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
-    RESERVED_NAMES, RouteSpec, RouteType, Shown, SlirpOptions, SubnetSpec, check_container_id,
-    check_created_interface_name, check_hostname, check_interface_name, check_name,
-    is_reserved_name, is_valid_name,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
+    LeaseRangeSpec, MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec,
+    PortTable, Protocol, RESERVED_NAMES, RouteSpec, RouteType, Shown, SlirpOptions, SubnetSpec,
+    check_container_id, check_created_interface_name, check_hostname, check_interface_name,
+    check_name, is_reserved_name, is_valid_name,
 };
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -41,6 +41,7 @@ const NETWORK_KEYS: &[&str] = &[
     "outbound_addr4",
     "outbound_addr6",
     "routes",
+    "ipam_driver",
     "labels",
     "id",
     "external",
@@ -384,6 +385,18 @@ impl Decoder<'_> {
                     spec.no_default_route = self.boolean(value, field).unwrap_or_default();
                 }
                 "routes" => spec.routes = self.routes(value, &at),
+                "ipam_driver" => match self.string(value, field) {
+                    Some("host-local") => spec.ipam_driver = IpamDriver::HostLocal,
+                    Some("none") => spec.ipam_driver = IpamDriver::None,
+                    Some(other) => self.error(
+                        value.span(),
+                        field,
+                        format!(
+                            "unsupported ipam driver {other}: expected \"host-local\" or \"none\""
+                        ),
+                    ),
+                    None => {}
+                },
                 "outbound_addr4" => {
                     if let Some(IpAddr::V4(a)) = self.ip_of_family(value, field, name, false) {
                         spec.outbound_addr4 = Some(a);
@@ -398,6 +411,26 @@ impl Decoder<'_> {
                 "id" => spec.id = self.container_id(value, field),
                 "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
                 _ => self.unknown_key(key, field, NETWORK_KEYS, "a network"),
+            }
+        }
+        if spec.ipam_driver == IpamDriver::None {
+            for (key, _) in table {
+                let name = key.get_ref().as_ref();
+                let set = match name {
+                    "subnets" => !spec.subnets.is_empty(),
+                    "ipv6" => spec.ipv6,
+                    "routes" => !spec.routes.is_empty(),
+                    "outbound_addr4" => spec.outbound_addr4.is_some(),
+                    "outbound_addr6" => spec.outbound_addr6.is_some(),
+                    _ => false,
+                };
+                if set {
+                    self.error(
+                        key.span(),
+                        &here.key(name).file,
+                        format!("`{name}` cannot be set with ipam_driver \"none\": the network has no addresses"),
+                    );
+                }
             }
         }
         if spec.external {
