@@ -263,7 +263,6 @@ sandbox_test! {
             (json!({"routes": [{"destination": "10.10.0.0/16", "gateway": "10.88.0.9", "route_type": "blackhole"}]}), json!({}), "a blackhole route has no gateway"),
             (json!({"ipam_options": {"driver": "dhcp"}}), json!({}), "unsupported ipam driver dhcp"),
             (json!({"ipam_options": {"driver": "infoblox"}}), json!({}), "unsupported ipam driver infoblox"),
-            (json!({}), json!({"options": {"host_interface_name": "vethweb"}}), "unsupported per-network option: host_interface_name"),
             (json!({}), json!({"options": {"colour": "red"}}), "unsupported per-network option: colour"),
         ];
         for (extra, per, expect) in cases {
@@ -610,6 +609,61 @@ sandbox_test! {
         ok(&["apply", "-f", &file]);
         assert!(addrs(sb, "tn", "eth0").is_empty());
         assert!(default_routes(sb, "tn").is_empty());
+        assert_eq!(plan_code(&file).0, 0, "in sync");
+    }
+}
+
+sandbox_test! {
+    /// `host_interface_name` names the host end of the veth; a name already in use on the host
+    /// (another container's) is refused before anything changes; teardown removes it; in TOML
+    /// (`host_interface`) two containers may not claim one name.
+    fn netavark_host_interface_name_and_duplicates(sb) {
+        let podman = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &json!({}));
+        sb.add_netns("c1");
+        sb.add_netns("c2");
+        let web = request(CTR_ID, "web", &[(&podman, "10.88.0.2", json!({"options": {"host_interface_name": "vethweb"}}))], &json!([]));
+        setup(sb, "c1", &web);
+        let link = sb.run(&["ip", "-o", "link", "show", "vethweb"]);
+        assert!(link.contains("master podman0"), "{link}");
+
+        let before = sb.dump();
+        let api = request(&"f2".repeat(32), "api", &[(&podman, "10.88.0.3", json!({"options": {"host_interface_name": "vethweb"}}))], &json!([]));
+        let err = refused(sb, "c2", &api);
+        assert!(err.contains("host interface name vethweb is already in use"), "{err}");
+        assert_eq!(before, sb.dump(), "nothing changed");
+        assert_eq!(recorded_containers().len(), 1);
+
+        let out = netavark(sb, "teardown", "c1", &web);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(!sb.output(&["ip", "link", "show", "vethweb"]).status.success(), "teardown removed vethweb");
+
+        let file = sb.write_file("hostif.toml", r#"
+[networks.th]
+bridge = "nc-th"
+subnets = [{ subnet = "10.89.47.0/24" }]
+
+[containers.ha]
+networks.th = { host_interface = "veth-ha" }
+
+[containers.hb]
+networks.th = { host_interface = "veth-ha" }
+"#).display().to_string();
+        let out = netctl(&["validate", "-f", &file]);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && text.contains("host interface name `veth-ha` is already used by container `ha`"), "{text}");
+        let file = sb.write_file("hostif.toml", r#"
+[networks.th]
+bridge = "nc-th"
+subnets = [{ subnet = "10.89.47.0/24" }]
+
+[containers.ha]
+networks.th = { host_interface = "veth-ha" }
+
+[containers.hb]
+networks.th = {}
+"#).display().to_string();
+        ok(&["apply", "-f", &file]);
+        assert!(sb.run(&["ip", "-o", "link", "show", "veth-ha"]).contains("master nc-th"));
         assert_eq!(plan_code(&file).0, 0, "in sync");
     }
 }

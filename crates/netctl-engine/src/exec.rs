@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
-use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
+use netctl_plan::{Action, Plan, Recorded, Resource, TargetState};
 use netctl_state::{
     AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
     NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, PendingOperation,
@@ -102,7 +102,7 @@ pub(crate) fn bridge_attachment(
     BridgeAttachment {
         container: ctr.name.clone(),
         netns: ctr.netns.path.clone(),
-        host_veth: veth_name(&ctr.id, &net.id),
+        host_veth: netctl_plan::host_veth(ctr, net, att),
         interface: att.interface.clone(),
         mac: netctl_types::MacAddr::from(att.mac.octets()),
         addresses: att.addresses.clone(),
@@ -330,7 +330,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 let Some(net) = now.networks.get(n) else {
                     continue;
                 };
-                let veth = veth_name(&ctr.id, &net.id);
+                let veth = netctl_plan::host_veth(ctr, net, att);
                 if sys
                     .link(&NsRef::Host, &veth)
                     .map_err(sys_err("look up veth"))?
@@ -856,7 +856,13 @@ impl<'e, 'a> Run<'e, 'a> {
             interface: Some(target.interface.clone()),
             metric: Some(target.metric),
         };
-        let att = self.engine.store.write(|tx| tx.attach(&request))?;
+        let att = self.engine.store.write(|tx| {
+            let att = tx.attach(&request)?;
+            match &target.host_interface {
+                Some(name) => tx.set_host_interface(container, network, Some(name.clone())),
+                None => Ok(att),
+            }
+        })?;
         let bn = bridge_network(&net);
         let ba = bridge_attachment(&ctr, &net, &att);
         self.journal.push(Undo::Attached {
@@ -1529,6 +1535,7 @@ pub(crate) fn connect(
             mac: opts.mac,
             interface: Some(interface),
             aliases: opts.aliases.clone(),
+            ..netctl_types::AttachmentSpec::default()
         },
     );
     let observed = crate::observe::assumed(engine, &rec)?;

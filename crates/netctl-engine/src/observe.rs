@@ -107,12 +107,12 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
             );
         }
     }
-    for (container, network) in rec.attachments.keys() {
+    for ((container, network), att) in &rec.attachments {
         let (Some(ctr), Some(net)) = (rec.containers.get(container), rec.networks.get(network))
         else {
             continue;
         };
-        let veth = netctl_plan::veth_name(&ctr.id, &net.id);
+        let veth = netctl_plan::host_veth(ctr, net, att);
         let index = sys
             .link_index(&host, &veth)
             .map_err(sys_err(format!("look up host veth {veth}")))?;
@@ -259,10 +259,8 @@ pub(crate) fn assumed(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
                 },
             );
             if let Some(net) = rec.networks.get(&att.network) {
-                obs.host_links.insert(
-                    netctl_plan::veth_name(&ctr.id, &net.id),
-                    LinkFacts::default(),
-                );
+                obs.host_links
+                    .insert(netctl_plan::host_veth(ctr, net, att), LinkFacts::default());
             }
         }
         obs.namespaces.insert(ctr.netns.path.clone(), links);
@@ -323,10 +321,10 @@ pub(crate) fn touched(
     for net in sub.networks.values() {
         obs.host_links.remove(&net.network_interface);
     }
-    for (container, network) in sub.attachments.keys() {
+    for ((container, network), att) in &sub.attachments {
         if let (Some(ctr), Some(net)) = (sub.containers.get(container), sub.networks.get(network)) {
             obs.host_links
-                .remove(&netctl_plan::veth_name(&ctr.id, &net.id));
+                .remove(&netctl_plan::host_veth(ctr, net, att));
         }
     }
     obs.host_links.extend(host_links(engine.sys, &sub)?);

@@ -227,17 +227,18 @@ fn check_options(net: &Network) -> Result<()> {
     Ok(())
 }
 
-/// Per-network options of a container: netavark knows only `host_interface_name`, which netctl
-/// does not carry out (its host veth names are derived from the container and network ids).
+/// Per-network options of a container: netavark knows only `host_interface_name` (the host
+/// end of the veth); anything else is refused naming it.
 fn check_per_network_options(net: &str, per: &netctl_types::PerNetworkOptions) -> Result<()> {
-    if let Some(key) = per.options.iter().flatten().map(|(k, _)| k).next() {
-        let why = if key == "host_interface_name" {
-            " (netctl names host veths itself, from the container and network ids)"
-        } else {
-            ""
-        };
+    if let Some(key) = per
+        .options
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| *k != "host_interface_name")
+    {
         return Err(EngineError::Invalid(format!(
-            "network {net}: unsupported per-network option: {key}{why}"
+            "network {net}: unsupported per-network option: {key}"
         )));
     }
     Ok(())
@@ -311,6 +312,12 @@ fn requested_state(
                 ip6,
                 mac: per.static_mac,
                 interface: Some(per.interface_name.clone()),
+                host_interface: per
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.get("host_interface_name"))
+                    .filter(|n| !n.is_empty())
+                    .cloned(),
                 aliases: per.aliases.clone().unwrap_or_default(),
             },
         );

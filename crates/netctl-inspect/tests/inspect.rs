@@ -103,6 +103,7 @@ fn att(
         aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
         addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
         metric: None,
+        host_interface: None,
     }
 }
 

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 pub use render::render_text;
 pub use resolve::{
-    DEFAULT_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork, TargetState,
+    DEFAULT_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork, TargetState, host_veth,
     legacy_metric, project_view, resolve, veth_name,
 };
 
@@ -673,6 +673,14 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
                     ));
                     replace = true;
                 }
+                if att.host_interface.is_some() && att.host_interface != rec.host_interface {
+                    changes.push(Change::new(
+                        "host_interface",
+                        rec.host_interface.clone(),
+                        att.host_interface.clone(),
+                    ));
+                    replace = true;
+                }
                 if att.aliases != rec.aliases {
                     changes.push(Change::new(
                         "aliases",
@@ -817,7 +825,7 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
             let Some(net) = recorded.networks.get(&att.network) else {
                 continue;
             };
-            let host_veth = veth_name(&ctr.id, &net.id);
+            let host_veth = host_veth(ctr, net, att);
             if !observed.host_links.contains_key(&host_veth) {
                 drift.push(Drift::new(
                     resource.clone(),

@@ -83,6 +83,8 @@ pub struct TargetAttachment {
     pub aliases: Vec<String>,
     /// Metric of the attachment's default routes (see [`assign_metrics`]).
     pub metric: u32,
+    /// Declared name of the host end of the veth.
+    pub host_interface: Option<String>,
 }
 
 impl TargetAttachment {
@@ -270,6 +272,7 @@ fn resolve_container(
                 interface: interfaces[net].clone(),
                 aliases: aliases.into_iter().collect(),
                 metric: metrics[net],
+                host_interface: att.host_interface.clone(),
             };
             (net.clone(), target)
         })
@@ -428,6 +431,17 @@ pub(crate) fn recorded_ports(rec: &ContainerRecord) -> Vec<PortMapping> {
 
 /// Name of the host side of a container's veth on a network: stable, unique per (container,
 /// network), at most 15 bytes, so netctl can find it again without asking the kernel for peers.
+/// The host end of an attachment's veth: the declared name, else [`veth_name`].
+pub fn host_veth(
+    ctr: &netctl_state::ContainerRecord,
+    net: &netctl_state::NetworkRecord,
+    att: &netctl_state::AttachmentRecord,
+) -> String {
+    att.host_interface
+        .clone()
+        .unwrap_or_else(|| veth_name(&ctr.id, &net.id))
+}
+
 pub fn veth_name(container_id: &str, network_id: &str) -> String {
     // FNV-1a, 64 bit: no dependency, stable across versions and platforms.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

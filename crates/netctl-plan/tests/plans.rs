@@ -199,6 +199,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                     aliases,
                     addresses,
                     metric: Some(att.metric),
+                    host_interface: att.host_interface.clone(),
                 },
             );
         }

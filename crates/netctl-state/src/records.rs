@@ -330,6 +330,10 @@ pub struct AttachmentRecord {
     /// container's networks) and kept. `None` in records written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
+    /// The host end's name when declared (netavark's `host_interface_name`); `None`: derived
+    /// from the container and network ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_interface: Option<String>,
 }
 
 /// One IPAM lease: an address of a network's subnet held by a container.

@@ -1176,6 +1176,7 @@ impl WriteTxn {
             aliases: request.aliases.clone(),
             addresses,
             metric: request.metric,
+            host_interface: None,
         };
         self.write_attachment(&record)?;
         Ok(record)
@@ -1195,6 +1196,24 @@ impl WriteTxn {
                 .remove((container, network))
                 .ctx(|| format!("detaching container {container} from network {network}"))?;
         }
+        Ok(record)
+    }
+
+    /// Records the declared name of an attachment's host veth end.
+    pub fn set_host_interface(
+        &mut self,
+        container: &str,
+        network: &str,
+        name: Option<String>,
+    ) -> Result<AttachmentRecord, StateError> {
+        let mut record =
+            self.attachment(container, network)?
+                .ok_or_else(|| StateError::NotAttached {
+                    container: container.to_owned(),
+                    network: network.to_owned(),
+                })?;
+        record.host_interface = name;
+        self.write_attachment(&record)?;
         Ok(record)
     }
 

@@ -476,6 +476,10 @@ pub struct AttachmentSpec {
     /// Interface name inside the container; the lowest free `ethN` if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    /// Name of the host end of the veth (netavark's `host_interface_name`); derived from the
+    /// container and network ids if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_interface: Option<String>,
     /// Extra DNS names on this network.
     #[serde(default)]
     pub aliases: Vec<String>,

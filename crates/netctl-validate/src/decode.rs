@@ -62,7 +62,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "pasta",
     "slirp4netns",
 ];
-const ATTACHMENT_KEYS: &[&str] = &["ip", "ip6", "mac", "interface", "aliases"];
+const ATTACHMENT_KEYS: &[&str] = &["ip", "ip6", "mac", "interface", "host_interface", "aliases"];
 const PORT_KEYS: &[&str] = &[
     "host_ip",
     "host_port",
@@ -828,6 +828,9 @@ impl Decoder<'_> {
                 },
                 "mac" => spec.mac = self.mac(value, field),
                 "interface" => spec.interface = self.interface_name(value, field, "interface name"),
+                "host_interface" => {
+                    spec.host_interface = self.interface_name(value, field, "host interface name");
+                }
                 "aliases" => spec.aliases = self.aliases(value, &at),
                 _ => self.unknown_key(key, field, ATTACHMENT_KEYS, "a network attachment"),
             }
