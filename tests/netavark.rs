@@ -637,31 +637,16 @@ sandbox_test! {
         assert!(out.status.success(), "{}", describe(&out));
         assert!(!sb.output(&["ip", "link", "show", "vethweb"]).status.success(), "teardown removed vethweb");
 
-        let file = sb.write_file("hostif.toml", r#"
-[networks.th]
-bridge = "nc-th"
-subnets = [{ subnet = "10.89.47.0/24" }]
-
-[containers.ha]
-networks.th = { host_interface = "veth-ha" }
-
-[containers.hb]
-networks.th = { host_interface = "veth-ha" }
-"#).display().to_string();
+        let hostif = |hb: &str| format!(
+            "[networks.th]\nbridge = \"nc-th\"\nsubnets = [{{ subnet = \"10.89.47.0/24\" }}]\n\
+             [containers.ha]\nnetworks.th = {{ host_interface = \"veth-ha\" }}\n\
+             [containers.hb]\nnetworks.th = {hb}\n"
+        );
+        let file = sb.write_file("hostif.toml", &hostif("{ host_interface = \"veth-ha\" }")).display().to_string();
         let out = netctl(&["validate", "-f", &file]);
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(!out.status.success() && text.contains("host interface name `veth-ha` is already used by container `ha`"), "{text}");
-        let file = sb.write_file("hostif.toml", r#"
-[networks.th]
-bridge = "nc-th"
-subnets = [{ subnet = "10.89.47.0/24" }]
-
-[containers.ha]
-networks.th = { host_interface = "veth-ha" }
-
-[containers.hb]
-networks.th = {}
-"#).display().to_string();
+        let file = sb.write_file("hostif.toml", &hostif("{}")).display().to_string();
         ok(&["apply", "-f", &file]);
         assert!(sb.run(&["ip", "-o", "link", "show", "veth-ha"]).contains("master nc-th"));
         assert_eq!(plan_code(&file).0, 0, "in sync");

@@ -1206,15 +1206,7 @@ impl WriteTxn {
         network: &str,
         name: Option<String>,
     ) -> Result<AttachmentRecord, StateError> {
-        let mut record =
-            self.attachment(container, network)?
-                .ok_or_else(|| StateError::NotAttached {
-                    container: container.to_owned(),
-                    network: network.to_owned(),
-                })?;
-        record.host_interface = name;
-        self.write_attachment(&record)?;
-        Ok(record)
+        self.edit_attachment(container, network, |record| record.host_interface = name)
     }
 
     /// Replaces the aliases of an existing attachment; everything else stays.
@@ -1224,13 +1216,23 @@ impl WriteTxn {
         network: &str,
         aliases: Vec<String>,
     ) -> Result<AttachmentRecord, StateError> {
+        self.edit_attachment(container, network, |record| record.aliases = aliases)
+    }
+
+    /// An existing attachment, changed by `edit` and written back.
+    fn edit_attachment(
+        &mut self,
+        container: &str,
+        network: &str,
+        edit: impl FnOnce(&mut AttachmentRecord),
+    ) -> Result<AttachmentRecord, StateError> {
         let mut record =
             self.attachment(container, network)?
                 .ok_or_else(|| StateError::NotAttached {
                     container: container.to_owned(),
                     network: network.to_owned(),
                 })?;
-        record.aliases = aliases;
+        edit(&mut record);
         self.write_attachment(&record)?;
         Ok(record)
     }
