@@ -324,7 +324,7 @@ fn netavark_must_come_first() {
         .unwrap();
     assert!(out.status.success(), "{}", describe(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(value["commit"], "netctl", "{value}");
+    assert_eq!(value["program"], "netctl", "{value}");
 }
 
 /// A user without root is told so, not just "Permission denied"; a mistake in the input is

@@ -233,6 +233,45 @@ impl Podman {
     }
 }
 
+/// A power cut and a reboot with podman's containers running: every process but the test's
+/// own dies at once (conmon, the containers), and what lives in tmpfs on a real host goes with
+/// the namespaces, links and rules (`Sandbox::simulate_reboot`): podman's runroot, tmpdir (whose
+/// missing `alive` file tells podman it rebooted), runc's state, its IPAM database under
+/// `/run/containers`, its lock segment in `/dev/shm`. podman's storage and netctl's records stay.
+fn power_cut(sb: &Sandbox, boot: u8) {
+    // From pid 1 of the sandbox's pid namespace: every other process in it.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(-1),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    // Reap what was reparented to us, so nothing lingers in the pid namespace.
+    while nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(-1), None).is_ok() {}
+    let dir = sb.path("podman");
+    // Mounts vanish with the kernel too (each container's `userdata/shm`).
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(dir.to_str().expect("UTF-8 path")))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for mount in under {
+        sb.run(&["umount", "-l", mount]);
+    }
+    for tmpfs in ["runroot", "libpod-tmp", "runc", "xdg-runtime", "tmp"] {
+        let path = dir.join(tmpfs);
+        std::fs::remove_dir_all(&path).unwrap_or_else(|e| panic!("clear {}: {e}", path.display()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    }
+    for entry in std::fs::read_dir("/dev/shm")
+        .expect("read /dev/shm")
+        .flatten()
+    {
+        let _ = std::fs::remove_file(entry.path());
+    }
+    sb.simulate_reboot(boot);
+}
+
 /// Mounts a private tmpfs on `dir` (in the sandbox's own mount namespace).
 fn private_tmpfs(sb: &Sandbox, dir: &str, mode: &str) {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {dir}: {e}"));
@@ -479,5 +518,58 @@ sandbox_test! {
         assert_records_match(&podman, &["web", "other"]);
 
         remove_all_and_check_clean(sb, &podman, &before, &["pn1", "pn2"]);
+    }
+}
+
+sandbox_test! {
+    /// A power cut with containers running: namespaces, podman's /run state and the kernel's
+    /// objects vanish without a teardown, netctl's records stay. `podman start` and `podman run
+    /// --replace` then work (a restarted container may get the address a stale record held),
+    /// `netctl show` lists exactly podman's containers with no drift, and `podman network rm` +
+    /// `create` under the same name with a new subnet works.
+    fn podman_after_a_power_cut(sb) {
+        sb.enable_forwarding();
+        let podman = Podman::new(sb);
+        podman.ok(&["network", "create", "--subnet", "10.89.9.0/24", "rb"]);
+        podman.serve("web", &["--network", "rb", "-p", "127.0.0.1:8082:80"]);
+        podman.serve("api", &["--network", "rb"]);
+        let web_before = podman.address_on("web", "rb");
+        assert_records_match(&podman, &["web", "api"]);
+
+        power_cut(sb, 1);
+        // api first: podman's IPAM starts afresh and may hand it the address web's stale
+        // record still holds.
+        podman.ok(&["start", "api"]);
+        podman.serve("web", &["--replace", "--network", "rb", "-p", "127.0.0.1:8082:80"]);
+        let api = podman.address_on("api", "rb");
+        let web = podman.address_on("web", "rb");
+        assert_ne!(api, web);
+        eprintln!("web was {web_before}, is {web}; api is {api}");
+        podman.assert_reaches(sb, "api", web.split_once('/').unwrap().0, "web");
+        assert_eq!(sb.probe(None, Proto::Tcp, "127.0.0.1", 8082).as_deref(), Some("web"), "published port");
+        assert_records_match(&podman, &["web", "api"]);
+        let rec = records();
+        assert_eq!(rec["containers"].as_array().unwrap().len(), 2, "no stale records:\n{rec:#}");
+
+        // The network removed and created again under its name, with a new subnet.
+        podman.ok(&["rm", "--force", "--time", "0", "--all"]);
+        podman.ok(&["network", "rm", "rb"]);
+        podman.ok(&["network", "create", "--subnet", "10.89.19.0/24", "rb"]);
+        podman.serve("web", &["--network", "rb", "--ip", "10.89.19.5"]);
+        assert_eq!(podman.address_on("web", "rb"), "10.89.19.5/24");
+        assert_eq!(podman.inside_addresses("web"), BTreeSet::from([("eth0".to_owned(), "10.89.19.5/24".to_owned())]));
+        assert_records_match(&podman, &["web"]);
+
+        // And once more after a power cut, with the container started again as it was.
+        power_cut(sb, 2);
+        podman.ok(&["start", "web"]);
+        assert_eq!(podman.inside_addresses("web"), BTreeSet::from([("eth0".to_owned(), "10.89.19.5/24".to_owned())]));
+        assert_records_match(&podman, &["web"]);
+        podman.ok(&["rm", "--force", "--time", "0", "--all"]);
+        podman.ok(&["network", "rm", "rb"]);
+        let rec = records();
+        for key in ["networks", "containers", "attachments", "leases"] {
+            assert_eq!(rec[key], serde_json::json!([]), "{key} left in netctl's records:\n{rec:#}");
+        }
     }
 }

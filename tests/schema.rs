@@ -168,6 +168,10 @@ fn enum_fixture(path: &str, value: &Value) -> String {
     match path {
         "networks.*.driver" => format!("[networks.n]\ndriver = {value}\n"),
         "networks.*.isolate" => format!("[networks.n]\nisolate = {value}\n"),
+        "networks.*.ipam_driver" => format!("[networks.n]\nipam_driver = {value}\n"),
+        "networks.*.routes[].route_type" => format!(
+            "[networks.n]\nroutes = [{{ destination = \"10.20.0.0/16\", route_type = {value} }}]\n"
+        ),
         "containers.*.mode" => format!("[containers.c]\nmode = {value}\n"),
         "containers.*.ports[].protocol" => format!(
             "[containers.c]\nports = [{{ host_port = 8080, container_port = 80, protocol = {value} }}]\n"

@@ -99,6 +99,10 @@ pub struct BridgeAttachment {
     pub addresses: Vec<IpNet>,
     /// Metric of the default routes (chosen by the planner, recorded).
     pub metric: u32,
+    /// Whether to add default routes at all (`false`: netavark's `no_default_route`).
+    pub default_route: bool,
+    /// The network's other routes, added in the container after the default routes.
+    pub routes: Vec<Route>,
 }
 
 impl BridgeAttachment {
@@ -159,6 +163,23 @@ pub enum BridgeError {
 #[error("teardown met {} error(s): {}", .0.len(), .0.iter().map(|e| error_chain(e)).collect::<Vec<_>>().join("; "))]
 pub struct TeardownErrors(pub Vec<BridgeError>);
 
+/// The MTU of the interface the host's default route leaves through (IPv4's, else IPv6's);
+/// `None` without a default route.
+pub fn uplink_mtu(sys: &dyn Sys) -> Result<Option<u32>, SysError> {
+    let host = NsRef::Host;
+    let routes = sys.routes(&host)?;
+    let mut defaults: Vec<_> = routes
+        .iter()
+        .filter(|r| r.dst.prefix_len() == 0 && r.table == netctl_sys::MAIN_TABLE)
+        .filter_map(|r| Some((r.dst.addr().is_ipv6(), r.metric, r.dev.as_ref()?)))
+        .collect();
+    defaults.sort();
+    match defaults.first() {
+        Some((_, _, dev)) => Ok(sys.link(&host, dev)?.map(|l| l.mtu)),
+        None => Ok(None),
+    }
+}
+
 /// Makes the network's bridge exist as recorded; only changes what differs.
 pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {
     let host = NsRef::Host;
@@ -177,11 +198,17 @@ pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
     let want_mac = net.bridge_mac();
     match &existing {
         None => {
+            // No MTU declared: the uplink's, as netavark does, so a host on a smaller-MTU
+            // network does not hand its containers packets that cannot leave it.
+            let mtu = match net.mtu {
+                Some(mtu) => Some(mtu),
+                None => uplink_mtu(sys).map_err(err("find the default route's interface"))?,
+            };
             sys.add_bridge(
                 &host,
                 &BridgeSpec {
                     name: net.bridge.clone(),
-                    mtu: net.mtu,
+                    mtu,
                     mac: Some(want_mac),
                     alias: Some(net.alias()),
                 },
@@ -386,11 +413,19 @@ fn setup_steps(
         sys.del_link(&host, &att.host_veth)
             .map_err(err(format!("delete stale veth {}", att.host_veth)))?;
     }
+    // No MTU declared: the bridge's, whoever set it (netavark joins a bridge the same way).
+    let mtu = match net.mtu {
+        Some(mtu) => Some(mtu),
+        None => sys
+            .link(&host, &net.bridge)
+            .map_err(err(format!("look up bridge {}", net.bridge)))?
+            .map(|l| l.mtu),
+    };
     sys.add_veth(
         &host,
         &VethSpec {
             name: att.host_veth.clone(),
-            mtu: net.mtu,
+            mtu,
             mac: None,
             alias: Some(att.alias(net)),
             peer_name: att.interface.clone(),
@@ -448,6 +483,7 @@ fn setup_steps(
         let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
         let gateway = subnet.and_then(|s| s.gateway);
         if !net.internal
+            && att.default_route
             && let Some(gw) = gateway
         {
             let route = Route::default_via(gw).dev(ifname).metric(att.metric);
@@ -458,6 +494,10 @@ fn setup_steps(
             ipnet: *addr,
             gateway,
         });
+    }
+    for route in &att.routes {
+        sys.add_route(&ctr, route)
+            .map_err(err(format!("add route {route}")))?;
     }
     let mut interfaces = BTreeMap::new();
     interfaces.insert(

@@ -36,6 +36,8 @@ fn attachment(sys: &dyn Sys, sb: &Sandbox, name: &str, n: u8) -> BridgeAttachmen
         interface: "eth0".into(),
         mac: netctl_types::MacAddr::from([0x02, 0, 0, 0, 0, n]),
         metric: 100,
+        default_route: true,
+        routes: Vec::new(),
         addresses: vec![
             format!("10.89.0.{n}/24").parse().unwrap(),
             format!("fd10:89::{n}/64").parse().unwrap(),

@@ -206,6 +206,7 @@ pub(crate) fn add(engine: &Engine<'_>, req: &Request) -> Result<AddResult> {
                 mac: req.runtime.mac,
                 interface: Some(req.ifname.clone()),
                 aliases: req.runtime.aliases.clone(),
+                host_interface: None,
             },
         )]),
         ports: req

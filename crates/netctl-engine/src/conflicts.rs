@@ -29,7 +29,10 @@ pub(crate) fn find(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<V
             Resource::Network { name } => bridge_taken(engine, plan, rec, name)?,
             Resource::Container { name } => netns_taken(engine, plan, rec, name)?,
             Resource::Attachment { container, network } => {
-                interface_taken(engine, plan, rec, container, network)?
+                match interface_taken(engine, plan, rec, container, network)? {
+                    None => host_interface_taken(engine, plan, rec, container, network)?,
+                    taken => taken,
+                }
             }
             Resource::Firewall => None,
         };
@@ -203,6 +206,40 @@ fn interface_taken(
             "interface {} already exists in {}, and netctl did not make it; choose another `interface`",
             att.interface,
             target.netns.display()
+        )
+    }))
+}
+
+/// A declared host veth name (`host_interface`, netavark's `host_interface_name`) held by a
+/// link on the host that is not this attachment's: another container's veth, or anything else.
+fn host_interface_taken(
+    engine: &Engine<'_>,
+    plan: &Plan,
+    rec: &Recorded,
+    container: &str,
+    network: &str,
+) -> Result<Option<String>> {
+    let Some(name) = plan
+        .target
+        .containers
+        .get(container)
+        .and_then(|c| c.attachments.get(network))
+        .and_then(|a| a.host_interface.as_ref())
+    else {
+        return Ok(None);
+    };
+    let ours = rec
+        .attachments
+        .get(&(container.to_owned(), network.to_owned()))
+        .is_some_and(|a| a.host_interface.as_ref() == Some(name));
+    let taken = engine
+        .sys
+        .link(&NsRef::Host, name)
+        .map_err(sys_err(format!("look up {name}")))?;
+    Ok(taken.filter(|_| !ours).map(|link| {
+        format!(
+            "host interface name {name} is already in use ({}); choose another `host_interface`",
+            describe_link(&link)
         )
     }))
 }

@@ -31,9 +31,10 @@ const BIND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long aardvark-dns has to exit on `SIGTERM`.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Whether a network serves DNS in this configuration.
+/// Whether a network serves DNS in this configuration: it has DNS on, there is a server, and
+/// it has a gateway to listen on (a network without addresses, IPAM driver `none`, has none).
 pub(crate) fn serves(engine: &Engine<'_>, net: &NetworkRecord) -> bool {
-    net.dns_enabled && engine.cfg.aardvark_binary.is_some()
+    net.dns_enabled && engine.cfg.aardvark_binary.is_some() && gateways(net).next().is_some()
 }
 
 /// The DNS gateways a container's resolv.conf names first (its DNS networks' gateways).

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
-use netctl_plan::{Action, Plan, Recorded, Resource, TargetState, veth_name};
+use netctl_plan::{Action, Plan, Recorded, Resource, TargetState};
 use netctl_state::{
     AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
     NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, PendingOperation,
     StateRead as _, SubnetRecord, choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
 };
-use netctl_sys::{LinkChange, NsRef};
+use netctl_sys::{LinkChange, NsRef, Route, RouteKind};
 use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
 use serde::Serialize;
 
@@ -115,13 +115,32 @@ pub(crate) fn bridge_attachment(
     BridgeAttachment {
         container: ctr.name.clone(),
         netns: ctr.netns.path.clone(),
-        host_veth: veth_name(&ctr.id, &net.id),
+        host_veth: netctl_plan::host_veth(ctr, net, att),
         interface: att.interface.clone(),
         mac: netctl_types::MacAddr::from(att.mac.octets()),
         addresses: att.addresses.clone(),
         metric: att
             .metric
             .unwrap_or_else(|| netctl_plan::legacy_metric(&att.interface)),
+        default_route: !net.no_default_route(),
+        routes: net
+            .routes
+            .iter()
+            .map(|r| {
+                let kind = match r.route_type.as_str() {
+                    "blackhole" => RouteKind::Blackhole,
+                    "unreachable" => RouteKind::Unreachable,
+                    "prohibit" => RouteKind::Prohibit,
+                    _ => RouteKind::Unicast,
+                };
+                let mut route = Route::of_kind(kind, r.destination).metric(r.metric.unwrap_or(0));
+                if kind == RouteKind::Unicast {
+                    route.gateway = r.gateway;
+                    route = route.dev(att.interface.clone());
+                }
+                route
+            })
+            .collect(),
     }
 }
 
@@ -322,8 +341,7 @@ impl<'e, 'a> Run<'e, 'a> {
             }
         }
         // A rebuild needs every record, whatever the run's scope.
-        fw.full_rebuild(&fwmap::fw_state(&observe::recorded(self.engine.store)?))?;
-        Ok(())
+        self.engine.rebuild_firewall().map(drop)
     }
 
     /// The touched networks' and containers' elements, one constant-size batch each.
@@ -365,7 +383,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 let Some(net) = now.networks.get(n) else {
                     continue;
                 };
-                let veth = veth_name(&ctr.id, &net.id);
+                let veth = netctl_plan::host_veth(ctr, net, att);
                 if sys
                     .link(&NsRef::Host, &veth)
                     .map_err(sys_err("look up veth"))?
@@ -397,13 +415,7 @@ impl<'e, 'a> Run<'e, 'a> {
     /// recorded any more).
     fn restore_firewall(&self) -> Result<()> {
         // Every record, whatever the run's scope: the table is rebuilt whole.
-        let now = observe::recorded(self.engine.store)?;
-        if now.networks.is_empty() {
-            self.engine.fw.remove_all()?;
-        } else {
-            self.engine.fw.full_rebuild(&fwmap::fw_state(&now))?;
-        }
-        Ok(())
+        self.engine.rebuild_firewall().map(drop)
     }
 
     fn files_phase(&mut self) -> Result<()> {
@@ -555,9 +567,18 @@ impl<'e, 'a> Run<'e, 'a> {
             isolate: target.isolate,
             labels: target.labels.clone(),
             options: BTreeMap::new(),
+            routes: Vec::new(),
             created: SystemTime::now(),
             project: target.project.clone(),
         };
+        let mut record = record;
+        record.set_route_options(target.metric, target.no_default_route);
+        record.routes = target.routes.iter().map(route_record).collect();
+        record.set_ipam_none(target.ipam_none);
+        record.set_outbound_addrs(
+            target.outbound_addr4.map(Into::into),
+            target.outbound_addr6.map(Into::into),
+        );
         engine.store.write(|tx| tx.put_network(&record))?;
         self.journal.push(Undo::NetworkRecorded(name.to_owned()));
         Ok(())
@@ -568,6 +589,10 @@ impl<'e, 'a> Run<'e, 'a> {
         let mut record = self.network_record(name)?;
         record.mtu = target.mtu;
         record.isolate = target.isolate;
+        record.set_outbound_addrs(
+            target.outbound_addr4.map(Into::into),
+            target.outbound_addr6.map(Into::into),
+        );
         record.labels.clone_from(&target.labels);
         record.dns_enabled = target.dns;
         record.dns_servers.clone_from(&target.dns_servers);
@@ -663,6 +688,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 .expect("ports serialise"),
             created: SystemTime::now(),
             project: target.project.clone(),
+            boot_id: self.engine.boot_id().map(ToOwned::to_owned),
         };
         self.engine.store.write(|tx| tx.put_container(&record))?;
         self.journal.push(Undo::ContainerRecorded(name.to_owned()));
@@ -793,7 +819,13 @@ impl<'e, 'a> Run<'e, 'a> {
     }
 
     fn container_repair(&mut self, name: &str) -> Result<()> {
-        let record = self.container_record(name)?;
+        let mut record = self.container_record(name)?;
+        let boot_id = self.engine.boot_id().map(ToOwned::to_owned);
+        if record.boot_id != boot_id {
+            // Repaired in this boot: what it names is the kernel's again.
+            record.boot_id = boot_id;
+            self.engine.store.write(|tx| tx.put_container(&record))?;
+        }
         let sys = self.engine.sys;
         let path = &record.netns.path;
         if !sys
@@ -894,7 +926,13 @@ impl<'e, 'a> Run<'e, 'a> {
             interface: Some(target.interface.clone()),
             metric: Some(target.metric),
         };
-        let att = self.engine.store.write(|tx| tx.attach(&request))?;
+        let att = self.engine.store.write(|tx| {
+            let att = tx.attach(&request)?;
+            match &target.host_interface {
+                Some(name) => tx.set_host_interface(container, network, Some(name.clone())),
+                None => Ok(att),
+            }
+        })?;
         let bn = bridge_network(&net);
         let ba = bridge_attachment(&ctr, &net, &att);
         self.journal.push(Undo::Attached {
@@ -1350,6 +1388,26 @@ fn finish_pending(engine: &Engine<'_>, done: &PendingOperation) -> Result<()> {
 
 /// A desired state that keeps everything recorded except the named containers and networks
 /// (and attachments to those networks).
+/// A declared route as the store keeps it.
+fn route_record(spec: &netctl_types::RouteSpec) -> netctl_state::RouteRecord {
+    netctl_state::RouteRecord {
+        destination: spec.destination,
+        gateway: spec.gateway,
+        metric: spec.metric,
+        route_type: spec.route_type.as_str().to_owned(),
+    }
+}
+
+/// A recorded route as declared.
+fn route_spec(rec: &netctl_state::RouteRecord) -> netctl_types::RouteSpec {
+    netctl_types::RouteSpec {
+        destination: rec.destination,
+        gateway: rec.gateway,
+        metric: rec.metric,
+        route_type: netctl_types::RouteType::from_name(&rec.route_type).unwrap_or_default(),
+    }
+}
+
 pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -> DesiredState {
     let mut desired = DesiredState::default();
     for (name, net) in &rec.networks {
@@ -1379,6 +1437,22 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                     netctl_state::Isolate::Off => netctl_types::Isolate::Disabled,
                     netctl_state::Isolate::On => netctl_types::Isolate::Enabled,
                     netctl_state::Isolate::Strict => netctl_types::Isolate::Strict,
+                },
+                metric: net.metric(),
+                no_default_route: net.no_default_route(),
+                routes: net.routes.iter().map(route_spec).collect(),
+                ipam_driver: if net.ipam_none() {
+                    netctl_types::IpamDriver::None
+                } else {
+                    netctl_types::IpamDriver::HostLocal
+                },
+                outbound_addr4: match net.outbound_addr(false) {
+                    Some(std::net::IpAddr::V4(a)) => Some(a),
+                    _ => None,
+                },
+                outbound_addr6: match net.outbound_addr(true) {
+                    Some(std::net::IpAddr::V6(a)) => Some(a),
+                    _ => None,
                 },
                 labels: net.labels.clone(),
                 id: Some(net.id.clone()),
@@ -1584,6 +1658,7 @@ pub(crate) fn connect(
             mac: opts.mac,
             interface: Some(interface),
             aliases: opts.aliases.clone(),
+            ..netctl_types::AttachmentSpec::default()
         },
     );
     let observed = crate::observe::assumed(engine, &rec)?;

@@ -24,6 +24,16 @@ pub(crate) fn fw_network(net: &NetworkRecord) -> FwNetwork {
             RecIsolate::On => Isolate::Enabled,
             RecIsolate::Strict => Isolate::Strict,
         },
+        outbound: netctl_firewall::Outbound {
+            v4: match net.outbound_addr(false) {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+            v6: match net.outbound_addr(true) {
+                Some(IpAddr::V6(a)) => Some(a),
+                _ => None,
+            },
+        },
     }
 }
 

@@ -205,6 +205,8 @@ pub struct Engine<'a> {
     cfg: Config,
     fw: Box<dyn FirewallDriver + 'a>,
     progress: Option<&'a Progress<'a>>,
+    /// The kernel's boot id, read once per operation (see [`Engine::boot_id`]).
+    boot_id: std::sync::OnceLock<Option<String>>,
 }
 
 /// Told before each executed step runs: (steps done, steps in all, the step, as plans print
@@ -231,6 +233,29 @@ impl<'a> Engine<'a> {
             cfg,
             fw,
             progress: None,
+            boot_id: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The running kernel's boot id, recorded with each container so that records of an
+    /// earlier boot (a reboot or power cut that skipped every teardown) are known as stale.
+    /// `None` where the kernel does not say (a fake system).
+    pub(crate) fn boot_id(&self) -> Option<&str> {
+        self.boot_id
+            .get_or_init(|| {
+                self.sys
+                    .sysctl_get(&netctl_sys::NsRef::Host, &["kernel", "random", "boot_id"])
+                    .ok()
+                    .filter(|id| !id.is_empty())
+            })
+            .as_deref()
+    }
+
+    /// Whether `ctr`'s record is of an earlier boot than the running kernel's.
+    pub(crate) fn of_earlier_boot(&self, ctr: &netctl_state::ContainerRecord) -> bool {
+        match (ctr.boot_id.as_deref(), self.boot_id()) {
+            (Some(recorded), Some(now)) => recorded != now,
+            _ => false,
         }
     }
 
@@ -413,6 +438,14 @@ impl<'a> Engine<'a> {
         podman::setup(self, netns, opts)
     }
 
+    /// netavark's `create`: the network checked and completed (see `podman::create`).
+    pub fn netavark_create(
+        &self,
+        req: &netctl_types::NetworkCreateConfig,
+    ) -> Result<netctl_types::Network> {
+        podman::create(self, req)
+    }
+
     /// netavark's `teardown`.
     pub fn netavark_teardown(&self, opts: &netctl_types::NetworkOptions) -> Result<()> {
         podman::teardown(self, opts)
@@ -443,6 +476,29 @@ impl<'a> Engine<'a> {
     /// CNI STATUS: whether the store and the firewall are usable.
     pub fn cni_status(&self) -> Result<()> {
         cni::status(self)
+    }
+
+    /// netctl's nftables table rebuilt whole from the records, in one transaction: what
+    /// netavark's `firewall-reload` does after nftables.service or firewalld flushed the
+    /// ruleset. Containers recorded in an earlier boot are left out (their addresses may be
+    /// another container's now; a setup or apply brings them back). Returns how many
+    /// containers' rules were restored.
+    pub fn rebuild_firewall(&self) -> Result<usize> {
+        let mut rec = observe::recorded(self.store)?;
+        let stale: BTreeSet<String> = rec
+            .containers
+            .values()
+            .filter(|c| self.of_earlier_boot(c))
+            .map(|c| c.name.clone())
+            .collect();
+        rec.containers.retain(|name, _| !stale.contains(name));
+        rec.attachments.retain(|(c, _), _| !stale.contains(c));
+        if rec.networks.is_empty() {
+            self.fw.remove_all()?;
+        } else {
+            self.fw.full_rebuild(&fwmap::fw_state(&rec))?;
+        }
+        Ok(rec.containers.len())
     }
 
     /// Re-creates firewall rules and attachments of `containers` (all when `None`), keeping

@@ -107,12 +107,12 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
             );
         }
     }
-    for (container, network) in rec.attachments.keys() {
+    for ((container, network), att) in &rec.attachments {
         let (Some(ctr), Some(net)) = (rec.containers.get(container), rec.networks.get(network))
         else {
             continue;
         };
-        let veth = netctl_plan::veth_name(&ctr.id, &net.id);
+        let veth = netctl_plan::host_veth(ctr, net, att);
         let index = sys
             .link_index(&host, &veth)
             .map_err(sys_err(format!("look up host veth {veth}")))?;
@@ -217,6 +217,7 @@ pub(crate) fn observe(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         }
     }
     tracing::debug!(elapsed = ?started.elapsed(), "observe: namespaces");
+    obs.earlier_boot = earlier_boot(engine, rec);
     obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
     tracing::debug!(elapsed = ?started.elapsed(), "observe: firewall");
     obs.interrupted = engine.pending().read()?;
@@ -259,16 +260,80 @@ pub(crate) fn assumed(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
                 },
             );
             if let Some(net) = rec.networks.get(&att.network) {
-                obs.host_links.insert(
-                    netctl_plan::veth_name(&ctr.id, &net.id),
-                    LinkFacts::default(),
-                );
+                obs.host_links
+                    .insert(netctl_plan::host_veth(ctr, net, att), LinkFacts::default());
             }
         }
         obs.namespaces.insert(ctr.netns.path.clone(), links);
         obs.files_ok.insert(ctr.name.clone(), true);
         if rec.helpers.contains_key(&ctr.name) {
             obs.helpers_alive.insert(ctr.name.clone());
+        }
+    }
+    obs.earlier_boot = earlier_boot(engine, rec);
+    Ok(obs)
+}
+
+/// The recorded containers whose records are of an earlier boot.
+fn earlier_boot(engine: &Engine<'_>, rec: &Recorded) -> std::collections::BTreeSet<String> {
+    rec.containers
+        .values()
+        .filter(|ctr| engine.of_earlier_boot(ctr))
+        .map(|ctr| ctr.name.clone())
+        .collect()
+}
+
+/// Like [`assumed`], but the given containers and networks as they really are: their
+/// namespaces' links, their host veths and the networks' bridges, and whether netctl's table
+/// is whole. What podman's setup plans
+/// against: podman is the source of truth for the container it names, and the records of it
+/// may describe kernel objects a crash or a reboot took away; every other container is still
+/// taken on trust, so the cost stays that of one container.
+pub(crate) fn touched(
+    engine: &Engine<'_>,
+    rec: &Recorded,
+    containers: &[&str],
+    networks: &std::collections::BTreeSet<String>,
+) -> Result<Observed> {
+    let mut obs = assumed(engine, rec)?;
+    // The table as a whole (a constant-cost rule count): a reboot or a flush takes it away
+    // even when none of this container's own elements would notice.
+    obs.firewall_ok = crate::fwmap::firewall_ok(engine, rec)?;
+    let mut sub = Recorded::default();
+    for name in containers {
+        let Some(ctr) = rec.containers.get(*name) else {
+            continue;
+        };
+        sub.containers.insert(ctr.name.clone(), ctr.clone());
+        for att in rec.attachments_of(name) {
+            sub.attachments
+                .insert((att.container.clone(), att.network.clone()), att.clone());
+            if let Some(net) = rec.networks.get(&att.network) {
+                sub.networks.insert(net.name.clone(), net.clone());
+            }
+        }
+    }
+    for name in networks {
+        if let Some(net) = rec.networks.get(name) {
+            sub.networks.insert(net.name.clone(), net.clone());
+        }
+    }
+    // Forget what was assumed of them, then say what is there.
+    for net in sub.networks.values() {
+        obs.host_links.remove(&net.network_interface);
+    }
+    for ((container, network), att) in &sub.attachments {
+        if let (Some(ctr), Some(net)) = (sub.containers.get(container), sub.networks.get(network)) {
+            obs.host_links
+                .remove(&netctl_plan::host_veth(ctr, net, att));
+        }
+    }
+    obs.host_links.extend(host_links(engine.sys, &sub)?);
+    let ctrs: Vec<&ContainerRecord> = sub.containers.values().collect();
+    for (ctr, links) in ctrs.iter().zip(container_links(engine.sys, &sub, &ctrs)?) {
+        obs.namespaces.remove(&ctr.netns.path);
+        if let Some(links) = links {
+            obs.namespaces.insert(ctr.netns.path.clone(), links);
         }
     }
     Ok(obs)

@@ -8,14 +8,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::path::Path;
 
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
-    MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkOptions, NetworkSpec, PortSpec,
-    PortTable, Shown, StatusBlock, SubnetSpec,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
+    LeaseRangeSpec, MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkCreateConfig,
+    NetworkOptions, NetworkSpec, PortSpec, PortTable, RouteSpec, RouteType, Shown, StatusBlock,
+    Subnet, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -34,6 +37,7 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             net.name, net.driver
         )));
     }
+    check_options(net)?;
     let bridge = net.network_interface.clone().ok_or_else(|| {
         EngineError::Invalid(format!(
             "network {}: no network_interface (bridge name)",
@@ -49,13 +53,61 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         })?),
         _ => None,
     };
+    let metric = match net.options.get("metric").map(String::as_str) {
+        None | Some("") => None,
+        Some(m) => Some(m.parse::<u32>().ok().filter(|m| *m > 0).ok_or_else(|| {
+            EngineError::Invalid(format!(
+                "network {}: invalid metric option {m:?} (a number from 1)",
+                net.name
+            ))
+        })?),
+    };
+    let no_default_route = match net.options.get("no_default_route").map(String::as_str) {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(EngineError::Invalid(format!(
+                "network {}: invalid no_default_route option {other:?} (true or false)",
+                net.name
+            )));
+        }
+    };
+    let outbound = |key: &str| -> Result<Option<IpAddr>> {
+        match net.options.get(key).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(a) => a.parse().map(Some).map_err(|_| {
+                EngineError::Invalid(format!(
+                    "network {}: invalid {key} option {a:?} (an address)",
+                    net.name
+                ))
+            }),
+        }
+    };
+    let family = |key: &str, v6: bool| -> Result<Option<IpAddr>> {
+        match outbound(key)? {
+            Some(a) if a.is_ipv6() != v6 => Err(EngineError::Invalid(format!(
+                "network {}: {key} must be an IPv{} address",
+                net.name,
+                if v6 { 6 } else { 4 }
+            ))),
+            other => Ok(other),
+        }
+    };
+    let outbound_addr4 = match family("outbound_addr4", false)? {
+        Some(IpAddr::V4(a)) => Some(a),
+        _ => None,
+    };
+    let outbound_addr6 = match family("outbound_addr6", true)? {
+        Some(IpAddr::V6(a)) => Some(a),
+        _ => None,
+    };
     let isolate = match net.options.get("isolate").map(String::as_str) {
         None | Some("" | "false") => Isolate::Disabled,
         Some("true") => Isolate::Enabled,
         Some("strict") => Isolate::Strict,
         Some(other) => {
             return Err(EngineError::Invalid(format!(
-                "network {}: isolate option {other:?} is not true, false or strict",
+                "network {}: invalid isolate option {other:?} (true, false or strict)",
                 net.name
             )));
         }
@@ -78,6 +130,29 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         internal: net.internal,
         mtu,
         isolate,
+        metric,
+        no_default_route,
+        outbound_addr4,
+        outbound_addr6,
+        ipam_driver: if net.ipam_options.get("driver").map(String::as_str) == Some("none") {
+            IpamDriver::None
+        } else {
+            IpamDriver::HostLocal
+        },
+        routes: net
+            .routes
+            .iter()
+            .map(|r| RouteSpec {
+                destination: r.destination.trunc(),
+                gateway: r.gateway,
+                metric: r.metric,
+                route_type: r
+                    .route_type
+                    .as_deref()
+                    .and_then(RouteType::from_name)
+                    .unwrap_or_default(),
+            })
+            .collect(),
         labels: {
             let mut labels = net.labels.clone();
             labels.insert(PODMAN_LABEL.to_owned(), "true".to_owned());
@@ -91,15 +166,98 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
     })
 }
 
-fn keep_step(resource: &Resource, container: &str, networks: &BTreeSet<String>) -> bool {
+/// Bridge options netavark knows that netctl does not carry out, each with why: refused
+/// clearly rather than accepted and ignored.
+const REFUSED_OPTIONS: &[(&str, &str)] = &[
+    (
+        "vrf",
+        "VRF devices are not supported (this kernel has no vrf module)",
+    ),
+    (
+        "vlan",
+        "bridge VLAN filtering is not supported (this kernel has no bridge VLAN filtering)",
+    ),
+];
+
+/// Every option, route and IPAM driver of a podman network is one netctl carries out, or the
+/// request is refused naming it: nothing is accepted and ignored.
+fn check_options(net: &Network) -> Result<()> {
+    let refuse = |what: String| {
+        Err(EngineError::Invalid(format!(
+            "network {}: {what}",
+            net.name
+        )))
+    };
+    for (key, value) in &net.options {
+        match key.as_str() {
+            "mtu" | "isolate" | "metric" | "no_default_route" | "outbound_addr4"
+            | "outbound_addr6" => {}
+            "mode" if matches!(value.as_str(), "" | "managed") => {}
+            "mode" if value == "unmanaged" => {
+                return refuse(
+                    "bridge mode \"unmanaged\" is not supported (netctl creates and owns its bridges)"
+                        .into(),
+                );
+            }
+            "mode" => return refuse(format!("invalid bridge mode {value:?}")),
+            _ => match REFUSED_OPTIONS.iter().find(|(k, _)| k == key) {
+                Some((_, why)) => {
+                    return refuse(format!("unsupported bridge network option: {key} ({why})"));
+                }
+                None => return refuse(format!("unsupported bridge network option: {key}")),
+            },
+        }
+    }
+    let types = [
+        None,
+        Some("unicast"),
+        Some("blackhole"),
+        Some("unreachable"),
+        Some("prohibit"),
+    ];
+    if let Some(route) = net
+        .routes
+        .iter()
+        .find(|r| !types.contains(&r.route_type.as_deref()))
+    {
+        let kind = route.route_type.as_deref().unwrap_or_default();
+        return refuse(format!("invalid route type {kind:?}"));
+    }
+    match net.ipam_options.get("driver").map(String::as_str) {
+        None | Some("" | "host-local" | "none") => {}
+        Some(other) => return refuse(format!("unsupported ipam driver {other}")),
+    }
+    Ok(())
+}
+
+/// Per-network options of a container: netavark knows only `host_interface_name` (the host
+/// end of the veth); anything else is refused naming it.
+fn check_per_network_options(net: &str, per: &netctl_types::PerNetworkOptions) -> Result<()> {
+    if let Some(key) = per
+        .options
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| *k != "host_interface_name")
+    {
+        return Err(EngineError::Invalid(format!(
+            "network {net}: unsupported per-network option: {key}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a step of a setup's plan is the setup's business: its containers (the requested one
+/// and the stale ones it replaces) with all their attachments, the requested networks, and the
+/// firewall table when it is gone (a reboot, a flush).
+fn keep_step(resource: &Resource, containers: &[&String], networks: &BTreeSet<String>) -> bool {
     match resource {
         Resource::Network { name } => networks.contains(name),
-        Resource::Container { name } => name == container,
-        Resource::Attachment {
-            container: c,
-            network,
-        } => c == container && networks.contains(network),
-        Resource::Firewall => false,
+        Resource::Container { name }
+        | Resource::Attachment {
+            container: name, ..
+        } => containers.contains(&name),
+        Resource::Firewall => true,
     }
 }
 
@@ -134,13 +292,14 @@ fn requested_state(
     for (net_name, per) in opts.networks.iter() {
         let info = opts.network_info.get(net_name).ok_or_else(|| {
             EngineError::Invalid(format!(
-                "network {} is missing from network_info",
+                "network info for network {} not found",
                 Shown(net_name)
             ))
         })?;
         state
             .networks
             .insert(net_name.to_owned(), network_spec(info)?);
+        check_per_network_options(net_name, per)?;
         let mut ip = None;
         let mut ip6 = None;
         for addr in per.static_ips.iter().flatten() {
@@ -156,6 +315,12 @@ fn requested_state(
                 ip6,
                 mac: per.static_mac,
                 interface: Some(per.interface_name.clone()),
+                host_interface: per
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.get("host_interface_name"))
+                    .filter(|n| !n.is_empty())
+                    .cloned(),
                 aliases: per.aliases.clone().unwrap_or_default(),
             },
         );
@@ -167,8 +332,8 @@ fn requested_state(
         } else {
             Some(p.host_ip.parse().map_err(|_| {
                 EngineError::Invalid(format!(
-                    "port mapping host_ip {:?} is not an address",
-                    p.host_ip
+                    "invalid host ip {:?} provided for port {}",
+                    p.host_ip, p.host_port
                 ))
             })?)
         };
@@ -211,6 +376,14 @@ fn requested_state(
 
 /// netavark `setup NSPATH`: attaches the container to the requested networks and returns one
 /// status block per network.
+///
+/// podman is the source of truth for what it sends: the setup converges to the request, not to
+/// the records. A record of the same container name with another id (`podman run --replace`),
+/// another namespace (a restarted container), or whose namespace is gone or of an earlier boot
+/// (a crash or reboot that skipped the teardown) is replaced; a network podman re-created under
+/// the same name (a new id) takes its new definition; a stale container still holding an
+/// address podman now gives out is dropped. The requested container and networks are observed
+/// for real, so what a reboot took away is re-created.
 pub(crate) fn setup(
     engine: &Engine<'_>,
     netns: &Path,
@@ -219,17 +392,66 @@ pub(crate) fn setup(
     let name = container_name(opts);
     let (mut request, wanted) = requested_state(netns, opts, &name)?;
     let started = std::time::Instant::now();
-    let rec = crate::observe::recorded_for(engine.store, [&name])?;
+    let requested = request
+        .containers
+        .remove(&name)
+        .expect("the request holds its container");
+    let stale = stale_containers(engine, &name, &request, &requested)?;
+    let scope: Vec<&String> = std::iter::once(&name).chain(&stale).collect();
+    let rec = crate::observe::recorded_for(engine.store, scope.iter().copied())?;
     tracing::debug!(elapsed = ?started.elapsed(), "setup: records read");
-    let desired = desired_from_recorded(&rec, &BTreeSet::new());
-    attach_requested(engine, rec, desired, &mut request, &name, &wanted)?;
+    let mut desired = desired_from_recorded(&rec, &BTreeSet::new());
+    for ctr in &stale {
+        desired.containers.remove(ctr);
+    }
+    for (net_name, spec) in std::mem::take(&mut request.networks) {
+        // A recorded network keeps its record (podman does not change a network in place),
+        // unless podman's id for it changed: then it was removed and created again.
+        match desired.networks.get(&net_name) {
+            Some(recorded) if recorded.id == spec.id => {}
+            _ => {
+                desired.networks.insert(net_name, spec);
+            }
+        }
+    }
+    if let Some(old) = rec.containers.get(&name)
+        && old.netns.managed
+    {
+        return Err(EngineError::Invalid(format!(
+            "container {} is declared to netctl with a namespace of its own; podman cannot set it up",
+            Shown(&name)
+        )));
+    }
+    let replaced = rec
+        .containers
+        .get(&name)
+        .is_some_and(|old| !is_current(engine, old, netns, &opts.container_id));
+    match desired.containers.get_mut(&name) {
+        Some(spec) if !replaced => {
+            spec.networks.extend(requested.networks);
+            spec.ports = requested.ports;
+        }
+        _ => {
+            desired.containers.insert(name.clone(), requested);
+        }
+    }
+    let observed = crate::observe::touched(engine, &rec, &[name.as_str()], &wanted)?;
+    // Pruning drops the stale containers taken out above, and nothing else: the records read
+    // hold no other container, and every recorded network is desired.
+    let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, true);
+    plan.steps
+        .retain(|s| keep_step(&s.resource, &scope, &wanted));
+    plan.drift.clear();
+    tracing::debug!(elapsed = ?started.elapsed(), "setup: planned");
+    execute(engine, plan, rec, None, Verify::Touched)?;
     tracing::debug!(elapsed = ?started.elapsed(), "setup: executed and verified");
     status_blocks(engine, &name, &wanted)
 }
 
 /// Adds a request (its networks, and its one container `name` with the attachments and ports
 /// it asks for) to the recorded desired state, then plans and executes only the steps of that
-/// container and the `wanted` networks: what netavark's setup and CNI's ADD share.
+/// container and the `wanted` networks: CNI's ADD (a runtime's own container, named by
+/// `CNI_CONTAINERID`, so none of setup's podman-specific replacement rules apply).
 pub(crate) fn attach_requested(
     engine: &Engine<'_>,
     rec: netctl_plan::Recorded,
@@ -239,7 +461,7 @@ pub(crate) fn attach_requested(
     wanted: &BTreeSet<String>,
 ) -> Result<()> {
     for (net_name, spec) in std::mem::take(&mut request.networks) {
-        // A recorded network keeps its record (podman does not change a network in place).
+        // A recorded network keeps its record (a runtime does not change a network in place).
         desired.networks.entry(net_name).or_insert(spec);
     }
     let requested = request
@@ -258,10 +480,98 @@ pub(crate) fn attach_requested(
     spec.ports = requested.ports;
     let observed = crate::observe::assumed(engine, &rec)?;
     let mut plan = netctl_plan::plan(&desired, &rec, &observed, &engine.cfg.defaults, false);
-    plan.steps.retain(|s| keep_step(&s.resource, name, wanted));
+    let me = name.to_owned();
+    plan.steps
+        .retain(|s| keep_step(&s.resource, &[&me], wanted));
     plan.drift.clear();
     execute(engine, plan, rec, None, Verify::Touched)?;
     Ok(())
+}
+
+/// Whether the record `old` of the requested container still describes it: the same id and
+/// namespace, which is still there and was set up in this boot.
+fn is_current(
+    engine: &Engine<'_>,
+    old: &netctl_state::ContainerRecord,
+    netns: &Path,
+    id: &str,
+) -> bool {
+    old.id == id && old.netns.path == netns && !is_stale(engine, old)
+}
+
+/// A record whose kernel objects are gone: of an earlier boot, or its namespace is no longer
+/// one. Only podman's kind of container (a namespace netctl does not manage) is judged so; a
+/// declared container's namespace is netctl's own and `apply` re-creates it.
+fn is_stale(engine: &Engine<'_>, ctr: &netctl_state::ContainerRecord) -> bool {
+    !ctr.netns.managed
+        && (engine.of_earlier_boot(ctr) || !engine.sys.is_netns(&ctr.netns.path).unwrap_or(true))
+}
+
+/// Other containers' records the request shows to be stale, to be dropped with it: the holder
+/// of an address podman now gives out, and the containers left on a network podman created
+/// again under the same name. A live holder is refused here, before anything changes.
+fn stale_containers(
+    engine: &Engine<'_>,
+    name: &str,
+    request: &DesiredState,
+    requested: &ContainerSpec,
+) -> Result<Vec<String>> {
+    let read = engine.store.read()?;
+    let mut holders = BTreeSet::new();
+    for (net_name, att) in &requested.networks {
+        let Some(net) = read.network(net_name)? else {
+            continue;
+        };
+        let recreated = request
+            .networks
+            .get(net_name)
+            .is_some_and(|spec| spec.id.as_deref() != Some(net.id.as_str()));
+        if recreated {
+            for other in read.network_attachments(net_name)? {
+                if other.container != name {
+                    holders.insert((other.container, net_name.clone(), None));
+                }
+            }
+            continue;
+        }
+        for ip in att
+            .ip
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(att.ip6.map(IpAddr::V6))
+        {
+            let Some(subnet) = net.subnet_of(ip) else {
+                continue;
+            };
+            if let Some(holder) = read.lease_holder(net_name, &subnet.subnet, ip)?
+                && holder != name
+            {
+                holders.insert((holder, net_name.clone(), Some(ip)));
+            }
+        }
+    }
+    let mut stale = Vec::new();
+    for (holder, net_name, ip) in holders {
+        let Some(ctr) = read.container(&holder)? else {
+            continue;
+        };
+        if !is_stale(engine, &ctr) {
+            return Err(EngineError::Invalid(match ip {
+                Some(ip) => format!(
+                    "requested ip address {ip} is already allocated to container {} on network {net_name}",
+                    Shown(&holder)
+                ),
+                None => format!(
+                    "network {net_name} was created again with a new id, but container {} still uses the old one",
+                    Shown(&holder)
+                ),
+            }));
+        }
+        if !stale.contains(&holder) {
+            stale.push(holder);
+        }
+    }
+    Ok(stale)
 }
 
 /// The status podman expects, from the records.
@@ -376,4 +686,140 @@ pub(crate) fn teardown(engine: &Engine<'_>, opts: &NetworkOptions) -> Result<()>
     plan.drift.clear();
     execute(engine, plan, rec, None, Verify::Touched)?;
     Ok(())
+}
+
+/// netavark `create` (podman 5): checks a new network and completes it the way netavark does,
+/// with netavark's error wording: a free bridge name (`podman1`, ...) and a free IPv4 subnet
+/// from podman's pools when none is given (avoiding other networks' subnets, and the host's
+/// when asked), a random ULA /64 for IPv6 without a subnet, gateways, `host-local` IPAM. The
+/// completed network must pass what `setup` checks, so podman never stores a network netctl
+/// would refuse. Changes nothing.
+pub(crate) fn create(engine: &Engine<'_>, req: &NetworkCreateConfig) -> Result<Network> {
+    let invalid = |m: String| Err(EngineError::Invalid(m));
+    let mut net = req.network.clone();
+    if net.name.is_empty() {
+        return invalid("Network name must be supplied".into());
+    }
+    if !netctl_types::is_valid_name(&net.name) {
+        return invalid(format!(
+            "Invalid characters in network name {:?}: must match {}",
+            net.name,
+            netctl_types::NAME_PATTERN
+        ));
+    }
+    if req.used.names.contains_key(&net.name) {
+        return invalid(format!("network already exists {}", net.name));
+    }
+    if net.id.len() != 64 || !net.id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return invalid(format!(
+            "Network id must be a hexadecimal string of 64 characters {:?}",
+            net.id
+        ));
+    }
+    if net.driver != "bridge" {
+        return invalid(format!(
+            "network {}: driver {:?} is not supported (only bridge)",
+            net.name, net.driver
+        ));
+    }
+    check_options(&net)?;
+    let used = &req.used;
+    match &net.network_interface {
+        Some(bridge) if used.interfaces.contains(bridge) => {
+            return invalid(format!("bridge name {bridge} already in use"));
+        }
+        Some(_) => {}
+        None => {
+            let stem = req
+                .options
+                .default_interface_name
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("podman");
+            // n names in use leave one of stem0..=stemn free.
+            net.network_interface = (0..=used.interfaces.len())
+                .map(|n| format!("{stem}{n}"))
+                .find(|name| !used.interfaces.contains(name));
+        }
+    }
+    let mut taken = used.subnets.clone();
+    if req.options.check_used_subnets {
+        let host = engine
+            .sys
+            .addrs(&netctl_sys::NsRef::Host)
+            .map_err(crate::exec::sys_err("list the host's addresses"))?;
+        taken.extend(host.iter().map(|a| a.net.trunc()));
+    }
+    for s in &net.subnets {
+        if used
+            .subnets
+            .iter()
+            .any(|u| netctl_state::overlaps(u, &s.subnet))
+        {
+            return invalid(format!(
+                "subnet {} is already used on the host or by another config",
+                s.subnet
+            ));
+        }
+    }
+    let ipam_none = net.ipam_options.get("driver").map(String::as_str) == Some("none");
+    if ipam_none {
+        if !net.subnets.is_empty() {
+            return invalid("None ipam driver is set but subnets are given".into());
+        }
+        // No addresses, so no name service either (netavark turns DNS off the same way).
+        net.dns_enabled = false;
+        let mut state = DesiredState::default();
+        state.networks.insert(net.name.clone(), network_spec(&net)?);
+        let checked = netctl_validate::validate_state("netavark create", &state);
+        if checked.has_errors() {
+            return invalid(format!("invalid network: {}", checked.summary()));
+        }
+        return Ok(net);
+    }
+    if net.subnets.is_empty() {
+        let free = req
+            .options
+            .subnet_pools
+            .iter()
+            .filter(|pool| pool.base.addr().is_ipv4())
+            .flat_map(|pool| pool.base.subnets(pool.size).into_iter().flatten())
+            .find(|candidate| !taken.iter().any(|t| netctl_state::overlaps(t, candidate)));
+        let Some(free) = free else {
+            return invalid("could not find free subnet from subnet pools".into());
+        };
+        net.subnets.push(Subnet {
+            subnet: free,
+            gateway: None,
+            lease_range: None,
+        });
+    }
+    if net.ipv6_enabled && !net.subnets.iter().any(|s| s.subnet.addr().is_ipv6()) {
+        let ula = netctl_state::random_ula(&taken, &mut rand::rng())
+            .map_err(|e| EngineError::Invalid(format!("failed to get random ipv6 subnet: {e}")))?;
+        net.subnets.push(Subnet {
+            subnet: IpNet::V6(ula),
+            gateway: None,
+            lease_range: None,
+        });
+    }
+    if !net.internal || net.dns_enabled {
+        for s in &mut net.subnets {
+            s.subnet = s.subnet.trunc();
+            s.gateway = s
+                .gateway
+                .or_else(|| Some(netctl_types::first_host(s.subnet)));
+        }
+    }
+    net.ipv6_enabled |= net.subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    net.ipam_options
+        .insert("driver".to_owned(), "host-local".to_owned());
+    // What setup will check, checked now.
+    let mut state = DesiredState::default();
+    state.networks.insert(net.name.clone(), network_spec(&net)?);
+    let checked = netctl_validate::validate_state("netavark create", &state);
+    if checked.has_errors() {
+        return invalid(format!("invalid network: {}", checked.summary()));
+    }
+    Ok(net)
 }

@@ -147,6 +147,7 @@ mod tests {
             ],
             internal: false,
             isolate: Isolate::Enabled,
+            outbound: crate::model::Outbound::default(),
         }
     }
 
@@ -274,6 +275,7 @@ mod tests {
         let internal = FwNetwork {
             internal: true,
             isolate: Isolate::Strict,
+            outbound: crate::model::Outbound::default(),
             ..web()
         };
         let json = to_json(&add_network(&internal));

@@ -409,6 +409,7 @@ mod tests {
             subnets: vec!["10.89.0.0/24".parse().unwrap()],
             internal: false,
             isolate: Isolate::Disabled,
+            outbound: crate::model::Outbound::default(),
         }
     }
 

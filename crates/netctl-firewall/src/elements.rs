@@ -123,6 +123,13 @@ impl Elements {
             };
             self.insert(nat, vec![Atom::Net(subnet)], None);
             self.insert(same, vec![Atom::Net(subnet), Atom::Net(subnet)], None);
+            let snat = match subnet {
+                IpNet::V4(_) => network.outbound.v4.map(|a| (Store::SnatV4, IpAddr::V4(a))),
+                IpNet::V6(_) => network.outbound.v6.map(|a| (Store::SnatV6, IpAddr::V6(a))),
+            };
+            if let Some((store, addr)) = snat {
+                self.insert(store, vec![Atom::Net(subnet)], Some(Atom::Addr(addr)));
+            }
         }
     }
 
@@ -194,6 +201,8 @@ impl Elements {
                 Store::NatSubnetsV6 => (vec![net6()], None),
                 Store::SameSubnetV4 => (vec![net4(), net4()], None),
                 Store::SameSubnetV6 => (vec![net6(), net6()], None),
+                Store::SnatV4 => (vec![net4()], Some(Atom::Addr(v4))),
+                Store::SnatV6 => (vec![net6()], Some(Atom::Addr(v6))),
                 Store::Dnat4AnyAddr => (any_key(), Some(Atom::Addr(v4))),
                 Store::Dnat6AnyAddr => (any_key(), Some(Atom::Addr(v6))),
                 Store::Dnat4AnyPort | Store::Dnat6AnyPort => (any_key(), Some(Atom::Port(0))),
@@ -380,6 +389,7 @@ mod tests {
             subnets: vec!["10.89.0.0/24".parse().unwrap()],
             internal: false,
             isolate: crate::model::Isolate::Disabled,
+            outbound: crate::model::Outbound::default(),
         });
         assert!(network.netlink_ops(ElementOp::Add).is_none());
     }

@@ -124,6 +124,16 @@ pub(crate) fn set_mark_bit(bit: u32) -> Stmt {
 }
 
 /// `dnat <family> to <addr> : <port>`.
+/// `snat FAMILY to ADDR`.
+pub(crate) fn snat(family: NATFamily, addr: Expr) -> Stmt {
+    Statement::SNAT(Some(NAT {
+        addr: Some(addr),
+        family: Some(family),
+        port: None,
+        flags: None,
+    }))
+}
+
 pub(crate) fn dnat(family: NATFamily, addr: Expr, port: Expr) -> Stmt {
     Statement::DNAT(Some(NAT {
         addr: Some(addr),

@@ -70,6 +70,10 @@ pub(crate) enum Store {
     /// `ipv4_addr . ipv4_addr` intervals: `subnet . subnet`, traffic that stays in its subnet.
     SameSubnetV4,
     SameSubnetV6,
+    /// `ipv4_addr` intervals `: ipv4_addr`: subnets whose outbound traffic is SNATed to a fixed
+    /// address (netavark's `outbound_addr4`) rather than masqueraded.
+    SnatV4,
+    SnatV6,
     /// `inet_proto . inet_service : ipv4_addr`: published on every host IPv4 address.
     Dnat4AnyAddr,
     /// `inet_proto . inet_service : inet_service`: the container port for the same keys.
@@ -84,7 +88,7 @@ pub(crate) enum Store {
 }
 
 impl Store {
-    pub(crate) const ALL: [Store; 17] = [
+    pub(crate) const ALL: [Store; 19] = [
         Store::Bridges,
         Store::IsolatedBridges,
         Store::StrictBridges,
@@ -94,6 +98,8 @@ impl Store {
         Store::NatSubnetsV6,
         Store::SameSubnetV4,
         Store::SameSubnetV6,
+        Store::SnatV4,
+        Store::SnatV6,
         Store::Dnat4AnyAddr,
         Store::Dnat4AnyPort,
         Store::Dnat4IpAddr,
@@ -115,6 +121,8 @@ impl Store {
             Store::NatSubnetsV6 => "nat_subnets_v6",
             Store::SameSubnetV4 => "same_subnet_v4",
             Store::SameSubnetV6 => "same_subnet_v6",
+            Store::SnatV4 => "snat_v4",
+            Store::SnatV6 => "snat_v6",
             Store::Dnat4AnyAddr => "dnat4_any_addr",
             Store::Dnat4AnyPort => "dnat4_any_port",
             Store::Dnat4IpAddr => "dnat4_ip_addr",
@@ -134,8 +142,8 @@ impl Store {
             | Store::StrictBridges
             | Store::InternalBridges => &[Ifname],
             Store::BridgePairs => &[Ifname, Ifname],
-            Store::NatSubnetsV4 => &[Ipv4Addr],
-            Store::NatSubnetsV6 => &[Ipv6Addr],
+            Store::NatSubnetsV4 | Store::SnatV4 => &[Ipv4Addr],
+            Store::NatSubnetsV6 | Store::SnatV6 => &[Ipv6Addr],
             Store::SameSubnetV4 => &[Ipv4Addr, Ipv4Addr],
             Store::SameSubnetV6 => &[Ipv6Addr, Ipv6Addr],
             Store::Dnat4AnyAddr
@@ -153,8 +161,8 @@ impl Store {
     /// concatenated value: nft 1.0.6 (Debian 12) cannot read concatenated map values from JSON.
     pub(crate) fn value_type(self) -> Option<SetType> {
         match self {
-            Store::Dnat4AnyAddr | Store::Dnat4IpAddr => Some(SetType::Ipv4Addr),
-            Store::Dnat6AnyAddr | Store::Dnat6IpAddr => Some(SetType::Ipv6Addr),
+            Store::Dnat4AnyAddr | Store::Dnat4IpAddr | Store::SnatV4 => Some(SetType::Ipv4Addr),
+            Store::Dnat6AnyAddr | Store::Dnat6IpAddr | Store::SnatV6 => Some(SetType::Ipv6Addr),
             Store::Dnat4AnyPort | Store::Dnat4IpPort | Store::Dnat6AnyPort | Store::Dnat6IpPort => {
                 Some(SetType::InetService)
             }
@@ -165,7 +173,12 @@ impl Store {
     pub(crate) fn interval(self) -> bool {
         matches!(
             self,
-            Store::NatSubnetsV4 | Store::NatSubnetsV6 | Store::SameSubnetV4 | Store::SameSubnetV6
+            Store::NatSubnetsV4
+                | Store::NatSubnetsV6
+                | Store::SameSubnetV4
+                | Store::SameSubnetV6
+                | Store::SnatV4
+                | Store::SnatV6
         )
     }
 
@@ -248,6 +261,13 @@ impl Family {
         match self {
             Family::V4 => Store::NatSubnetsV4,
             Family::V6 => Store::NatSubnetsV6,
+        }
+    }
+
+    fn snat(self) -> Store {
+        match self {
+            Family::V4 => Store::SnatV4,
+            Family::V6 => Store::SnatV6,
         }
     }
 
@@ -528,9 +548,7 @@ fn postrouting_rules() -> Vec<NfListObject<'static>> {
     for family in [Family::V4, Family::V6] {
         let saddr = || payload(family.ip(), "saddr");
         let daddr = || payload(family.ip(), "daddr");
-        rules.push(rule(
-            POSTROUTING,
-            "netctl: outbound traffic of non-internal networks",
+        let outbound = || {
             vec![
                 in_set(saddr(), family.nat_subnets()),
                 ne(daddr(), family.multicast()),
@@ -538,8 +556,26 @@ fn postrouting_rules() -> Vec<NfListObject<'static>> {
                     concat(vec![saddr(), daddr()]),
                     set_ref(family.same_subnet().name()),
                 ),
-                Statement::Masquerade(None),
-            ],
+            ]
+        };
+        // A subnet with a fixed outbound address: SNAT to it (a source the map lacks ends
+        // the rule, and the masquerade below takes the flow).
+        let mut snat = outbound();
+        snat.push(crate::expr::snat(
+            family.nat(),
+            map_lookup(saddr(), family.snat().name()),
+        ));
+        rules.push(rule(
+            POSTROUTING,
+            "netctl: outbound traffic of networks with a fixed source address",
+            snat,
+        ));
+        let mut masquerade = outbound();
+        masquerade.push(Statement::Masquerade(None));
+        rules.push(rule(
+            POSTROUTING,
+            "netctl: outbound traffic of non-internal networks",
+            masquerade,
         ));
     }
     rules

@@ -24,6 +24,16 @@ pub struct FwNetwork {
     pub internal: bool,
     /// netavark's `isolate` option.
     pub isolate: Isolate,
+    /// netavark's `outbound_addr4`/`outbound_addr6`: outbound traffic of the network's
+    /// subnets of that family is SNATed to this address instead of masqueraded.
+    pub outbound: Outbound,
+}
+
+/// Fixed source addresses for a network's outbound traffic, per family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outbound {
+    pub v4: Option<std::net::Ipv4Addr>,
+    pub v6: Option<std::net::Ipv6Addr>,
 }
 
 /// One container's attachment to one network, with the ports published through it.

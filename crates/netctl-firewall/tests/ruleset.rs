@@ -10,7 +10,8 @@ use std::time::Instant;
 use common::{NftCli, element_count, list_table, table_exists};
 use netctl_firewall::{
     Applied, Change, FirewallDriver, FirewallState, FwContainer, FwNetwork, FwPort, HostIp,
-    Isolate, NftRunner, NftablesDriver, Protocol, base_table, batch_len, full_rebuild, to_json,
+    Isolate, NftRunner, NftablesDriver, Outbound, Protocol, base_table, batch_len, full_rebuild,
+    to_json,
 };
 use netctl_testkit::sandbox_test;
 
@@ -21,6 +22,7 @@ fn network(name: &str, third: u8, isolate: Isolate, internal: bool) -> FwNetwork
         subnets: vec![format!("10.89.{third}.0/24").parse().unwrap()],
         internal,
         isolate,
+        outbound: Outbound::default(),
     }
 }
 
@@ -201,6 +203,7 @@ sandbox_test! {
             subnets: vec!["10.90.0.0/16".parse().unwrap(), "fd10:90::/64".parse().unwrap()],
             internal: false,
             isolate: Isolate::Strict,
+            outbound: Outbound::default(),
         };
         let state = FirewallState { networks: vec![big], containers: Vec::new() };
         driver.full_rebuild(&state).unwrap();
@@ -248,6 +251,7 @@ sandbox_test! {
                 subnets: vec!["10.90.0.0/16".parse().unwrap(), "fd10:90::/64".parse().unwrap()],
                 internal: false,
                 isolate: Isolate::Strict,
+                outbound: Outbound::default(),
             }],
             containers: (1..1000).map(numbered).collect(),
         };

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use common::NftCli;
 use netctl_firewall::{
     FirewallDriver, FirewallState, FwContainer, FwNetwork, FwPort, HostIp, Isolate, NftablesDriver,
-    Protocol,
+    Outbound, Protocol,
 };
 use netctl_testkit::{Proto, Sandbox, sandbox_test, uplink};
 
@@ -102,6 +102,7 @@ fn net(name: &str, bridge: &str, subnets: &[&str], isolate: Isolate, internal: b
         subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
         internal,
         isolate,
+        outbound: Outbound::default(),
     }
 }
 

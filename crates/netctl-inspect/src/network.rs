@@ -45,20 +45,34 @@ pub fn network_inspect(net: &NetworkRecord) -> Network {
                     }),
             })
             .collect(),
-        routes: Vec::new(),
+        routes: net
+            .routes
+            .iter()
+            .map(|r| netctl_types::Route {
+                destination: r.destination,
+                gateway: r.gateway,
+                metric: r.metric,
+                route_type: (r.route_type != "unicast").then(|| r.route_type.clone()),
+            })
+            .collect(),
         ipv6_enabled: net.ipv6 || net.subnets.iter().any(|s| matches!(s.subnet, IpNet::V6(_))),
         internal: net.internal,
         dns_enabled: net.dns_enabled,
         network_dns_servers: net.dns_servers.clone(),
         labels: net.labels.clone(),
         options: network_options(net),
-        ipam_options: BTreeMap::from([("driver".to_owned(), IPAM_DRIVER.to_owned())]),
+        ipam_options: BTreeMap::from([(
+            "driver".to_owned(),
+            if net.ipam_none() { "none" } else { IPAM_DRIVER }.to_owned(),
+        )]),
     }
 }
 
 /// podman's `options` map for `net`.
 fn network_options(net: &NetworkRecord) -> BTreeMap<String, String> {
     let mut options = net.options.clone();
+    // Kept in `options` by netctl; podman has it in `ipam_options`.
+    options.remove(netctl_state::OPTION_IPAM_DRIVER);
     if let Some(mtu) = net.mtu {
         options.insert("mtu".to_owned(), mtu.to_string());
     }

@@ -48,6 +48,7 @@ fn net(name: &str, id_pair: &str, subnets: &[(&str, Option<&str>)]) -> NetworkRe
         isolate: Isolate::Off,
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
+        routes: Vec::new(),
         created: at(1_700_000_000, 0),
         project: None,
     }
@@ -83,6 +84,7 @@ fn ctr(name: &str, mode: NetworkMode, ports: &[PortMapping]) -> ContainerRecord 
         },
         created: at(1_700_000_100, 0),
         project: None,
+        boot_id: None,
     }
 }
 
@@ -102,6 +104,7 @@ fn att(
         aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
         addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
         metric: None,
+        host_interface: None,
     }
 }
 

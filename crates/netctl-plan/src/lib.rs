@@ -25,7 +25,7 @@ use serde::Serialize;
 
 pub use render::render_text;
 pub use resolve::{
-    DEFAULT_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork, TargetState,
+    DEFAULT_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork, TargetState, host_veth,
     legacy_metric, project_view, resolve, veth_name,
 };
 
@@ -95,6 +95,10 @@ pub struct Observed {
     /// How DNS differs from the records, by network (aardvark-dns not running, its file for
     /// the network not what the records say, a gateway listener missing).
     pub dns_drift: BTreeMap<String, Vec<String>>,
+    /// Containers whose records are of an earlier boot: whatever sits at their namespace path
+    /// now, the kernel objects they describe are gone (a reboot or power cut skipped every
+    /// teardown), so they are re-created like a missing namespace.
+    pub earlier_boot: BTreeSet<String>,
 }
 
 /// The drift of a container's hosts or resolv.conf (missing, or not what netctl wrote).
@@ -417,6 +421,54 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
             Some(render::list_str(&target.dns_servers)),
         ));
     }
+    // The default routes are made with the attachments: a change re-creates them.
+    if target.metric != rec.metric() {
+        changes.push(Change::new(
+            "metric",
+            rec.metric().map(|m| m.to_string()),
+            target.metric.map(|m| m.to_string()),
+        ));
+        replace = true;
+    }
+    if target.no_default_route != rec.no_default_route() {
+        changes.push(Change::new(
+            "no_default_route",
+            Some(rec.no_default_route().to_string()),
+            Some(target.no_default_route.to_string()),
+        ));
+        replace = true;
+    }
+    let outbound = |v4: Option<std::net::IpAddr>, v6: Option<std::net::IpAddr>| {
+        [v4, v6]
+            .iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if target.ipam_none != rec.ipam_none() {
+        let name = |none: bool| if none { "none" } else { "host-local" }.to_owned();
+        changes.push(Change::new(
+            "ipam_driver",
+            Some(name(rec.ipam_none())),
+            Some(name(target.ipam_none)),
+        ));
+        replace = true;
+    }
+    let was = outbound(rec.outbound_addr(false), rec.outbound_addr(true));
+    let want = outbound(
+        target.outbound_addr4.map(Into::into),
+        target.outbound_addr6.map(Into::into),
+    );
+    if was != want {
+        changes.push(Change::new("outbound_addr", Some(was), Some(want)));
+    }
+    let routes = render::routes_of_record(rec);
+    let want = render::routes_of_target(&target.routes);
+    if want != routes {
+        changes.push(Change::new("routes", Some(routes), Some(want)));
+        replace = true;
+    }
     if target.labels != rec.labels {
         changes.push(Change::new(
             "labels",
@@ -644,6 +696,14 @@ fn diff_attachments(name: &str, ctr: &TargetContainer, recorded: &Recorded, step
                     ));
                     replace = true;
                 }
+                if att.host_interface.is_some() && att.host_interface != rec.host_interface {
+                    changes.push(Change::new(
+                        "host_interface",
+                        rec.host_interface.clone(),
+                        att.host_interface.clone(),
+                    ));
+                    replace = true;
+                }
                 if att.aliases != rec.aliases {
                     changes.push(Change::new(
                         "aliases",
@@ -762,6 +822,16 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
     }
     for (name, ctr) in &recorded.containers {
         let resource = Resource::Container { name: name.clone() };
+        if observed.earlier_boot.contains(name) {
+            drift.push(Drift::severe(
+                resource,
+                format!(
+                    "recorded in an earlier boot: network namespace {} and its interfaces are gone",
+                    ctr.netns.path.display()
+                ),
+            ));
+            continue;
+        }
         let Some(links) = observed.namespaces.get(&ctr.netns.path) else {
             drift.push(Drift::severe(
                 resource,
@@ -786,7 +856,7 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
             let Some(net) = recorded.networks.get(&att.network) else {
                 continue;
             };
-            let host_veth = veth_name(&ctr.id, &net.id);
+            let host_veth = host_veth(ctr, net, att);
             if !observed.host_links.contains_key(&host_veth) {
                 drift.push(Drift::new(
                     resource.clone(),
@@ -814,7 +884,12 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
 }
 
 fn add_repairs(drift: &[Drift], steps: &mut Vec<Step>) {
-    let mut seen = BTreeSet::new();
+    // What is deleted anyway is not repaired first (a stale record that is dropped).
+    let mut seen: BTreeSet<Resource> = steps
+        .iter()
+        .filter(|s| s.action == Action::Delete)
+        .map(|s| s.resource.clone())
+        .collect();
     for d in drift {
         if seen.insert(d.resource.clone()) {
             steps.push(Step {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netctl_state::{Isolate, NetworkRecord};
@@ -168,6 +169,37 @@ pub(crate) fn subnets_of_record(rec: &NetworkRecord) -> String {
             });
             subnet_line(s.subnet, s.gateway, range)
         })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A network's routes as plans show them: `DEST [via GW] [metric N] [TYPE]`, `; `-separated.
+fn route_line(dst: IpNet, gateway: Option<IpAddr>, metric: Option<u32>, kind: &str) -> String {
+    let mut out = dst.to_string();
+    if let Some(gw) = gateway {
+        let _ = write!(out, " via {gw}");
+    }
+    if let Some(m) = metric {
+        let _ = write!(out, " metric {m}");
+    }
+    if kind != "unicast" {
+        let _ = write!(out, " {kind}");
+    }
+    out
+}
+
+pub(crate) fn routes_of_record(rec: &NetworkRecord) -> String {
+    rec.routes
+        .iter()
+        .map(|r| route_line(r.destination, r.gateway, r.metric, &r.route_type))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub(crate) fn routes_of_target(routes: &[netctl_types::RouteSpec]) -> String {
+    routes
+        .iter()
+        .map(|r| route_line(r.destination, r.gateway, r.metric, r.route_type.as_str()))
         .collect::<Vec<_>>()
         .join("; ")
 }

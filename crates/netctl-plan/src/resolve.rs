@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
-    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, MacAddr,
-    NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
+    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
+    MacAddr, NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -34,6 +34,17 @@ pub struct TargetNetwork {
     pub internal: bool,
     pub mtu: Option<u32>,
     pub isolate: RecIsolate,
+    /// Declared metric of the default routes through it.
+    pub metric: Option<u32>,
+    /// No default route through it.
+    pub no_default_route: bool,
+    /// Other routes its containers get.
+    pub routes: Vec<netctl_types::RouteSpec>,
+    /// IPAM driver `none`: no subnets, no addresses.
+    pub ipam_none: bool,
+    /// Fixed outbound source addresses (SNAT instead of masquerade).
+    pub outbound_addr4: Option<std::net::Ipv4Addr>,
+    pub outbound_addr6: Option<std::net::Ipv6Addr>,
     pub labels: BTreeMap<String, String>,
     /// The implicit default network (`podman`), not declared in the file.
     pub is_default: bool,
@@ -76,6 +87,8 @@ pub struct TargetAttachment {
     pub aliases: Vec<String>,
     /// Metric of the attachment's default routes (see [`assign_metrics`]).
     pub metric: u32,
+    /// Declared name of the host end of the veth.
+    pub host_interface: Option<String>,
 }
 
 impl TargetAttachment {
@@ -140,7 +153,8 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                     .bridge
                     .clone()
                     .or_else(|| rec.map(|r| r.network_interface.clone())),
-                subnets: (!spec.subnets.is_empty()).then(|| spec.subnets.clone()),
+                subnets: (!spec.subnets.is_empty() || spec.ipam_driver == IpamDriver::None)
+                    .then(|| spec.subnets.clone()),
                 ipv6: spec.ipv6 || spec.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
                 internal: spec.internal,
                 mtu: spec.mtu,
@@ -149,6 +163,12 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                     Isolate::Enabled => RecIsolate::On,
                     Isolate::Strict => RecIsolate::Strict,
                 },
+                metric: spec.metric,
+                no_default_route: spec.no_default_route,
+                routes: spec.routes.clone(),
+                ipam_none: spec.ipam_driver == IpamDriver::None,
+                outbound_addr4: spec.outbound_addr4,
+                outbound_addr6: spec.outbound_addr6,
                 labels: spec.labels.clone(),
                 is_default: false,
                 external: spec.external,
@@ -161,8 +181,12 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
         .collect();
 
     let mut containers = BTreeMap::new();
+    let declared_metrics: BTreeMap<String, u32> = networks
+        .iter()
+        .filter_map(|(name, net)| Some((name.clone(), net.metric?)))
+        .collect();
     for (name, spec) in &desired.containers {
-        let mut ctr = resolve_container(name, spec, recorded, defaults);
+        let mut ctr = resolve_container(name, spec, recorded, defaults, &declared_metrics);
         ctr.project.clone_from(&desired.project);
         if ctr.attachments.contains_key(&defaults.default_network)
             && !networks.contains_key(&defaults.default_network)
@@ -191,6 +215,12 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         internal: false,
         mtu: None,
         isolate: RecIsolate::Off,
+        metric: None,
+        no_default_route: false,
+        routes: Vec::new(),
+        ipam_none: false,
+        outbound_addr4: None,
+        outbound_addr6: None,
         labels: BTreeMap::new(),
         is_default: true,
         external: false,
@@ -205,6 +235,7 @@ fn resolve_container(
     spec: &ContainerSpec,
     recorded: &Recorded,
     defaults: &Defaults,
+    declared_metrics: &BTreeMap<String, u32>,
 ) -> TargetContainer {
     let rec = recorded.containers.get(name);
     let id = spec
@@ -233,7 +264,7 @@ fn resolve_container(
         declared.clear();
     }
     let interfaces = assign_interfaces(name, &declared, recorded);
-    let metrics = assign_metrics(name, &declared, &interfaces, recorded);
+    let metrics = assign_metrics(name, &declared, &interfaces, recorded, declared_metrics);
     let short_id: String = id.chars().take(12).collect();
     let attachments = declared
         .iter()
@@ -249,6 +280,7 @@ fn resolve_container(
                 interface: interfaces[net].clone(),
                 aliases: aliases.into_iter().collect(),
                 metric: metrics[net],
+                host_interface: att.host_interface.clone(),
             };
             (net.clone(), target)
         })
@@ -349,16 +381,27 @@ pub fn legacy_metric(interface: &str) -> u32 {
 /// re-applies, whatever the file's order becomes), else the lowest free metric from
 /// [`DEFAULT_ROUTE_METRIC`] up, walking networks in the order the container lists them, so the
 /// first network's routes win. (Deriving it from an `ethN` name gave `back0` and `eth0` the
-/// same metric, and the second default route failed with "File exists".)
+/// same metric, and the second default route failed with "File exists".) A network's declared
+/// `metric` overrides both.
 fn assign_metrics(
     container: &str,
     declared: &IndexMap<String, netctl_types::AttachmentSpec>,
     interfaces: &BTreeMap<String, String>,
     recorded: &Recorded,
+    declared_metrics: &BTreeMap<String, u32>,
 ) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     let mut used = BTreeSet::new();
     for net in declared.keys() {
+        if let Some(&metric) = declared_metrics.get(net) {
+            used.insert(metric);
+            out.insert(net.clone(), metric);
+        }
+    }
+    for net in declared.keys() {
+        if out.contains_key(net) {
+            continue;
+        }
         if let Some(rec) = recorded
             .attachments
             .get(&(container.to_owned(), net.clone()))
@@ -396,6 +439,17 @@ pub(crate) fn recorded_ports(rec: &ContainerRecord) -> Vec<PortMapping> {
 
 /// Name of the host side of a container's veth on a network: stable, unique per (container,
 /// network), at most 15 bytes, so netctl can find it again without asking the kernel for peers.
+/// The host end of an attachment's veth: the declared name, else [`veth_name`].
+pub fn host_veth(
+    ctr: &netctl_state::ContainerRecord,
+    net: &netctl_state::NetworkRecord,
+    att: &netctl_state::AttachmentRecord,
+) -> String {
+    att.host_interface
+        .clone()
+        .unwrap_or_else(|| veth_name(&ctr.id, &net.id))
+}
+
 pub fn veth_name(container_id: &str, network_id: &str) -> String {
     // FNV-1a, 64 bit: no dependency, stable across versions and platforms.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

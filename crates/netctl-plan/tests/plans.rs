@@ -104,6 +104,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 isolate: net.isolate,
                 labels: net.labels.clone(),
                 options: BTreeMap::new(),
+                routes: Vec::new(),
                 created: SystemTime::UNIX_EPOCH,
                 project: None,
             },
@@ -131,6 +132,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                 ports: Opaque::of(&ctr.ports).unwrap(),
                 created: SystemTime::UNIX_EPOCH,
                 project: None,
+                boot_id: None,
             },
         );
         obs.files_ok.insert(name.clone(), true);
@@ -199,6 +201,7 @@ fn converged(text: &str) -> (Recorded, Observed) {
                     aliases,
                     addresses,
                     metric: Some(att.metric),
+                    host_interface: att.host_interface.clone(),
                 },
             );
         }

@@ -76,6 +76,7 @@ fn network(name: &str, cidr: &str, lease_range: Option<(IpAddr, IpAddr)>) -> Net
         isolate: Isolate::Off,
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
+        routes: Vec::new(),
         created: SystemTime::now(),
         project: None,
     }

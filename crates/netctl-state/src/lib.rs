@@ -47,7 +47,7 @@ pub use pending::{PENDING_FILE, PendingFile, PendingOperation};
 pub use records::{
     AttachmentRecord, ContainerRecord, DnsServerRecord, Generation, HelperKind, HelperRecord,
     Isolate, Lease, LeaseRange, MacAddr, NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord,
-    Opaque, ParseMacError, SubnetRecord, generate_id, is_valid_id,
+    OPTION_IPAM_DRIVER, Opaque, ParseMacError, RouteRecord, SubnetRecord, generate_id, is_valid_id,
 };
 pub use store::{
     AllocRequest, Allocation, AttachRequest, GENERATIONS_KEPT, ReadTxn, SCHEMA_VERSION, StateRead,

@@ -49,6 +49,9 @@ pub struct NetworkRecord {
     /// Driver options not covered by a field above (podman's `options`).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Routes the network's containers get besides the default routes (netavark's `routes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteRecord>,
     pub created: SystemTime,
     /// The project (desired-state file) that owns it; `None` for what podman or a CNI runtime
     /// brought, the default network, and records written before projects existed.
@@ -56,11 +59,98 @@ pub struct NetworkRecord {
     pub project: Option<String>,
 }
 
+/// The `options` key of a network's default-route metric (netavark's option name).
+pub const OPTION_METRIC: &str = "metric";
+/// The `options` key that says the network gives no default route (netavark's option name).
+pub const OPTION_NO_DEFAULT_ROUTE: &str = "no_default_route";
+/// The `options` key that records a network without IPAM (`"none"`).
+pub const OPTION_IPAM_DRIVER: &str = "ipam_driver";
+/// The `options` keys of the fixed outbound source addresses (netavark's option names).
+pub const OPTION_OUTBOUND_ADDR4: &str = "outbound_addr4";
+pub const OPTION_OUTBOUND_ADDR6: &str = "outbound_addr6";
+
 impl NetworkRecord {
+    /// The declared metric of the network's default routes, if any.
+    pub fn metric(&self) -> Option<u32> {
+        self.options.get(OPTION_METRIC).and_then(|m| m.parse().ok())
+    }
+
+    /// Whether the network's containers get a default route through it.
+    pub fn no_default_route(&self) -> bool {
+        self.options
+            .get(OPTION_NO_DEFAULT_ROUTE)
+            .map(String::as_str)
+            == Some("true")
+    }
+
+    /// Whether the network gives no addresses (IPAM driver `none`).
+    pub fn ipam_none(&self) -> bool {
+        self.options.get(OPTION_IPAM_DRIVER).map(String::as_str) == Some("none")
+    }
+
+    /// Records whether the network gives no addresses.
+    pub fn set_ipam_none(&mut self, none: bool) {
+        if none {
+            self.options
+                .insert(OPTION_IPAM_DRIVER.to_owned(), "none".to_owned());
+        } else {
+            self.options.remove(OPTION_IPAM_DRIVER);
+        }
+    }
+
+    /// The fixed outbound source address of a family (`outbound_addr4`/`outbound_addr6`).
+    pub fn outbound_addr(&self, v6: bool) -> Option<IpAddr> {
+        let key = if v6 {
+            OPTION_OUTBOUND_ADDR6
+        } else {
+            OPTION_OUTBOUND_ADDR4
+        };
+        self.options
+            .get(key)
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .filter(|a| a.is_ipv6() == v6)
+    }
+
+    /// Records the fixed outbound source addresses in `options`, as netavark names them.
+    pub fn set_outbound_addrs(&mut self, v4: Option<IpAddr>, v6: Option<IpAddr>) {
+        for (key, addr) in [(OPTION_OUTBOUND_ADDR4, v4), (OPTION_OUTBOUND_ADDR6, v6)] {
+            match addr {
+                Some(a) => self.options.insert(key.to_owned(), a.to_string()),
+                None => self.options.remove(key),
+            };
+        }
+    }
+
+    /// Records `metric` and `no_default_route` in `options`, as netavark names them.
+    pub fn set_route_options(&mut self, metric: Option<u32>, no_default_route: bool) {
+        match metric {
+            Some(m) => self.options.insert(OPTION_METRIC.to_owned(), m.to_string()),
+            None => self.options.remove(OPTION_METRIC),
+        };
+        if no_default_route {
+            self.options
+                .insert(OPTION_NO_DEFAULT_ROUTE.to_owned(), "true".to_owned());
+        } else {
+            self.options.remove(OPTION_NO_DEFAULT_ROUTE);
+        }
+    }
+
     /// The subnet record that contains `ip`, if any.
     pub fn subnet_of(&self, ip: IpAddr) -> Option<&SubnetRecord> {
         self.subnets.iter().find(|s| s.subnet.contains(&ip))
     }
+}
+
+/// A route of a network, as netavark writes one (`route_type`: `unicast`, `blackhole`,
+/// `unreachable` or `prohibit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRecord {
+    pub destination: IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    pub route_type: String,
 }
 
 /// Network drivers netctl knows.
@@ -117,7 +207,8 @@ pub struct LeaseRange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub name: String,
-    /// 64 lowercase hex characters; declared or generated, then kept.
+    /// Declared (podman's: 64 lowercase hex characters; any safe file-name component) or
+    /// generated (64 hex), then kept.
     pub id: String,
     pub netns: NetnsRecord,
     pub mode: NetworkMode,
@@ -133,6 +224,11 @@ pub struct ContainerRecord {
     /// The project that owns it (see [`NetworkRecord::project`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`) when netctl last made or
+    /// repaired the container's network: a record of an earlier boot describes kernel objects
+    /// that are gone, whatever now sits at its namespace path. `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// JSON the store keeps without knowing its shape (a type of the crates above it), as the text it
@@ -238,6 +334,10 @@ pub struct AttachmentRecord {
     /// container's networks) and kept. `None` in records written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<u32>,
+    /// The host end's name when declared (netavark's `host_interface_name`); `None`: derived
+    /// from the container and network ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_interface: Option<String>,
 }
 
 /// One IPAM lease: an address of a network's subnet held by a container.

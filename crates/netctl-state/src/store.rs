@@ -563,6 +563,21 @@ pub trait StateRead: sealed::Tables {
         Ok(out)
     }
 
+    /// Who holds `address` of `subnet` on `network`, if anyone (one point lookup).
+    fn lease_holder(
+        &self,
+        network: &str,
+        subnet: &IpNet,
+        address: IpAddr,
+    ) -> Result<Option<String>, StateError> {
+        let t = self.open_ro(LEASES)?;
+        let what = || format!("the holder of {address} on network {network}");
+        let key = subnet_key(subnet);
+        Ok(t.get((network, key.as_str(), ip_to_u128(address)))
+            .ctx(what)?
+            .map(|v| v.value().to_owned()))
+    }
+
     /// Every lease of every network.
     fn all_leases(&self) -> Result<Vec<Lease>, StateError> {
         let t = self.open_ro(LEASES)?;
@@ -1019,9 +1034,11 @@ impl WriteTxn {
         if container.name.is_empty() {
             return Err(invalid("the name is empty".to_owned()));
         }
-        if !is_valid_id(&container.id) {
+        // Any id podman-like tools send (netavark takes short ids and names too); the front
+        // doors hold it to netctl-types' rule, the store only to what keeps records sound.
+        if container.id.is_empty() || container.id.contains(['/', '\0']) {
             return Err(invalid(format!(
-                "ID {:?} is not 64 lowercase hex characters",
+                "ID {:?} is empty or contains `/` or NUL",
                 container.id
             )));
         }
@@ -1268,6 +1285,7 @@ impl WriteTxn {
             aliases: request.aliases.clone(),
             addresses,
             metric: request.metric,
+            host_interface: None,
         };
         self.write_attachment(&record)?;
         Ok(record)
@@ -1290,6 +1308,16 @@ impl WriteTxn {
         Ok(record)
     }
 
+    /// Records the declared name of an attachment's host veth end.
+    pub fn set_host_interface(
+        &mut self,
+        container: &str,
+        network: &str,
+        name: Option<String>,
+    ) -> Result<AttachmentRecord, StateError> {
+        self.edit_attachment(container, network, |record| record.host_interface = name)
+    }
+
     /// Replaces the aliases of an existing attachment; everything else stays.
     pub fn set_aliases(
         &mut self,
@@ -1297,13 +1325,23 @@ impl WriteTxn {
         network: &str,
         aliases: Vec<String>,
     ) -> Result<AttachmentRecord, StateError> {
+        self.edit_attachment(container, network, |record| record.aliases = aliases)
+    }
+
+    /// An existing attachment, changed by `edit` and written back.
+    fn edit_attachment(
+        &mut self,
+        container: &str,
+        network: &str,
+        edit: impl FnOnce(&mut AttachmentRecord),
+    ) -> Result<AttachmentRecord, StateError> {
         let mut record =
             self.attachment(container, network)?
                 .ok_or_else(|| StateError::NotAttached {
                     container: container.to_owned(),
                     network: network.to_owned(),
                 })?;
-        record.aliases = aliases;
+        edit(&mut record);
         self.write_attachment(&record)?;
         Ok(record)
     }

@@ -34,8 +34,8 @@ pub use fake::FakeSys;
 pub use linux::LinuxSys;
 pub use model::{
     Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Ipv4Conf, Link, LinkChange, LinkKind, Listening,
-    MAIN_TABLE, MAX_IFNAME_LEN, NftFamily, Route, RouteProto, RunOutput, SpawnMode, SpawnSpec,
-    Spawned, StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
+    MAIN_TABLE, MAX_IFNAME_LEN, NftFamily, Route, RouteKind, RouteProto, RunOutput, SpawnMode,
+    SpawnSpec, Spawned, StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
 };
 pub use netctl_types::MacAddr;
 pub use nix::sys::signal::Signal;

@@ -255,7 +255,30 @@ impl fmt::Display for RouteProto {
     }
 }
 
-/// A unicast route.
+/// What a route does with a packet: forward it (unicast), or drop it silently (blackhole),
+/// with "unreachable" or with "prohibited" (ICMP back to the sender).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteKind {
+    #[default]
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+impl RouteKind {
+    /// `ip route`'s word for it (empty for unicast).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Unicast => "",
+            RouteKind::Blackhole => "blackhole",
+            RouteKind::Unreachable => "unreachable",
+            RouteKind::Prohibit => "prohibit",
+        }
+    }
+}
+
+/// A route: unicast, or one of the kinds that go nowhere ([`RouteKind`]).
 ///
 /// As input, `metric: 0` means "no metric": IPv4 keeps 0, IPv6 gets 1024
 /// ([`IPV6_DEFAULT_METRIC`]) like the kernel does; a deletion with metric 0 matches any metric.
@@ -270,6 +293,8 @@ pub struct Route {
     /// Routing table id; [`MAIN_TABLE`] normally.
     pub table: u32,
     pub proto: RouteProto,
+    /// Unicast unless set; the other kinds have no gateway and no device.
+    pub kind: RouteKind,
 }
 
 impl Route {
@@ -282,6 +307,15 @@ impl Route {
             metric: 0,
             table: MAIN_TABLE,
             proto: RouteProto::Static,
+            kind: RouteKind::Unicast,
+        }
+    }
+
+    /// A route of `kind` to `dst` (blackhole, unreachable, prohibit).
+    pub fn of_kind(kind: RouteKind, dst: IpNet) -> Self {
+        Self {
+            kind,
+            ..Self::new(dst)
         }
     }
 
@@ -328,6 +362,9 @@ impl Route {
 impl fmt::Display for Route {
     /// In `ip route` style: `default via 10.89.0.1 dev eth0 metric 100`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind != RouteKind::Unicast {
+            write!(f, "{} ", self.kind.as_str())?;
+        }
         if self.is_default() {
             f.write_str("default")?;
             if self.dst.addr().is_ipv6() {
@@ -584,7 +621,11 @@ pub(crate) fn check_route(route: &Route, adding: bool) -> Result<(), SysError> {
     {
         return invalid("the gateway is not of the destination's address family");
     }
-    if adding && route.gateway.is_none() && route.dev.is_none() {
+    if route.kind != RouteKind::Unicast {
+        if route.gateway.is_some() || route.dev.is_some() {
+            return invalid("a blackhole, unreachable or prohibit route has no gateway or device");
+        }
+    } else if adding && route.gateway.is_none() && route.dev.is_none() {
         return invalid("a route needs a gateway or a device");
     }
     Ok(())

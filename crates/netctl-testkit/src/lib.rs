@@ -357,6 +357,48 @@ impl Sandbox {
         Background { child }
     }
 
+    /// A power cut and a reboot, as far as the sandbox can show one: every namespace but the
+    /// uplink's is gone, every link but `lo` and the uplink, the whole nftables ruleset, and
+    /// everything under `/run/netctl` and `/run/containers` (tmpfs on a real host); the
+    /// kernel's boot id is a new one (a private bind mount over
+    /// `/proc/sys/kernel/random/boot_id`). Nothing is torn down: records in `/var/lib/netctl`
+    /// survive, as on disk. `boot` makes each simulated boot's id distinct.
+    pub fn simulate_reboot(&self, boot: u8) {
+        let names = self.run(&["ip", "netns", "list"]);
+        for ns in names.lines().filter_map(|l| l.split_whitespace().next()) {
+            if ns != uplink::OUTSIDE_NS {
+                self.run(&["ip", "netns", "del", ns]);
+            }
+        }
+        let links = self.run(&["ip", "-o", "link", "show"]);
+        for link in links.lines().filter_map(|l| l.split(": ").nth(1)) {
+            let name = link.split('@').next().unwrap_or(link);
+            if name != "lo" && name != uplink::HOST_IF {
+                // A veth's peer may have gone with an earlier one.
+                let _ = self.output(&["ip", "link", "del", name]);
+            }
+        }
+        self.run(&["nft", "flush", "ruleset"]);
+        for dir in ["/run/netctl", "/run/containers"] {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                }
+            }
+        }
+        let id = self.write_file(
+            &format!("boot-id-{boot}"),
+            &format!("00000000-0000-4000-8000-{boot:012x}\n"),
+        );
+        self.run(&[
+            "mount",
+            "--bind",
+            id.to_str().expect("UTF-8 path"),
+            "/proc/sys/kernel/random/boot_id",
+        ]);
+    }
+
     /// Creates a named namespace with `lo` up (a test's own "container", made without netctl).
     pub fn add_netns(&self, ns: &str) {
         self.run(&["ip", "netns", "add", ns]);

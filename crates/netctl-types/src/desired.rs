@@ -56,6 +56,35 @@ impl NetworkDriver {
     }
 }
 
+/// Who gives a network's containers their addresses (netavark's IPAM drivers netctl serves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub enum IpamDriver {
+    /// netctl (or podman) picks each container's addresses from the subnets.
+    #[default]
+    #[serde(rename = "host-local")]
+    HostLocal,
+    /// No addresses at all: the network has no subnets, its containers an interface without
+    /// an address (and no default route).
+    #[serde(rename = "none")]
+    None,
+}
+
+impl IpamDriver {
+    /// netavark's name for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            IpamDriver::HostLocal => "host-local",
+            IpamDriver::None => "none",
+        }
+    }
+
+    /// Whether this is the default, `host-local`.
+    pub fn is_host_local(&self) -> bool {
+        *self == IpamDriver::HostLocal
+    }
+}
+
 /// One network, `[networks.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -82,6 +111,27 @@ pub struct NetworkSpec {
     /// netavark's `isolate` option.
     #[serde(default)]
     pub isolate: Isolate,
+    /// Metric of the default routes of the network's containers (netavark's `metric`); absent:
+    /// chosen by the order of each container's networks, 100 for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// `true`: containers get no default route through this network (netavark's
+    /// `no_default_route`); their subnet route only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_default_route: bool,
+    /// Outbound IPv4 traffic is SNATed to this address instead of masqueraded (netavark's
+    /// `outbound_addr4`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_addr4: Option<Ipv4Addr>,
+    /// Outbound IPv6 traffic is SNATed to this address (netavark's `outbound_addr6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_addr6: Option<Ipv6Addr>,
+    /// `"none"`: no subnets and no addresses (netavark's IPAM driver `none`).
+    #[serde(default, skip_serializing_if = "IpamDriver::is_host_local")]
+    pub ipam_driver: IpamDriver,
+    /// Routes added in each container besides the default route (netavark's `routes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSpec>,
     /// Free-form labels, kept for the user.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -129,6 +179,63 @@ pub fn first_host(subnet: IpNet) -> IpAddr {
     match subnet.network() {
         IpAddr::V4(net) => IpAddr::V4(Ipv4Addr::from(u32::from(net).wrapping_add(1))),
         IpAddr::V6(net) => IpAddr::V6(Ipv6Addr::from(u128::from(net).wrapping_add(1))),
+    }
+}
+
+/// A route the network's containers get (netavark's route: `destination`, `gateway`,
+/// `metric`, `route_type`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Where the route leads, a CIDR (host bits cleared).
+    pub destination: IpNet,
+    /// The next hop, of the destination's family; absent: straight out of the container's
+    /// interface on this network. Only for `unicast` routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// The route's metric; the kernel's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// `unicast` (default), or `blackhole`, `unreachable`, `prohibit`: packets to the
+    /// destination are dropped, silently or with that ICMP error.
+    #[serde(default)]
+    pub route_type: RouteType,
+}
+
+/// What a [`RouteSpec`] does with packets (netavark's `route_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RouteType {
+    #[default]
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+impl RouteType {
+    /// netavark's name for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RouteType::Unicast => "unicast",
+            RouteType::Blackhole => "blackhole",
+            RouteType::Unreachable => "unreachable",
+            RouteType::Prohibit => "prohibit",
+        }
+    }
+
+    /// The type named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<RouteType> {
+        [
+            RouteType::Unicast,
+            RouteType::Blackhole,
+            RouteType::Unreachable,
+            RouteType::Prohibit,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
     }
 }
 
@@ -324,7 +431,8 @@ pub struct ContainerSpec {
     /// Hostname for /etc/hosts; the container's name if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
-    /// 64 lowercase hex digits; generated and recorded if absent.
+    /// Any safe file-name component (podman's are 64 lowercase hex digits); generated (64 hex)
+    /// and recorded if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Bridge networks to join, by name, in the order given: the first is the primary one
@@ -377,6 +485,10 @@ pub struct AttachmentSpec {
     /// Interface name inside the container; the lowest free `ethN` if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
+    /// Name of the host end of the veth (netavark's `host_interface_name`); derived from the
+    /// container and network ids if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_interface: Option<String>,
     /// Extra DNS names on this network.
     #[serde(default)]
     pub aliases: Vec<String>,

@@ -23,17 +23,18 @@ mod schema;
 pub mod wire;
 
 pub use desired::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec,
-    MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec, PortTable,
-    SlirpOptions, SubnetSpec, first_host,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IpamDriver, Isolate,
+    LeaseRangeSpec, MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec,
+    PortTable, RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
 };
 pub use mac::{MacAddr, MacParseError};
 pub use names::{
     CONTAINER_ID_LEN, DnsNameError, HostnameError, InterfaceNameError, LOOPBACK, MAX_HOSTNAME_LEN,
     MAX_INTERFACE_NAME_LEN, MAX_LINK_ALIAS_LEN, MAX_NAME_LEN, NAME_PATTERN, NameError,
-    RESERVED_NAMES, SHORT_ID_LEN, Shown, check_created_interface_name, check_dns_name,
-    check_hostname, check_interface_name, check_name, is_reserved_name, is_valid_container_id,
-    is_valid_hostname, is_valid_interface_name, is_valid_name, link_alias, short_id,
+    RESERVED_NAMES, SHORT_ID_LEN, Shown, check_container_id, check_created_interface_name,
+    check_dns_name, check_hostname, check_interface_name, check_name, is_reserved_name,
+    is_valid_container_id, is_valid_hostname, is_valid_interface_name, is_valid_name, link_alias,
+    short_id,
 };
 pub use ports::{
     CHOOSE_HOST_PORT, HostSide, PortMapping, PortSpecError, Protocol, ProtocolParseError,
@@ -52,6 +53,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 pub use wire::{
-    LeaseRange, NetAddress, NetInterface, Network, NetworkAttachments, NetworkOptions,
-    PerNetworkOptions, Route, StatusBlock, Subnet,
+    CreateOptions, LeaseRange, NetAddress, NetInterface, Network, NetworkAttachments,
+    NetworkCreateConfig, NetworkOptions, PerNetworkOptions, Route, StatusBlock, Subnet, SubnetPool,
+    UsedByNetworks,
 };

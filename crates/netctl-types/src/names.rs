@@ -126,9 +126,35 @@ pub fn is_reserved_name(name: &str) -> bool {
     RESERVED_NAMES.contains(&name)
 }
 
-/// Whether `id` is a full container id: exactly 64 lowercase hex digits.
+/// The longest container id accepted, in bytes (as for names).
+pub const MAX_CONTAINER_ID_LEN: usize = 253;
+
+/// Checks a container id. podman's are 64 lowercase hex digits (and netctl generates such),
+/// but netavark takes any id podman-like tools send (short ids, names), so any id is accepted
+/// that is safe as one file-name component and as one field of a line: not empty, not `.` or
+/// `..`, no `/`, no whitespace or control characters, at most [`MAX_CONTAINER_ID_LEN`] bytes.
+/// The error says what is wrong.
+pub fn check_container_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        Err("is empty")
+    } else if id == "." || id == ".." {
+        Err("is `.` or `..`")
+    } else if id.contains('/') {
+        Err("contains `/`")
+    } else if id.chars().any(char::is_control) {
+        Err("contains a control character")
+    } else if id.chars().any(char::is_whitespace) {
+        Err("contains whitespace")
+    } else if id.len() > MAX_CONTAINER_ID_LEN {
+        Err("is longer than 253 bytes")
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `id` is an acceptable container id (see [`check_container_id`]).
 pub fn is_valid_container_id(id: &str) -> bool {
-    id.len() == CONTAINER_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    check_container_id(id).is_ok()
 }
 
 /// The short form of an id: its first [`SHORT_ID_LEN`] characters (all of it when shorter).
@@ -427,10 +453,22 @@ mod tests {
     #[test]
     fn container_ids() {
         let id = "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666";
-        assert!(is_valid_container_id(id));
-        assert!(!is_valid_container_id(&id.to_uppercase()));
-        assert!(!is_valid_container_id(&id[1..]));
-        assert!(!is_valid_container_id(&format!("{}g", &id[1..])));
+        for good in [id, &id.to_uppercase(), &id[..12], "web", "my-ctr_1.2", "ÿ"] {
+            assert_eq!(check_container_id(good), Ok(()), "{good:?}");
+        }
+        let long = "a".repeat(254);
+        for (bad, why) in [
+            ("", "is empty"),
+            (".", "is `.` or `..`"),
+            ("..", "is `.` or `..`"),
+            ("a/b", "contains `/`"),
+            ("a\nb", "contains a control character"),
+            ("a\u{7f}", "contains a control character"),
+            ("a b", "contains whitespace"),
+            (long.as_str(), "is longer than 253 bytes"),
+        ] {
+            assert_eq!(check_container_id(bad), Err(why), "{bad:?}");
+        }
         assert_eq!(short_id(id), "6ce776ea58b5");
         assert_eq!(short_id("abc"), "abc");
         assert_eq!(short_id(""), "");

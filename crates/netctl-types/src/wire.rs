@@ -63,6 +63,50 @@ pub struct Network {
     pub ipam_options: BTreeMap<String, String>,
 }
 
+/// What podman 5 sends to netavark's `create`: a new network to check and complete (a subnet
+/// and bridge name chosen when absent), with what is in use already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkCreateConfig {
+    pub network: Network,
+    pub used: UsedByNetworks,
+    pub options: CreateOptions,
+}
+
+/// What other networks and the host use already.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedByNetworks {
+    /// Bridge (and other) interface names of existing networks.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Existing networks, name to id.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
+    /// Subnets of existing networks.
+    #[serde(default)]
+    pub subnets: Vec<IpNet>,
+}
+
+/// How `create` chooses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateOptions {
+    /// Where free IPv4 subnets come from: each pool's `base` cut into subnets of `size` bits.
+    #[serde(default)]
+    pub subnet_pools: Vec<SubnetPool>,
+    /// The stem of chosen bridge names (`podman` gives `podman1`, ...).
+    #[serde(default)]
+    pub default_interface_name: Option<String>,
+    /// Also avoid subnets in use on the host's interfaces.
+    #[serde(default)]
+    pub check_used_subnets: bool,
+}
+
+/// One pool of [`CreateOptions::subnet_pools`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetPool {
+    pub base: IpNet,
+    pub size: u8,
+}
+
 /// One subnet of a [`Network`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subnet {

@@ -425,6 +425,7 @@ impl Ctx<'_> {
         let mut addresses = Vec::new();
         let mut macs = Vec::new();
         let mut interfaces = Vec::new();
+        let mut host_interfaces = Vec::new();
         let mut published = Vec::new();
 
         for (name, container) in &state.containers {
@@ -489,6 +490,13 @@ impl Ctx<'_> {
                         path: at.key("interface"),
                     });
                 }
+                if let Some(host) = &attachment.host_interface {
+                    host_interfaces.push(Claim {
+                        key: host.clone(),
+                        owner: name.clone(),
+                        path: at.key("host_interface"),
+                    });
+                }
             }
             let mappings = self.ports(state, name, container, &base, &mut published);
             ports.insert(name.clone(), normalize_ports(mappings));
@@ -505,6 +513,9 @@ impl Ctx<'_> {
         });
         self.first_wins(addresses, |ip, owner, field| {
             format!("address {ip} is already assigned to container `{owner}` ({field})")
+        });
+        self.first_wins(host_interfaces, |host, owner, field| {
+            format!("host interface name `{host}` is already used by container `{owner}` ({field})")
         });
         self.first_wins(macs, |mac, owner, field| {
             format!("MAC address {mac} is already used by container `{owner}` ({field})")

@@ -11,10 +11,11 @@ use std::ops::Range;
 
 use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, LeaseRangeSpec,
-    MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec, PortTable, Protocol,
-    RESERVED_NAMES, Shown, SlirpOptions, SubnetSpec, check_created_interface_name, check_hostname,
-    check_interface_name, check_name, is_reserved_name, is_valid_container_id, is_valid_name,
+    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
+    LeaseRangeSpec, MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec,
+    PortTable, Protocol, RESERVED_NAMES, RouteSpec, RouteType, Shown, SlirpOptions, SubnetSpec,
+    check_container_id, check_created_interface_name, check_hostname, check_interface_name,
+    check_name, is_reserved_name, is_valid_name,
 };
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -35,6 +36,12 @@ const NETWORK_KEYS: &[&str] = &[
     "internal",
     "mtu",
     "isolate",
+    "metric",
+    "no_default_route",
+    "outbound_addr4",
+    "outbound_addr6",
+    "routes",
+    "ipam_driver",
     "labels",
     "id",
     "external",
@@ -42,6 +49,7 @@ const NETWORK_KEYS: &[&str] = &[
     "dns_servers",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
+const ROUTE_KEYS: &[&str] = &["destination", "gateway", "metric", "route_type"];
 const LEASE_RANGE_KEYS: &[&str] = &["start", "end"];
 const CONTAINER_KEYS: &[&str] = &[
     "netns",
@@ -56,7 +64,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "pasta",
     "slirp4netns",
 ];
-const ATTACHMENT_KEYS: &[&str] = &["ip", "ip6", "mac", "interface", "aliases"];
+const ATTACHMENT_KEYS: &[&str] = &["ip", "ip6", "mac", "interface", "host_interface", "aliases"];
 const PORT_KEYS: &[&str] = &[
     "host_ip",
     "host_port",
@@ -370,12 +378,63 @@ impl Decoder<'_> {
                         .and_then(|n| u32::try_from(n).ok());
                 }
                 "isolate" => spec.isolate = self.isolate(value, field).unwrap_or_default(),
+                "metric" => {
+                    spec.metric = self
+                        .integer_in(value, field, 1, i64::from(u32::MAX), "metric")
+                        .and_then(|n| u32::try_from(n).ok());
+                }
+                "no_default_route" => {
+                    spec.no_default_route = self.boolean(value, field).unwrap_or_default();
+                }
+                "routes" => spec.routes = self.routes(value, &at),
+                "ipam_driver" => match self.string(value, field) {
+                    Some("host-local") => spec.ipam_driver = IpamDriver::HostLocal,
+                    Some("none") => spec.ipam_driver = IpamDriver::None,
+                    Some(other) => self.error(
+                        value.span(),
+                        field,
+                        format!(
+                            "unsupported ipam driver {other}: expected \"host-local\" or \"none\""
+                        ),
+                    ),
+                    None => {}
+                },
+                "outbound_addr4" => {
+                    if let Some(IpAddr::V4(a)) = self.ip_of_family(value, field, name, false) {
+                        spec.outbound_addr4 = Some(a);
+                    }
+                }
+                "outbound_addr6" => {
+                    if let Some(IpAddr::V6(a)) = self.ip_of_family(value, field, name, true) {
+                        spec.outbound_addr6 = Some(a);
+                    }
+                }
                 "labels" => spec.labels = self.labels(value, &at),
                 "id" => spec.id = self.container_id(value, field),
                 "external" => spec.external = self.boolean(value, field).unwrap_or_default(),
                 "dns" => spec.dns = self.boolean(value, field),
                 "dns_servers" => spec.dns_servers = self.ips(value, &at, "DNS server"),
                 _ => self.unknown_key(key, field, NETWORK_KEYS, "a network"),
+            }
+        }
+        if spec.ipam_driver == IpamDriver::None {
+            for (key, _) in table {
+                let name = key.get_ref().as_ref();
+                let set = match name {
+                    "subnets" => !spec.subnets.is_empty(),
+                    "ipv6" => spec.ipv6,
+                    "routes" => !spec.routes.is_empty(),
+                    "outbound_addr4" => spec.outbound_addr4.is_some(),
+                    "outbound_addr6" => spec.outbound_addr6.is_some(),
+                    _ => false,
+                };
+                if set {
+                    self.error(
+                        key.span(),
+                        &here.key(name).file,
+                        format!("`{name}` cannot be set with ipam_driver \"none\": the network has no addresses"),
+                    );
+                }
             }
         }
         if spec.external {
@@ -496,6 +555,125 @@ impl Decoder<'_> {
         })
     }
 
+    /// An address that must be IPv6 (`v6`) or IPv4.
+    fn ip_of_family(
+        &mut self,
+        value: &Value<'_>,
+        field: &FieldPath,
+        what: &str,
+        v6: bool,
+    ) -> Option<IpAddr> {
+        let ip = self.ip(value, field, what)?;
+        if ip.is_ipv6() == v6 {
+            Some(ip)
+        } else {
+            let family = if v6 { "IPv6" } else { "IPv4" };
+            self.error(
+                value.span(),
+                field,
+                format!("{what} must be an {family} address"),
+            );
+            None
+        }
+    }
+
+    fn routes(&mut self, value: &Value<'_>, here: &Here) -> Vec<RouteSpec> {
+        let mut out = Vec::new();
+        for (i, item) in self
+            .array(value, &here.file)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let at = here.index(out.len(), i);
+            if let Some(route) = self.route(item, &at) {
+                self.record(&at, None, item);
+                out.push(route);
+            } else {
+                self.spans.forget_under(&at.state);
+            }
+        }
+        out
+    }
+
+    /// One route: netavark's keys and checks (a gateway of the destination's family, none on
+    /// a route that goes nowhere).
+    fn route(&mut self, value: &Value<'_>, here: &Here) -> Option<RouteSpec> {
+        let table = self.table(value, &here.file)?;
+        let mut destination: Option<IpNet> = None;
+        let mut gateway = None;
+        let mut metric = None;
+        let mut route_type = RouteType::Unicast;
+        let mut failed = false;
+        for (key, value) in table {
+            let name = key.get_ref().as_ref();
+            let at = here.key(name);
+            self.record(&at, Some(key), value);
+            let field = &at.file;
+            match name {
+                "destination" => match self.string(value, field).map(str::parse::<IpNet>) {
+                    Some(Ok(net)) => destination = Some(net.trunc()),
+                    Some(Err(_)) => {
+                        failed = true;
+                        self.error(
+                            value.span(),
+                            field,
+                            "invalid route destination: expected CIDR notation like 10.10.0.0/16"
+                                .to_owned(),
+                        );
+                    }
+                    None => failed = true,
+                },
+                "gateway" => gateway = self.ip(value, field, "route gateway"),
+                "metric" => {
+                    metric = self
+                        .integer_in(value, field, 0, i64::from(u32::MAX), "metric")
+                        .and_then(|n| u32::try_from(n).ok());
+                }
+                "route_type" => {
+                    if let Some(text) = self.string(value, field) {
+                        match RouteType::from_name(text) {
+                            Some(t) => route_type = t,
+                            None => self.error(
+                                value.span(),
+                                field,
+                                format!(
+                                    "invalid route type \"{text}\": expected unicast, blackhole, unreachable or prohibit"
+                                ),
+                            ),
+                        }
+                    }
+                }
+                _ => self.unknown_key(key, field, ROUTE_KEYS, "a route"),
+            }
+        }
+        if destination.is_none() && !failed {
+            self.missing_key(value, &here.file, "destination", "a route");
+        }
+        let destination = destination?;
+        if let Some(gw) = gateway {
+            if gw.is_ipv4() != destination.addr().is_ipv4() {
+                self.error(
+                    value.span(),
+                    &here.file,
+                    format!("route with a destination and a gateway of different families ({destination} via {gw})"),
+                );
+            } else if route_type != RouteType::Unicast {
+                self.error(
+                    value.span(),
+                    &here.file,
+                    format!("a {} route has no gateway", route_type.as_str()),
+                );
+            }
+        }
+        Some(RouteSpec {
+            destination,
+            gateway,
+            metric,
+            route_type,
+        })
+    }
+
     fn lease_range(&mut self, value: &Value<'_>, here: &Here) -> Option<LeaseRangeSpec> {
         let table = self.table(value, &here.file)?;
         let mut range = LeaseRangeSpec::default();
@@ -589,17 +767,19 @@ impl Decoder<'_> {
 
     fn container_id(&mut self, value: &Value<'_>, field: &FieldPath) -> Option<String> {
         let text = self.string(value, field)?;
-        if is_valid_container_id(text) {
-            Some(text.to_owned())
-        } else {
-            self.error(
-                value.span(),
-                field,
-                format!(
-                    "invalid id `{text}`: expected 64 lowercase hex digits (leave it out to have one generated)"
-                ),
-            );
-            None
+        match check_container_id(text) {
+            Ok(()) => Some(text.to_owned()),
+            Err(why) => {
+                self.error(
+                    value.span(),
+                    field,
+                    format!(
+                        "invalid container id `{}`: it {why} (leave it out to have one generated)",
+                        Shown(text)
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -652,6 +832,9 @@ impl Decoder<'_> {
                 },
                 "mac" => spec.mac = self.mac(value, field),
                 "interface" => spec.interface = self.interface_name(value, field, "interface name"),
+                "host_interface" => {
+                    spec.host_interface = self.interface_name(value, field, "host interface name");
+                }
                 "aliases" => spec.aliases = self.aliases(value, &at),
                 _ => self.unknown_key(key, field, ATTACHMENT_KEYS, "a network attachment"),
             }
@@ -1024,6 +1207,7 @@ pub(crate) const TABLE_KEYS: &[(&str, &[&str])] = &[
     ("networks.*", NETWORK_KEYS),
     ("networks.*.subnets[]", SUBNET_KEYS),
     ("networks.*.subnets[].lease_range", LEASE_RANGE_KEYS),
+    ("networks.*.routes[]", ROUTE_KEYS),
     ("containers.*", CONTAINER_KEYS),
     ("containers.*.networks.*", ATTACHMENT_KEYS),
     ("containers.*.ports[]", PORT_KEYS),

@@ -35,6 +35,7 @@ pub fn network(name: &str, subnets: &[&str]) -> NetworkRecord {
         isolate: Isolate::Off,
         labels: BTreeMap::new(),
         options: BTreeMap::new(),
+        routes: Vec::new(),
         created: epoch(),
         project: None,
     }
@@ -73,5 +74,6 @@ pub fn container(name: &str, n: u64) -> ContainerRecord {
         ports: Opaque::null(),
         created: epoch(),
         project: None,
+        boot_id: None,
     }
 }

@@ -35,9 +35,9 @@ use crate::error::{
 use crate::model::{check_alias, check_ifname, check_route, check_sysctl_key};
 use crate::{
     Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp,
-    Namespaces, Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteProto, RunOutput,
-    Signal, SpawnMode, SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp, VethPeer,
-    VethSpec, sysctl_key_display,
+    Namespaces, Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteKind, RouteProto,
+    RunOutput, Signal, SpawnMode, SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp,
+    VethPeer, VethSpec, sysctl_key_display,
 };
 use nft::NftModel;
 
@@ -92,6 +92,22 @@ struct StoredRoute {
     metric: u32,
     table: u32,
     proto: RouteProto,
+    kind: RouteKind,
+}
+
+impl StoredRoute {
+    /// The route as `routes` reports it (no device for the kinds that go nowhere).
+    fn to_route(&self, netns: &Netns) -> Route {
+        Route {
+            dst: self.dst,
+            gateway: self.gateway,
+            dev: (self.kind == RouteKind::Unicast).then(|| netns.name_of(self.oif)),
+            metric: self.metric,
+            table: self.table,
+            proto: self.proto,
+            kind: self.kind,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -213,6 +229,7 @@ impl Netns {
                 },
                 table: MAIN_TABLE,
                 proto: RouteProto::Kernel,
+                kind: RouteKind::Unicast,
             })
             .collect()
     }
@@ -517,14 +534,7 @@ impl FakeSys {
                 .routes
                 .iter()
                 .map(|r| {
-                    let route = Route {
-                        dst: r.dst,
-                        gateway: r.gateway,
-                        dev: Some(netns.name_of(r.oif)),
-                        metric: r.metric,
-                        table: r.table,
-                        proto: r.proto,
-                    };
+                    let route = r.to_route(netns);
                     format!("  route {route}")
                 })
                 .collect();
@@ -965,14 +975,7 @@ impl Netlink for FakeSys {
             .kernel_routes()
             .iter()
             .chain(netns.routes.iter().filter(|r| r.table == MAIN_TABLE))
-            .map(|r| Route {
-                dst: r.dst,
-                gateway: r.gateway,
-                dev: Some(netns.name_of(r.oif)),
-                metric: r.metric,
-                table: r.table,
-                proto: r.proto,
-            })
+            .map(|r| r.to_route(netns))
             .collect();
         routes.sort_by(|a, b| {
             (a.dst.addr().is_ipv6(), a.dst, a.metric).cmp(&(
@@ -1011,6 +1014,7 @@ impl Netlink for FakeSys {
             None => None,
         };
         let oif = match route.gateway {
+            _ if route.kind != RouteKind::Unicast => 0,
             Some(gateway) => netns
                 .link_reaching(gateway, dev)
                 .ok_or_else(|| err(Errno::ENETUNREACH))?,
@@ -1032,6 +1036,7 @@ impl Netlink for FakeSys {
             metric,
             table: route.table,
             proto: route.proto,
+            kind: route.kind,
         });
         Ok(())
     }

@@ -29,7 +29,7 @@ use crate::error::{
 use crate::model::{MAIN_TABLE, check_alias, check_ifname, check_route, valid_ifname};
 use crate::{
     Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef,
-    Route, RouteProto, SysResult, VethPeer, VethSpec,
+    Route, RouteKind, RouteProto, SysResult, VethPeer, VethSpec,
 };
 
 fn context(op: NetlinkOp, link: Option<&str>, what: String) -> OpContext {
@@ -366,7 +366,14 @@ fn route_address(address: &RouteAddress) -> Option<IpAddr> {
 
 fn parse_route(message: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
     let header = &message.header;
-    if header.kind != RouteType::Unicast || header.flags.contains(RouteFlags::Cloned) {
+    let kind = match header.kind {
+        RouteType::Unicast => RouteKind::Unicast,
+        RouteType::BlackHole => RouteKind::Blackhole,
+        RouteType::Unreachable => RouteKind::Unreachable,
+        RouteType::Prohibit => RouteKind::Prohibit,
+        _ => return None,
+    };
+    if header.flags.contains(RouteFlags::Cloned) {
         return None;
     }
     let unspecified: IpAddr = match header.address_family {
@@ -399,6 +406,7 @@ fn parse_route(message: &RouteMessage, names: &HashMap<u32, String>) -> Option<R
         metric,
         table,
         proto: RouteProto::from_number(header.protocol.into()),
+        kind,
     })
 }
 
@@ -415,12 +423,17 @@ fn route_message(route: &Route, oif: Option<u32>, adding: bool) -> RouteMessage 
     }
     if adding {
         header.protocol = RouteProtocol::from(route.proto.number());
-        header.scope = if route.gateway.is_some() {
+        header.scope = if route.gateway.is_some() || route.kind != RouteKind::Unicast {
             RouteScope::Universe
         } else {
             RouteScope::Link
         };
-        header.kind = RouteType::Unicast;
+        header.kind = match route.kind {
+            RouteKind::Unicast => RouteType::Unicast,
+            RouteKind::Blackhole => RouteType::BlackHole,
+            RouteKind::Unreachable => RouteType::Unreachable,
+            RouteKind::Prohibit => RouteType::Prohibit,
+        };
     } else {
         // What `ip route del` sends: match any scope, protocol and type.
         header.scope = RouteScope::NoWhere;

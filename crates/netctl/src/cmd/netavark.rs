@@ -16,10 +16,13 @@ use clap::{Parser, Subcommand};
 use crate::cmd::ctx::Ctx;
 use crate::settings::{FirewallDriver, FlagSettings, Settings};
 
+/// The version of netavark's protocol netctl speaks: what `--version` reports as netavark's.
+pub const PROTOCOL_VERSION: &str = "1.4.0";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "netavark",
-    version = "1.4.0",
+    version = PROTOCOL_VERSION,
     about = "netctl speaking netavark's protocol"
 )]
 pub struct NetavarkCli {
@@ -53,8 +56,15 @@ enum NetavarkCommand {
     Setup { netns: PathBuf },
     /// Undo setup.
     Teardown { netns: PathBuf },
-    /// Print version information as JSON.
+    /// Print version information as JSON: netctl's version, commit, build time and target,
+    /// and the netavark protocol version it speaks.
     Version,
+    /// Check a new network and complete it (subnet, bridge name, gateways), as podman 5 asks;
+    /// reads `{network, used, options}` from `--file` or stdin, prints the network.
+    Create,
+    /// Restore every recorded container's firewall rules (after nftables.service or firewalld
+    /// flushed the ruleset), as netavark's `firewall-reload` does.
+    FirewallReload,
     /// Update a network's DNS servers (netctl runs no DNS server: accepted, nothing to do).
     Update {
         network: String,
@@ -150,14 +160,32 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
     match &cli.command {
         NetavarkCommand::Version => Ok(Some(
             serde_json::json!({
-                "version": "1.4.0",
-                "commit": "netctl",
-                "build_time": "",
-                "target": std::env::consts::ARCH,
-                "netctl_version": env!("CARGO_PKG_VERSION"),
+                "version": env!("CARGO_PKG_VERSION"),
+                "commit": env!("NETCTL_GIT_COMMIT"),
+                "build_time": env!("NETCTL_BUILD_TIME"),
+                "target": env!("NETCTL_TARGET"),
+                "default_fw_driver": "nftables",
+                "program": "netctl",
+                "netavark_protocol": PROTOCOL_VERSION,
             })
             .to_string(),
         )),
+        NetavarkCommand::Create => {
+            let req: netctl_types::NetworkCreateConfig =
+                serde_json::from_str(&read_input(cli)?).context("failed to load network create")?;
+            let ctx = Ctx::open(&settings)?;
+            let network = ctx.engine().netavark_create(&req)?;
+            Ok(Some(serde_json::to_string(&network)?))
+        }
+        NetavarkCommand::FirewallReload => {
+            let ctx = Ctx::open(&settings)?;
+            let restored = ctx.engine().rebuild_firewall()?;
+            tracing::info!(
+                containers = restored,
+                "firewall rules restored from the records"
+            );
+            Ok(None)
+        }
         NetavarkCommand::Update { .. } => Ok(None),
         NetavarkCommand::Setup { netns } => {
             std::fs::metadata(netns)
@@ -177,17 +205,21 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
 }
 
 fn read_options(cli: &NetavarkCli) -> anyhow::Result<netctl_types::NetworkOptions> {
-    let text = if let Some(path) = &cli.file {
+    serde_json::from_str(&read_input(cli)?).context("failed to load network options")
+}
+
+/// The JSON podman sends: from `--file`, else stdin.
+fn read_input(cli: &NetavarkCli) -> anyhow::Result<String> {
+    if let Some(path) = &cli.file {
         std::fs::read_to_string(path)
-            .with_context(|| format!("failed to load network options from {}", path.display()))?
+            .with_context(|| format!("failed to load network options from {}", path.display()))
     } else {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
             .context("failed to read network options from stdin")?;
-        text
-    };
-    serde_json::from_str(&text).context("failed to load network options")
+        Ok(text)
+    }
 }
 
 #[cfg(test)]
