@@ -182,6 +182,10 @@ sandbox_test! {
         assert_eq!(sb.probe(Some("c1"), Proto::Tcp, "10.89.0.1", 7000).as_deref(), Some(own), "the gateway answers");
         assert!(recorded_containers().contains("c1"), "the container is a record");
         assert!(ok(&["inspect", "c1"]).contains(addr.split('/').next().unwrap()));
+        assert!(
+            netctl_testkit::live_processes(&["aardvark-dns"]).is_empty(),
+            "a CNI network serves no DNS, so no aardvark-dns runs for it"
+        );
         let veth = ifaces[1]["name"].as_str().unwrap().to_owned();
         assert_eq!(host_veths(sb), vec![veth]);
 

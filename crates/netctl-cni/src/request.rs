@@ -567,7 +567,10 @@ fn network_ref(name: &str, value: Option<&Value>) -> Result<NetworkRef, CniError
         }
     }
     let keys = map.keys().cloned().collect();
-    let spec: NetworkSpec = serde_json::from_value(Value::Object(map))
+    let mut spec: NetworkSpec = serde_json::from_value(Value::Object(map))
         .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("network is invalid: {e}")))?;
+    // Off, not "on when aardvark-dns is installed" as for a declared network: a CNI result
+    // names no DNS server, so one would run for nobody.
+    spec.dns = Some(false);
     Ok(NetworkRef::Inline { spec, keys })
 }
