@@ -5,10 +5,14 @@
 //! Only built with `--features privileged`.
 
 use std::net::UdpSocket;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 
 use netctl_testkit::{Sandbox, live_processes, sandbox_test};
 use netctl_tests::sandboxed::{fails, ok, plan_code};
+use netctl_tests::{describe, netctl_bin};
 
 const DNS: &str = r#"
 [networks.dnsa]
@@ -303,5 +307,232 @@ networks.def = {}
         let resolv = std::fs::read_to_string("/etc/netns/y/resolv.conf").unwrap();
         assert!(!resolv.contains("10.89.36.1") && !resolv.contains("dns.podman"), "{resolv}");
         ok(&["--aardvark-binary", "", "destroy", "--all"]);
+    }
+}
+
+/// netavark's config directory in the netavark-mode tests, and aardvark-dns's under it.
+const NV: &str = "/run/netctl-sandbox/nvdns";
+const NV_DIR: &str = "/run/netctl-sandbox/nvdns/aardvark-dns";
+
+/// Debian's aardvark-dns, where podman's package puts it.
+fn aardvark_binary() -> &'static str {
+    [
+        "/usr/libexec/podman/aardvark-dns",
+        "/usr/lib/podman/aardvark-dns",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).is_file())
+    .expect("aardvark-dns is installed (cargo xtask deps)")
+}
+
+/// A podman network definition as podman 4.3 sends it.
+fn podman_network(name: &str, id: char, bridge: &str, subnet: &str, dns: bool) -> Value {
+    let gateway = subnet.replace(".0/24", ".1");
+    json!({
+        "name": name, "id": id.to_string().repeat(64), "driver": "bridge",
+        "network_interface": bridge, "subnets": [{"subnet": subnet, "gateway": gateway}],
+        "ipv6_enabled": false, "internal": false, "dns_enabled": dns,
+        "ipam_options": {"driver": "host-local"}
+    })
+}
+
+/// podman's NetworkOptions for container `name` (id: 64 × `id`) on `(network, ip, aliases)`;
+/// podman appends the short id to the aliases.
+fn podman_request(
+    id: char,
+    name: &str,
+    nets: &[(&Value, &str, &[&str])],
+    servers: &[&str],
+) -> String {
+    let id = id.to_string().repeat(64);
+    let mut networks = serde_json::Map::new();
+    let mut info = serde_json::Map::new();
+    for (i, (net, ip, aliases)) in nets.iter().enumerate() {
+        let net_name = net["name"].as_str().unwrap().to_owned();
+        let mut aliases: Vec<String> = aliases.iter().map(|a| (*a).to_owned()).collect();
+        aliases.push(id[..12].to_owned());
+        networks.insert(
+            net_name.clone(),
+            json!({
+                "interface_name": format!("eth{i}"), "static_ips": [ip], "aliases": aliases
+            }),
+        );
+        info.insert(net_name, (*net).clone());
+    }
+    let mut req = json!({"container_id": id, "container_name": name, "networks": networks, "network_info": info});
+    if !servers.is_empty() {
+        req["dns_servers"] = json!(servers);
+    }
+    req.to_string()
+}
+
+/// `netctl netavark --config NV [global...] -f REQ VERB /run/netns/NS`, with `env`.
+fn nv(
+    sb: &Sandbox,
+    global: &[&str],
+    env: &[(&str, &str)],
+    verb: &str,
+    ns: &str,
+    req: &str,
+) -> Output {
+    let input = sb
+        .write_file(&format!("{ns}-{verb}.json"), req)
+        .display()
+        .to_string();
+    let path = format!("/run/netns/{ns}");
+    let mut args = vec!["netavark", "--config", NV];
+    args.extend_from_slice(global);
+    args.extend_from_slice(&["-f", &input, verb, &path]);
+    Command::new(netctl_bin())
+        .args(&args)
+        .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run netctl")
+}
+
+/// A setup that must succeed: its `{network: StatusBlock}`.
+fn nv_setup(sb: &Sandbox, global: &[&str], ns: &str, req: &str) -> Value {
+    let out = nv(sb, global, &[], "setup", ns, req);
+    assert!(out.status.success(), "setup: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+}
+
+/// `netavark --config NV update NET --network-dns-servers SERVERS...`.
+fn nv_update(net: &str, servers: &[&str]) -> Output {
+    let mut args = vec![
+        "netavark",
+        "--config",
+        NV,
+        "--aardvark-binary",
+        aardvark_binary(),
+        "update",
+        net,
+        "--network-dns-servers",
+    ];
+    args.extend_from_slice(servers);
+    netctl_tests::sandboxed::netctl(&args)
+}
+
+/// The `error` of netavark's one `{"error": ...}` answer (exit 1).
+fn nv_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{}", describe(out));
+    let err: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(out)));
+    err["error"].as_str().expect("an error string").to_owned()
+}
+
+sandbox_test! {
+    /// netavark mode, as podman 4.3 drives it: `dns_enabled` networks served by one aardvark-dns
+    /// from netavark's `<--config>/aardvark-dns/` (netavark's file format), names = container
+    /// name + aliases + short id, StatusBlock with the gateway and `dns.podman`, upstreams
+    /// (container > network > host), `update --network-dns-servers` without a restart, and
+    /// teardown taking the names away and finally the server and its files.
+    fn netavark_dns_enabled_networks_serve_names(sb) {
+        set_up(sb);
+        let aardvark = ["--aardvark-binary", aardvark_binary()];
+        let pdns = podman_network("pdns", 'a', "nc-pdns", "10.89.41.0/24", true);
+        let pplain = podman_network("pplain", 'b', "nc-pplain", "10.89.42.0/24", false);
+        let mut pdns_servers = pdns.clone();
+        pdns_servers["network_dns_servers"] = json!(["127.0.0.3"]);
+        sb.add_netns("c-web");
+        sb.add_netns("c-db");
+        let web = podman_request('e', "web", &[(&pdns_servers, "10.89.41.10", &["www"])], &[]);
+        let db = podman_request('9', "db", &[(&pdns_servers, "10.89.41.11", &[]), (&pplain, "10.89.42.11", &[])], &["127.0.0.4"]);
+
+        let status = nv_setup(sb, &aardvark, "c-web", &web);
+        assert_eq!(status["pdns"]["dns_server_ips"], json!(["10.89.41.1"]), "{status}");
+        assert_eq!(status["pdns"]["dns_search_domains"], json!(["dns.podman"]), "{status}");
+        let pid = aardvark_pid();
+        let status = nv_setup(sb, &aardvark, "c-db", &db);
+        assert_eq!(status["pdns"]["dns_server_ips"], json!(["10.89.41.1"]), "{status}");
+        assert_eq!(status["pplain"]["dns_server_ips"], json!([]), "no DNS on pplain: {status}");
+        assert_eq!(aardvark_pid(), pid, "the second container reloads the same server");
+
+        // netavark's files: one per DNS network, sorted by container id (the name, then the
+        // aliases as recorded: sorted); its lock beside them.
+        let (w, d) = ("e".repeat(64), "9".repeat(64));
+        assert_eq!(
+            std::fs::read_to_string(format!("{NV_DIR}/pdns")).unwrap(),
+            format!("10.89.41.1 127.0.0.3\n{d} 10.89.41.11  db,{} 127.0.0.4\n{w} 10.89.41.10  web,{},www\n", &d[..12], &w[..12])
+        );
+        assert!(!std::path::Path::new(&format!("{NV_DIR}/pplain")).exists());
+        assert!(std::path::Path::new(&format!("{NV}/aardvark.lock")).exists());
+        assert!(!std::path::Path::new(DIR).join("pdns").exists(), "not in netctl's own directory");
+
+        let gw = "10.89.41.1";
+        for name in ["web", "www", "WWW", "www.dns.podman", &w[..12]] {
+            assert_eq!(a(sb, "c-db", gw, name), ["10.89.41.10"], "{name}");
+        }
+        assert_eq!(a(sb, "c-web", gw, "db"), ["10.89.41.11"]);
+        assert_eq!(a(sb, "c-web", gw, &d[..12]), ["10.89.41.11"]);
+        // Upstreams: the container's own (db), else the network's (web).
+        assert_eq!(a(sb, "c-db", gw, "example.test"), ["192.0.2.4"]);
+        assert_eq!(a(sb, "c-web", gw, "example.test"), ["192.0.2.3"]);
+        // pplain has no server.
+        assert_eq!(dig(sb, "c-db", "10.89.42.1", &["web", "A"]).0, "NO ANSWER");
+
+        // update: the network's upstreams change at once, same server.
+        let out = nv_update("pdns", &["127.0.0.2"]);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert_eq!(a(sb, "c-web", gw, "example.test"), ["192.0.2.2"]);
+        assert_eq!(aardvark_pid(), pid);
+        assert!(std::fs::read_to_string(format!("{NV_DIR}/pdns")).unwrap().starts_with("10.89.41.1 127.0.0.2\n"));
+        // A loop and a non-address are refused, changing nothing.
+        assert!(nv_error(&nv_update("pdns", &["10.89.41.1"])).contains("DNS loop"));
+        assert!(nv_error(&nv_update("pdns", &["nope"])).contains("nope"));
+        // "" clears them: the host's servers again.
+        let out = nv_update("pdns", &[""]);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert!(std::fs::read_to_string(format!("{NV_DIR}/pdns")).unwrap().starts_with("10.89.41.1\n"));
+
+        // teardown: web's names go at once; the last container takes the server and files.
+        let out = nv(sb, &aardvark, &[], "teardown", "c-web", &web);
+        assert!(out.status.success(), "teardown: {}", describe(&out));
+        assert_eq!(dig(sb, "c-db", gw, &["web.dns.podman", "A"]).0, "NXDOMAIN");
+        assert_eq!(dig(sb, "c-db", gw, &["www.dns.podman", "A"]).0, "NXDOMAIN");
+        assert_eq!(a(sb, "c-db", gw, "db"), ["10.89.41.11"]);
+        assert_eq!(aardvark_pid(), pid);
+        let out = nv(sb, &aardvark, &[], "teardown", "c-db", &db);
+        assert!(out.status.success(), "teardown: {}", describe(&out));
+        assert!(live_processes(&["aardvark-dns"]).is_empty(), "the last teardown stops aardvark-dns");
+        let left: Vec<_> = std::fs::read_dir(NV_DIR).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+sandbox_test! {
+    /// Without aardvark-dns (podman's empty `--aardvark-binary=`, or a path to nothing) a DNS
+    /// network is set up without DNS: a warning, no server, and a StatusBlock without servers,
+    /// so podman gives the container the host's servers rather than a dead gateway. What cannot
+    /// be served (another `NETAVARK_DNS_PORT`, a name that is no DNS name) is refused first.
+    fn netavark_dns_refusals_and_missing_aardvark(sb) {
+        set_up(sb);
+        let pdns = podman_network("pnoaa", 'c', "nc-pnoaa", "10.89.43.0/24", true);
+        sb.add_netns("c-x");
+        let req = podman_request('d', "x", &[(&pdns, "10.89.43.10", &["ex"])], &[]);
+
+        let out = nv(sb, &["--aardvark-binary", aardvark_binary()], &[("NETAVARK_DNS_PORT", "5353")], "setup", "c-x", &req);
+        assert!(nv_error(&out).contains("NETAVARK_DNS_PORT"), "{}", describe(&out));
+        let bad = podman_request('d', "x", &[(&pdns, "10.89.43.10", &["bad,alias"])], &[]);
+        let out = nv(sb, &["--aardvark-binary", aardvark_binary()], &[], "setup", "c-x", &bad);
+        assert!(nv_error(&out).contains("bad,alias"), "{}", describe(&out));
+        assert!(!sb.run(&["ip", "-o", "link"]).contains("nc-pnoaa"), "nothing was changed");
+        assert!(live_processes(&["aardvark-dns"]).is_empty());
+
+        for binary in ["--aardvark-binary=", "--aardvark-binary=/nonexistent/aardvark-dns"] {
+            let out = nv(sb, &[binary], &[], "setup", "c-x", &req);
+            assert!(out.status.success(), "{binary}: {}", describe(&out));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("serves no DNS"), "{binary}: {stderr}");
+            let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(status["pnoaa"]["dns_server_ips"], json!([]), "{binary}: {status}");
+            assert_eq!(status["pnoaa"]["dns_search_domains"], json!([]), "{binary}: {status}");
+            assert!(live_processes(&["aardvark-dns"]).is_empty(), "{binary}");
+            assert!(!std::path::Path::new(&format!("{NV_DIR}/pnoaa")).exists(), "{binary}");
+            let out = nv(sb, &[binary], &[], "teardown", "c-x", &req);
+            assert!(out.status.success(), "{binary}: {}", describe(&out));
+        }
     }
 }

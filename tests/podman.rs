@@ -522,6 +522,62 @@ sandbox_test! {
 }
 
 sandbox_test! {
+    /// DNS by name with aardvark-dns in `helper_binaries_dir`, as podman users have it:
+    /// `podman network create` (DNS on by default) + two `podman run --network NET:alias=...`;
+    /// each container finds the other by name and by alias through the gateway podman wrote
+    /// into its resolv.conf; `podman rm -f` of both leaves no aardvark-dns and no file.
+    fn podman_containers_find_each_other_by_name(sb) {
+        sb.enable_forwarding();
+        // The "host's" resolver: nothing answers there, so no query can leave the sandbox.
+        let resolv = sb.write_file("host-resolv.conf", "nameserver 127.0.0.2\n");
+        sb.run(&["mount", "--bind", resolv.to_str().unwrap(), "/etc/resolv.conf"]);
+        let podman = Podman::new(sb);
+        let aardvark = ["/usr/libexec/podman/aardvark-dns", "/usr/lib/podman/aardvark-dns"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("aardvark-dns is installed (cargo xtask deps)");
+        std::os::unix::fs::symlink(aardvark, sb.path("podman/helpers/aardvark-dns"))
+            .expect("link aardvark-dns into helper_binaries_dir");
+        let before = sb.dump();
+
+        podman.ok(&["network", "create", "--subnet", "10.89.9.0/24", "pdn"]);
+        podman.serve("web", &["--network", "pdn:alias=www", "--ip", "10.89.9.10"]);
+        podman.serve("client", &["--network", "pdn:alias=cli", "--ip", "10.89.9.11"]);
+
+        let resolv = podman.ok(&["exec", "client", "cat", "/etc/resolv.conf"]);
+        assert!(resolv.contains("nameserver 10.89.9.1"), "{resolv}");
+        assert!(resolv.contains("dns.podman"), "{resolv}");
+        let lookup = |from: &str, name: &str| {
+            let out = podman.output(&["exec", from, "nslookup", name, "10.89.9.1"]);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        for name in ["web", "www", "www.dns.podman"] {
+            let out = lookup("client", name);
+            assert!(out.contains("Address: 10.89.9.10"), "client looks up {name}:\n{out}");
+        }
+        for name in ["client", "cli"] {
+            let out = lookup("web", name);
+            assert!(out.contains("Address: 10.89.9.11"), "web looks up {name}:\n{out}");
+        }
+        assert_eq!(netctl_testkit::live_processes(&["aardvark-dns"]).len(), 1, "one aardvark-dns");
+        let files: BTreeSet<String> = std::fs::read_dir("/run/containers/networks/aardvark-dns")
+            .expect("netavark's aardvark-dns directory")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(files.contains("pdn"), "{files:?}");
+        assert_records_match(&podman, &["web", "client"]);
+
+        podman.ok(&["rm", "--force", "--time", "0", "web", "client"]);
+        assert!(netctl_testkit::live_processes(&["aardvark-dns"]).is_empty(), "podman rm -f leaves no aardvark-dns");
+        let left: Vec<_> = std::fs::read_dir("/run/containers/networks/aardvark-dns")
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+        remove_all_and_check_clean(sb, &podman, &before, &["pdn"]);
+    }
+}
+
+sandbox_test! {
     /// A power cut with containers running: namespaces, podman's /run state and the kernel's
     /// objects vanish without a teardown, netctl's records stay. `podman start` and `podman run
     /// --replace` then work (a restarted container may get the address a stale record held),

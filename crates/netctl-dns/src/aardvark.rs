@@ -18,6 +18,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The config directory's name under `run_dir` (TOML mode) or netavark's `--config` directory.
 pub const DIR_NAME: &str = "aardvark-dns";
 
+/// The lock file netavark holds, beside the config directory, while it changes the files.
+pub const LOCK_FILE: &str = "aardvark.lock";
+
 /// The pid file aardvark-dns writes into its config directory.
 pub const PID_FILE: &str = "aardvark.pid";
 

@@ -116,6 +116,16 @@ pub fn write_file(path: &Path, content: &str) -> Result<bool, FileError> {
     Ok(true)
 }
 
+/// Takes an exclusive `flock(2)` on the lock file `path` (created, with its directory, if
+/// missing), held until the returned guard is dropped: for lock files other programs take
+/// too, such as netavark's `aardvark.lock` beside aardvark-dns's config directory.
+pub fn lock_file(path: &Path) -> Result<Flock<File>, FileError> {
+    let (dir, name) = split(path)?;
+    let dir = open_dir(dir, true)?;
+    let (file, _) = open_file(&dir, name, path, true)?;
+    lock(file, path)
+}
+
 /// Locked read-modify-write of an existing file: `change` gets the current content and returns
 /// the new one (or `None` for "leave it"). Returns whether the file changed.
 pub(crate) fn edit(

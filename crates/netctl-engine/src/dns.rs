@@ -7,6 +7,10 @@
 //! starts the server when it is not running, stops it when nothing is left to serve, and
 //! checks that every gateway really is bound (aardvark-dns 1.4 reports ready before it binds).
 //!
+//! Each front door has its own server and directory ([`crate::DnsScope`]): a run serves, and
+//! changes files of, only the networks of its scope (podman's networks in netavark's
+//! `<--config>/aardvark-dns`, the others in `<run_dir>/aardvark-dns`).
+//!
 //! Invariant: a converged system gets no signal and no write ([`sync`] compares first, and a
 //! converged apply never runs it).
 
@@ -22,7 +26,7 @@ use netctl_sys::{Signal, SpawnMode, SpawnSpec};
 use netctl_types::ContainerSpec;
 
 use crate::exec::sys_err;
-use crate::{Engine, EngineError, Result};
+use crate::{DnsScope, Engine, EngineError, Result};
 
 /// How long aardvark-dns's launcher may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,10 +35,20 @@ const BIND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long aardvark-dns has to exit on `SIGTERM`.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Whether a network serves DNS in this configuration: it has DNS on, there is a server, and
-/// it has a gateway to listen on (a network without addresses, IPAM driver `none`, has none).
+/// Whether a network serves DNS in this configuration: it has DNS on, is of this run's scope,
+/// there is a server, and it has a gateway to listen on (a network without addresses, IPAM
+/// driver `none`, has none).
 pub(crate) fn serves(engine: &Engine<'_>, net: &NetworkRecord) -> bool {
-    net.dns_enabled && engine.cfg.aardvark_binary.is_some() && gateways(net).next().is_some()
+    net.dns_enabled
+        && in_scope(engine, net)
+        && engine.cfg.aardvark_binary.is_some()
+        && gateways(net).next().is_some()
+}
+
+/// Whether `net`'s names are served from this run's config directory.
+fn in_scope(engine: &Engine<'_>, net: &NetworkRecord) -> bool {
+    let podman = net.labels.contains_key(crate::podman::PODMAN_LABEL);
+    podman == (engine.cfg.dns_scope == DnsScope::Podman)
 }
 
 /// The DNS gateways a container's resolv.conf names first (its DNS networks' gateways).
@@ -133,6 +147,15 @@ fn bound(engine: &Engine<'_>) -> Result<BTreeSet<SocketAddr>> {
         .collect())
 }
 
+/// The gateways of `net` on which something listens at `dns_port` (aardvark-dns, after
+/// [`sync`] checked it).
+pub(crate) fn bound_gateways(engine: &Engine<'_>, net: &NetworkRecord) -> Result<Vec<IpAddr>> {
+    let bound = bound(engine)?;
+    Ok(gateways(net)
+        .filter(|gw| bound.contains(&SocketAddr::new(*gw, engine.cfg.dns_port)))
+        .collect())
+}
+
 /// How DNS differs from the records, by network.
 pub(crate) fn observe(
     engine: &Engine<'_>,
@@ -192,9 +215,17 @@ pub(crate) fn observe(
 /// Brings aardvark-dns in line with the records: files, then one signal or a start (or a
 /// stop), then a check that every gateway is bound.
 pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
+    let dir = &engine.cfg.dns_dir;
+    // netavark commits its entries under `<config>/aardvark.lock`; so does netctl in its
+    // place, so netavark's tooling never reads a directory half-way through a change.
+    let _lock = match (engine.cfg.dns_scope, dir.parent()) {
+        (DnsScope::Podman, Some(config)) => {
+            Some(netctl_dns::lock_file(&config.join(aardvark::LOCK_FILE))?)
+        }
+        _ => None,
+    };
     let rec = crate::observe::recorded(engine.store)?;
     let want = rendered(engine, &rec)?;
-    let dir = &engine.cfg.dns_dir;
     let server = server_record(engine)?;
     let alive = server
         .as_ref()
@@ -203,6 +234,8 @@ pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
     for (file, (_, text)) in &want {
         changed |= netctl_dns::replace_file(dir, file, text)?;
     }
+    // aardvark-dns serves every file in its directory, so anything the records do not ask for
+    // goes (in netavark's directory too: netctl serves podman in netavark's place).
     let stale: Vec<String> = present_files(dir)
         .into_iter()
         .filter(|f| !want.contains_key(f))

@@ -213,7 +213,11 @@ fn bridge_files(
     let dns_gateways: Vec<IpAddr> = atts
         .iter()
         .filter_map(|a| rec.networks.get(&a.network))
-        .filter(|n| host.dns && n.dns_enabled)
+        // A podman network records DNS on only while it is served (see `podman::serve_dns`);
+        // a declared one serves it when this configuration has aardvark-dns.
+        .filter(|n| {
+            n.dns_enabled && (host.dns || n.labels.contains_key(crate::podman::PODMAN_LABEL))
+        })
         .flat_map(crate::dns::gateways)
         .collect();
     if !dns_gateways.is_empty() {

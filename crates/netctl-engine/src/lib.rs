@@ -66,6 +66,21 @@ pub struct Config {
     /// aardvark-dns's config directory (`<run_dir>/aardvark-dns`; netavark's
     /// `<config>/aardvark-dns` for podman).
     pub dns_dir: PathBuf,
+    /// Whose networks the aardvark-dns of `dns_dir` serves.
+    pub dns_scope: DnsScope,
+}
+
+/// Whose networks a run's aardvark-dns serves. Each front door keeps its own server and
+/// config directory, as podman and netavark expect theirs: netctl's (TOML files, CNI) in
+/// `<run_dir>/aardvark-dns`, podman's in netavark's `<--config>/aardvark-dns`. A run only
+/// writes, signals, starts and stops the server of its own scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsScope {
+    /// Networks declared to netctl (TOML files, CNI).
+    #[default]
+    Declared,
+    /// Networks podman sent through netavark's protocol.
+    Podman,
 }
 
 /// What `apply` does when a port it would publish is already in use on the host (a socket
@@ -444,6 +459,11 @@ impl<'a> Engine<'a> {
         req: &netctl_types::NetworkCreateConfig,
     ) -> Result<netctl_types::Network> {
         podman::create(self, req)
+    }
+
+    /// netavark's `update NETWORK --network-dns-servers ...`: a podman network's upstreams.
+    pub fn netavark_update(&self, network: &str, servers: &[std::net::IpAddr]) -> Result<()> {
+        podman::update(self, network, servers)
     }
 
     /// netavark's `teardown`.

@@ -159,9 +159,10 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             labels
         },
         id: Some(net.id.clone()),
-        // netavark mode does not drive aardvark-dns yet (podman's `dns_enabled` is recorded
-        // as off, so podman's containers keep the host's servers).
-        dns: Some(false),
+        // Whether it is served is decided by `setup` (it needs aardvark-dns); the request is
+        // checked as podman sent it, so its names are DNS names whenever podman asked for DNS.
+        dns: Some(net.dns_enabled),
+        dns_servers: net.network_dns_servers.clone(),
         ..NetworkSpec::default()
     })
 }
@@ -359,6 +360,8 @@ fn requested_state(
             id: Some(opts.container_id.clone()),
             networks: attachments,
             ports,
+            // The container's upstreams in aardvark-dns (`podman run --dns`).
+            dns_servers: opts.dns_servers.clone().unwrap_or_default(),
             ..ContainerSpec::default()
         },
     );
@@ -391,6 +394,7 @@ pub(crate) fn setup(
 ) -> Result<BTreeMap<String, StatusBlock>> {
     let name = container_name(opts);
     let (mut request, wanted) = requested_state(netns, opts, &name)?;
+    serve_dns(engine, &mut request)?;
     let started = std::time::Instant::now();
     let requested = request
         .containers
@@ -407,8 +411,13 @@ pub(crate) fn setup(
     for (net_name, spec) in std::mem::take(&mut request.networks) {
         // A recorded network keeps its record (podman does not change a network in place),
         // unless podman's id for it changed: then it was removed and created again.
-        match desired.networks.get(&net_name) {
-            Some(recorded) if recorded.id == spec.id => {}
+        match desired.networks.get_mut(&net_name) {
+            Some(recorded) if recorded.id == spec.id => {
+                // Except its DNS: whether it is served (aardvark-dns may have come or gone)
+                // and its servers (`netavark update` of podman 5 changes them) are podman's.
+                recorded.dns = spec.dns;
+                recorded.dns_servers = spec.dns_servers;
+            }
             _ => {
                 desired.networks.insert(net_name, spec);
             }
@@ -430,6 +439,7 @@ pub(crate) fn setup(
         Some(spec) if !replaced => {
             spec.networks.extend(requested.networks);
             spec.ports = requested.ports;
+            spec.dns_servers = requested.dns_servers;
         }
         _ => {
             desired.containers.insert(name.clone(), requested);
@@ -446,6 +456,59 @@ pub(crate) fn setup(
     execute(engine, plan, rec, None, Verify::Touched)?;
     tracing::debug!(elapsed = ?started.elapsed(), "setup: executed and verified");
     status_blocks(engine, &name, &wanted)
+}
+
+/// Decides which of the request's DNS networks are served, as netavark does: all of them when
+/// aardvark-dns is there (`--aardvark-binary`), none (with a warning) when it is not, so
+/// podman then gives the container the host's servers instead of a gateway where nothing
+/// answers. What netctl cannot serve is refused before anything changes.
+fn serve_dns(engine: &Engine<'_>, request: &mut DesiredState) -> Result<()> {
+    let available = engine.cfg.aardvark_binary.is_some();
+    for (name, net) in &mut request.networks {
+        if net.dns != Some(true) {
+            continue;
+        }
+        if !available {
+            tracing::warn!(
+                "network {name}: dns is enabled, but there is no aardvark-dns (--aardvark-binary): the network serves no DNS"
+            );
+            net.dns = Some(false);
+        } else if engine.cfg.dns_port != 53 {
+            return Err(EngineError::Invalid(format!(
+                "network {name}: aardvark-dns on port {} (NETAVARK_DNS_PORT) is not supported: containers ask the gateway at port 53, and the DNAT from 53 to another port is not implemented",
+                engine.cfg.dns_port
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// netavark `update NETWORK --network-dns-servers ...`: a podman network's upstream servers
+/// (line 1 of its aardvark-dns file), then one `SIGHUP`. A network netctl has not recorded
+/// has no file to change (podman sends its servers with the next setup).
+pub(crate) fn update(engine: &Engine<'_>, network: &str, servers: &[IpAddr]) -> Result<()> {
+    let Some(mut net) = engine.store.read()?.network(network)? else {
+        return Ok(());
+    };
+    if !net.labels.contains_key(PODMAN_LABEL) {
+        return Err(EngineError::Invalid(format!(
+            "network {network} is declared to netctl, not podman's: change its dns_servers where it is declared"
+        )));
+    }
+    if let Some(server) = servers
+        .iter()
+        .find(|s| crate::dns::gateways(&net).any(|gw| gw == **s))
+    {
+        return Err(EngineError::Invalid(format!(
+            "network {network}: DNS server {server} is this network's own gateway, where its DNS server listens: a DNS loop"
+        )));
+    }
+    if net.dns_servers == servers {
+        return Ok(());
+    }
+    net.dns_servers = servers.to_vec();
+    engine.store.write(|tx| tx.put_network(&net))?;
+    crate::dns::sync(engine)
 }
 
 /// Adds a request (its networks, and its one container `name` with the attachments and ports
@@ -609,12 +672,24 @@ fn status_blocks(
                 mac_address: MacAddr::from(att.mac.octets()),
             },
         );
+        // Only a server really listening is handed out: podman writes these into the
+        // container's resolv.conf.
+        let dns_server_ips = if crate::dns::serves(engine, &net) {
+            crate::dns::bound_gateways(engine, &net)?
+        } else {
+            Vec::new()
+        };
+        let dns_search_domains = if dns_server_ips.is_empty() {
+            Vec::new()
+        } else {
+            vec![netctl_dns::aardvark::SEARCH_DOMAIN.to_owned()]
+        };
         out.insert(
             net_name.clone(),
             StatusBlock {
                 interfaces,
-                dns_server_ips: Some(Vec::new()),
-                dns_search_domains: Some(Vec::new()),
+                dns_server_ips: Some(dns_server_ips),
+                dns_search_domains: Some(dns_search_domains),
             },
         );
     }

@@ -71,6 +71,7 @@ impl World {
             aardvark_binary: None,
             dns_port: 53,
             dns_dir: root.join("run/aardvark-dns"),
+            dns_scope: netctl_engine::DnsScope::Declared,
         }
     }
 

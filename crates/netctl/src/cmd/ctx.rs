@@ -115,6 +115,7 @@ pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
             crate::settings::PortInUse::Warn => netctl_engine::PortInUse::Warn,
         },
         dns_dir: settings.run_dir.join(netctl_engine::DNS_DIR_NAME),
+        dns_scope: netctl_engine::DnsScope::Declared,
         aardvark_binary: aardvark,
         dns_port: settings.dns_port,
     })

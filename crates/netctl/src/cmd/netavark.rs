@@ -29,15 +29,17 @@ pub struct NetavarkCli {
     /// Read NetworkOptions from this file instead of stdin.
     #[arg(short = 'f', long = "file", global = true)]
     file: Option<PathBuf>,
-    /// netavark's state directory; netctl keeps its own state (see netctl's settings).
+    /// netavark's state directory: aardvark-dns's files go to `DIR/aardvark-dns` (default
+    /// `/run/containers/networks`, podman's); netctl keeps its own state (see its settings).
     #[arg(short = 'c', long = "config", global = true)]
     config: Option<PathBuf>,
     /// Accepted for compatibility; netctl runs as root.
     #[arg(short = 'r', long = "rootless", global = true)]
     rootless: Option<String>,
-    /// Accepted for compatibility; netctl does not run aardvark-dns. An OS string, not a path:
-    /// podman sends `--aardvark-binary=` (empty) when it found no aardvark-dns, and clap's path
-    /// parser rejects empty values.
+    /// The aardvark-dns serving `dns_enabled` networks (default
+    /// `/usr/libexec/podman/aardvark-dns`); empty or missing: no DNS, with a warning. An OS
+    /// string, not a path: podman sends `--aardvark-binary=` (empty) when it found no
+    /// aardvark-dns, and clap's path parser rejects empty values.
     #[arg(short = 'a', long = "aardvark-binary", global = true)]
     aardvark_binary: Option<std::ffi::OsString>,
     /// nftables (iptables and firewalld are served by nftables too) or none.
@@ -65,12 +67,58 @@ enum NetavarkCommand {
     /// Restore every recorded container's firewall rules (after nftables.service or firewalld
     /// flushed the ruleset), as netavark's `firewall-reload` does.
     FirewallReload,
-    /// Update a network's DNS servers (netctl runs no DNS server: accepted, nothing to do).
+    /// Update a network's DNS servers (aardvark-dns's upstreams for it; `""` clears them).
     Update {
         network: String,
-        #[arg(long = "network-dns-servers", num_args = 0..)]
+        #[arg(long = "network-dns-servers", num_args = 0.., required = true)]
         network_dns_servers: Vec<String>,
     },
+}
+
+/// podman's (rootful) netavark state directory, when `--config` is not given.
+const DEFAULT_CONFIG_DIR: &str = "/run/containers/networks";
+/// Where netavark looks for aardvark-dns when `--aardvark-binary` is not given.
+const DEFAULT_AARDVARK: &str = "/usr/libexec/podman/aardvark-dns";
+
+/// Opens an operation with aardvark-dns configured as netavark's command line and environment
+/// say: netavark's config directory, `--aardvark-binary`, `NETAVARK_DNS_PORT`; the server
+/// serves podman's networks only.
+fn open(cli: &NetavarkCli, settings: &Settings) -> anyhow::Result<Ctx> {
+    let binary = cli
+        .aardvark_binary
+        .clone()
+        .unwrap_or_else(|| DEFAULT_AARDVARK.into());
+    let binary = PathBuf::from(binary);
+    let aardvark = if binary.as_os_str().is_empty() {
+        tracing::debug!("--aardvark-binary is empty: no DNS for podman's networks");
+        None
+    } else if binary.is_file() {
+        Some(binary)
+    } else {
+        tracing::warn!(
+            "aardvark-dns {} does not exist: no DNS for podman's networks",
+            binary.display()
+        );
+        None
+    };
+    let port = match std::env::var("NETAVARK_DNS_PORT") {
+        Ok(p) if !p.is_empty() => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .with_context(|| format!("invalid NETAVARK_DNS_PORT {p:?} (a port number)"))?,
+        _ => 53,
+    };
+    let config = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let mut ctx = Ctx::open(settings)?;
+    ctx.config.aardvark_binary = aardvark;
+    ctx.config.dns_port = port;
+    ctx.config.dns_dir = config.join(netctl_engine::DNS_DIR_NAME);
+    ctx.config.dns_scope = netctl_engine::DnsScope::Podman;
+    Ok(ctx)
 }
 
 /// Runs the netavark personality with `args` (argv, with argv[0] first).
@@ -173,12 +221,12 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
         NetavarkCommand::Create => {
             let req: netctl_types::NetworkCreateConfig =
                 serde_json::from_str(&read_input(cli)?).context("failed to load network create")?;
-            let ctx = Ctx::open(&settings)?;
+            let ctx = open(cli, &settings)?;
             let network = ctx.engine().netavark_create(&req)?;
             Ok(Some(serde_json::to_string(&network)?))
         }
         NetavarkCommand::FirewallReload => {
-            let ctx = Ctx::open(&settings)?;
+            let ctx = open(cli, &settings)?;
             let restored = ctx.engine().rebuild_firewall()?;
             tracing::info!(
                 containers = restored,
@@ -186,18 +234,34 @@ fn run(cli: &NetavarkCli) -> anyhow::Result<Option<String>> {
             );
             Ok(None)
         }
-        NetavarkCommand::Update { .. } => Ok(None),
+        NetavarkCommand::Update {
+            network,
+            network_dns_servers,
+        } => {
+            // podman clears the servers with one empty value.
+            let servers = network_dns_servers
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<std::net::IpAddr>()
+                        .with_context(|| format!("invalid DNS server {s:?} (an IP address)"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ctx = open(cli, &settings)?;
+            ctx.engine().netavark_update(network, &servers)?;
+            Ok(None)
+        }
         NetavarkCommand::Setup { netns } => {
             std::fs::metadata(netns)
                 .with_context(|| format!("invalid namespace path {}", netns.display()))?;
             let opts = read_options(cli)?;
-            let ctx = Ctx::open(&settings)?;
+            let ctx = open(cli, &settings)?;
             let status = ctx.engine().netavark_setup(netns, &opts)?;
             Ok(Some(serde_json::to_string(&status)?))
         }
         NetavarkCommand::Teardown { .. } => {
             let opts = read_options(cli)?;
-            let ctx = Ctx::open(&settings)?;
+            let ctx = open(cli, &settings)?;
             ctx.engine().netavark_teardown(&opts)?;
             Ok(None)
         }
