@@ -289,6 +289,14 @@ impl Sandbox {
         );
         self.ns_run(OUTSIDE_NS, &["ip", "link", "set", "eth0", "up"]);
         self.run(&["ip", "-6", "route", "add", "default", "via", OUTSIDE_V6]);
+        // The kernel adds the address's local route a moment after the link comes up; a test
+        // whose "before" dump missed it would see it appear as a change.
+        let local = format!("local {HOST_V6} ");
+        let settled = self.wait_for(Duration::from_secs(5), || {
+            self.run(&["ip", "-6", "route", "show", "table", "local"])
+                .contains(&local)
+        });
+        assert!(settled, "the uplink's IPv6 local route did not appear");
     }
 
     /// Turns on IPv4 and IPv6 forwarding in the sandbox, as on a container host. netctl turns it
