@@ -612,7 +612,7 @@ fn run_extracted(root: &Path, deb: &Path) -> anyhow::Result<()> {
         bail!("validate of the shipped example: {validated}");
     }
     let netavark = capture(Command::new(tree.join("usr/lib/netctl/netavark")).arg("version"))?;
-    if !netavark.contains("\"netctl_version\"") {
+    if !netavark.contains("\"program\":\"netctl\"") {
         bail!("the netavark link does not reach netctl: {netavark}");
     }
     println!("xtask deb: the extracted binary runs ({})", printed.trim());
