@@ -24,8 +24,8 @@ pub mod wire;
 
 pub use desired::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, Isolate, LeaseRangeSpec,
-    MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec, PortTable,
-    SlirpOptions, SubnetSpec, first_host,
+    MANAGED_NETNS, MacvlanMode, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec,
+    PortTable, SlirpOptions, SubnetSpec, first_host,
 };
 pub use mac::{MacAddr, MacParseError};
 pub use names::{
