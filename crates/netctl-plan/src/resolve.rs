@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
     CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, Isolate, MacAddr,
-    NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
+    MacvlanMode, NetnsSpec, NetworkDriver, PortMapping, SubnetSpec, normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -26,8 +26,14 @@ pub struct TargetNetwork {
     pub name: String,
     /// Declared id (podman passes its own); `None`: generated at apply, or kept as recorded.
     pub id: Option<String>,
-    /// Declared bridge name, or the recorded one; `None`: chosen at apply.
+    pub driver: NetworkDriver,
+    /// Declared bridge name (macvlan: parent), or the recorded one; `None`: chosen at apply
+    /// (macvlan: the interface of the default route).
     pub bridge: Option<String>,
+    /// macvlan: the kernel mode.
+    pub mode: MacvlanMode,
+    /// macvlan: the address of the host-side macvlan, if any.
+    pub host_address: Option<IpAddr>,
     /// Declared subnets; `None`: chosen at apply (or kept as recorded).
     pub subnets: Option<Vec<SubnetSpec>>,
     pub ipv6: bool,
@@ -136,10 +142,14 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
             let net = TargetNetwork {
                 name: name.clone(),
                 id: spec.id.clone(),
-                bridge: spec
-                    .bridge
-                    .clone()
-                    .or_else(|| rec.map(|r| r.network_interface.clone())),
+                driver: spec.driver,
+                bridge: match spec.driver {
+                    NetworkDriver::Bridge => spec.bridge.clone(),
+                    NetworkDriver::Macvlan => spec.parent.clone(),
+                }
+                .or_else(|| rec.map(|r| r.network_interface.clone())),
+                mode: spec.mode.unwrap_or_default(),
+                host_address: spec.host_address,
                 subnets: (!spec.subnets.is_empty()).then(|| spec.subnets.clone()),
                 ipv6: spec.ipv6 || spec.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
                 internal: spec.internal,
@@ -153,7 +163,9 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 is_default: false,
                 external: spec.external,
                 project: desired.project.clone(),
-                dns: spec.dns.unwrap_or(defaults.dns_available),
+                // aardvark-dns serves bridge networks only.
+                dns: spec.driver == NetworkDriver::Bridge
+                    && spec.dns.unwrap_or(defaults.dns_available),
                 dns_servers: spec.dns_servers.clone(),
             };
             (name.clone(), net)
@@ -161,8 +173,22 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
         .collect();
 
     let mut containers = BTreeMap::new();
+    // Their default routes win over bridges' (netavark 2.0's macvlan metric).
+    let macvlans: BTreeSet<&str> = desired
+        .networks
+        .iter()
+        .filter(|(_, n)| n.driver == NetworkDriver::Macvlan)
+        .map(|(name, _)| name.as_str())
+        .chain(
+            recorded
+                .networks
+                .values()
+                .filter(|n| n.driver == netctl_state::NetworkDriver::Macvlan)
+                .map(|n| n.name.as_str()),
+        )
+        .collect();
     for (name, spec) in &desired.containers {
-        let mut ctr = resolve_container(name, spec, recorded, defaults);
+        let mut ctr = resolve_container(name, spec, recorded, defaults, &macvlans);
         ctr.project.clone_from(&desired.project);
         if ctr.attachments.contains_key(&defaults.default_network)
             && !networks.contains_key(&defaults.default_network)
@@ -181,7 +207,10 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
     TargetNetwork {
         name: defaults.default_network.clone(),
         id: None,
+        driver: NetworkDriver::Bridge,
         bridge: Some(defaults.default_bridge.clone()),
+        mode: MacvlanMode::Bridge,
+        host_address: None,
         subnets: Some(vec![SubnetSpec {
             subnet: defaults.default_subnet,
             gateway: None,
@@ -205,6 +234,7 @@ fn resolve_container(
     spec: &ContainerSpec,
     recorded: &Recorded,
     defaults: &Defaults,
+    macvlans: &BTreeSet<&str>,
 ) -> TargetContainer {
     let rec = recorded.containers.get(name);
     let id = spec
@@ -233,7 +263,7 @@ fn resolve_container(
         declared.clear();
     }
     let interfaces = assign_interfaces(name, &declared, recorded);
-    let metrics = assign_metrics(name, &declared, &interfaces, recorded);
+    let metrics = assign_metrics(name, &declared, &interfaces, recorded, macvlans);
     let short_id: String = id.chars().take(12).collect();
     let attachments = declared
         .iter()
@@ -335,6 +365,10 @@ fn assign_interfaces(
 /// 100).
 pub const DEFAULT_ROUTE_METRIC: u32 = 100;
 
+/// Metric of a macvlan network's default routes: below a bridge's, so the LAN is the way out
+/// (netavark 2.0's default).
+pub const MACVLAN_ROUTE_METRIC: u32 = 99;
+
 /// The metric an attachment recorded before metrics were recorded used: derived from an
 /// `ethN` name (any other name counted as `eth0`).
 pub fn legacy_metric(interface: &str) -> u32 {
@@ -355,6 +389,7 @@ fn assign_metrics(
     declared: &IndexMap<String, netctl_types::AttachmentSpec>,
     interfaces: &BTreeMap<String, String>,
     recorded: &Recorded,
+    macvlans: &BTreeSet<&str>,
 ) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     let mut used = BTreeSet::new();
@@ -374,8 +409,13 @@ fn assign_metrics(
         if out.contains_key(net) {
             continue;
         }
+        let first = if macvlans.contains(net.as_str()) {
+            MACVLAN_ROUTE_METRIC
+        } else {
+            DEFAULT_ROUTE_METRIC
+        };
         // At most `used.len()` metrics are taken, so one of the next len+1 is free.
-        let metric = (DEFAULT_ROUTE_METRIC..=DEFAULT_ROUTE_METRIC + used.len() as u32)
+        let metric = (first..=first + used.len() as u32)
             .find(|m| !used.contains(m))
             .expect("some metric is free");
         used.insert(metric);
