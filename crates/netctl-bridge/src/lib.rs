@@ -413,12 +413,7 @@ fn setup_steps(
         &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
     )
     .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
-    if att.addresses.iter().any(|a| a.addr().is_ipv6()) {
-        for key in ["accept_dad", "autoconf"] {
-            ensure_sysctl(sys, &ctr, &["net", "ipv6", "conf", ifname, key], "0")
-                .map_err(err(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")))?;
-        }
-    }
+    interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses).map_err(|(what, e)| err(what)(e))?;
 
     sys.set_link(
         &host,
@@ -436,29 +431,21 @@ fn setup_steps(
         "enslave {} to {} and set it up",
         att.host_veth, net.bridge
     )))?;
-    for addr in &att.addresses {
-        sys.add_addr(&ctr, ifname, *addr)
-            .map_err(err(format!("add address {addr}")))?;
-    }
-    sys.set_link(&ctr, ifname, &LinkChange::up())
-        .map_err(err(format!("set {ifname} up")))?;
-
-    let mut subnets = Vec::new();
-    for addr in &att.addresses {
-        let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
-        let gateway = subnet.and_then(|s| s.gateway);
-        if !net.internal
-            && let Some(gw) = gateway
-        {
-            let route = Route::default_via(gw).dev(ifname).metric(att.metric);
-            sys.add_route(&ctr, &route)
-                .map_err(err(format!("add route {route}")))?;
-        }
-        subnets.push(NetAddress {
-            ipnet: *addr,
-            gateway,
-        });
-    }
+    let gateways = |ip: IpAddr| {
+        net.subnets
+            .iter()
+            .find(|s| s.subnet.contains(&ip))
+            .and_then(|s| s.gateway)
+    };
+    let subnets = address_interface(
+        sys,
+        &ctr,
+        ifname,
+        &att.addresses,
+        gateways,
+        (!net.internal).then_some(att.metric),
+    )
+    .map_err(|(what, e)| err(what)(e))?;
     let mut interfaces = BTreeMap::new();
     interfaces.insert(
         att.interface.clone(),
@@ -472,6 +459,58 @@ fn setup_steps(
         dns_server_ips: None,
         dns_search_domains: None,
     })
+}
+
+/// IPv6 settings of a container interface that gets IPv6 addresses: no duplicate address
+/// detection (the addresses are netctl's to hand out) and no autoconfiguration. On failure:
+/// what was being done, and the error.
+pub fn interface_ipv6_sysctls(
+    sys: &dyn Sys,
+    ns: &NsRef,
+    ifname: &str,
+    addresses: &[IpNet],
+) -> Result<(), (String, SysError)> {
+    if addresses.iter().any(|a| a.addr().is_ipv6()) {
+        for key in ["accept_dad", "autoconf"] {
+            ensure_sysctl(sys, ns, &["net", "ipv6", "conf", ifname, key], "0")
+                .map_err(|e| (format!("set sysctl net.ipv6.conf.{ifname}.{key}=0"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A container interface's addresses, the interface up, and a default route via each
+/// address's gateway (`gateway_of`) with `metric` (none when `None`: an internal network).
+/// Returns the addresses with their gateways, as podman's status block lists them; on failure,
+/// what was being done and the error. Shared by every driver that makes a container interface.
+pub fn address_interface(
+    sys: &dyn Sys,
+    ns: &NsRef,
+    ifname: &str,
+    addresses: &[IpNet],
+    gateway_of: impl Fn(IpAddr) -> Option<IpAddr>,
+    metric: Option<u32>,
+) -> Result<Vec<NetAddress>, (String, SysError)> {
+    for addr in addresses {
+        sys.add_addr(ns, ifname, *addr)
+            .map_err(|e| (format!("add address {addr}"), e))?;
+    }
+    sys.set_link(ns, ifname, &LinkChange::up())
+        .map_err(|e| (format!("set {ifname} up"), e))?;
+    let mut subnets = Vec::new();
+    for addr in addresses {
+        let gateway = gateway_of(addr.addr());
+        if let (Some(metric), Some(gw)) = (metric, gateway) {
+            let route = Route::default_via(gw).dev(ifname).metric(metric);
+            sys.add_route(ns, &route)
+                .map_err(|e| (format!("add route {route}"), e))?;
+        }
+        subnets.push(NetAddress {
+            ipnet: *addr,
+            gateway,
+        });
+    }
+    Ok(subnets)
 }
 
 /// Deletes the container-side interface of an attachment whose host side is gone, if it is the
