@@ -38,10 +38,11 @@ networks.lan = {{ ip = "192.168.77.11", mac = "02:42:c0:a8:4d:0b" }}
 /// The MAC of `eth0` in namespace `ns`.
 fn mac(sb: &Sandbox, ns: &str) -> String {
     let link = sb.ns_run(ns, &["ip", "-o", "link", "show", "eth0"]);
-    link.split("link/ether ")
+    let rest = link
+        .split("link/ether ")
         .nth(1)
-        .map(|r| r[..17].to_owned())
-        .unwrap_or_else(|| panic!("no MAC in {link}"))
+        .unwrap_or_else(|| panic!("no MAC in {link}"));
+    rest[..17].to_owned()
 }
 
 fn addrs(sb: &Sandbox, ns: &str) -> String {

@@ -413,7 +413,8 @@ fn setup_steps(
         &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
     )
     .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
-    interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses).map_err(|(what, e)| err(what)(e))?;
+    interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses)
+        .map_err(|e| err(e.what)(*e.source))?;
 
     sys.set_link(
         &host,
@@ -445,7 +446,7 @@ fn setup_steps(
         gateways,
         (!net.internal).then_some(att.metric),
     )
-    .map_err(|(what, e)| err(what)(e))?;
+    .map_err(|e| err(e.what)(*e.source))?;
     let mut interfaces = BTreeMap::new();
     interfaces.insert(
         att.interface.clone(),
@@ -461,19 +462,36 @@ fn setup_steps(
     })
 }
 
+/// What failed while configuring a container interface, for the caller to wrap in its own
+/// error (which names the container and network).
+#[derive(Debug)]
+pub struct InterfaceError {
+    pub what: String,
+    pub source: Box<SysError>,
+}
+
+impl InterfaceError {
+    fn doing(what: String) -> impl FnOnce(SysError) -> InterfaceError {
+        move |source| InterfaceError {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
+
 /// IPv6 settings of a container interface that gets IPv6 addresses: no duplicate address
-/// detection (the addresses are netctl's to hand out) and no autoconfiguration. On failure:
-/// what was being done, and the error.
+/// detection (the addresses are netctl's to hand out) and no autoconfiguration.
 pub fn interface_ipv6_sysctls(
     sys: &dyn Sys,
     ns: &NsRef,
     ifname: &str,
     addresses: &[IpNet],
-) -> Result<(), (String, SysError)> {
+) -> Result<(), InterfaceError> {
     if addresses.iter().any(|a| a.addr().is_ipv6()) {
         for key in ["accept_dad", "autoconf"] {
-            ensure_sysctl(sys, ns, &["net", "ipv6", "conf", ifname, key], "0")
-                .map_err(|e| (format!("set sysctl net.ipv6.conf.{ifname}.{key}=0"), e))?;
+            ensure_sysctl(sys, ns, &["net", "ipv6", "conf", ifname, key], "0").map_err(
+                InterfaceError::doing(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")),
+            )?;
         }
     }
     Ok(())
@@ -481,8 +499,7 @@ pub fn interface_ipv6_sysctls(
 
 /// A container interface's addresses, the interface up, and a default route via each
 /// address's gateway (`gateway_of`) with `metric` (none when `None`: an internal network).
-/// Returns the addresses with their gateways, as podman's status block lists them; on failure,
-/// what was being done and the error. Shared by every driver that makes a container interface.
+/// Returns the addresses with their gateways, as podman's status block lists them. Shared by every driver that makes a container interface.
 pub fn address_interface(
     sys: &dyn Sys,
     ns: &NsRef,
@@ -490,20 +507,20 @@ pub fn address_interface(
     addresses: &[IpNet],
     gateway_of: impl Fn(IpAddr) -> Option<IpAddr>,
     metric: Option<u32>,
-) -> Result<Vec<NetAddress>, (String, SysError)> {
+) -> Result<Vec<NetAddress>, InterfaceError> {
     for addr in addresses {
         sys.add_addr(ns, ifname, *addr)
-            .map_err(|e| (format!("add address {addr}"), e))?;
+            .map_err(InterfaceError::doing(format!("add address {addr}")))?;
     }
     sys.set_link(ns, ifname, &LinkChange::up())
-        .map_err(|e| (format!("set {ifname} up"), e))?;
+        .map_err(InterfaceError::doing(format!("set {ifname} up")))?;
     let mut subnets = Vec::new();
     for addr in addresses {
         let gateway = gateway_of(addr.addr());
         if let (Some(metric), Some(gw)) = (metric, gateway) {
             let route = Route::default_via(gw).dev(ifname).metric(metric);
             sys.add_route(ns, &route)
-                .map_err(|e| (format!("add route {route}"), e))?;
+                .map_err(InterfaceError::doing(format!("add route {route}")))?;
         }
         subnets.push(NetAddress {
             ipnet: *addr,

@@ -41,14 +41,10 @@ pub struct ApplyReport {
 enum Undo {
     NetworkRecorded(String),
     /// A network's host objects (a bridge, a host-side macvlan).
-    NetworkMade(NetworkRecord),
+    NetworkMade(Box<NetworkRecord>),
     ContainerRecorded(String),
     NetnsCreated(PathBuf),
-    Attached {
-        net: NetworkRecord,
-        ctr: ContainerRecord,
-        att: AttachmentRecord,
-    },
+    Attached(Box<(NetworkRecord, ContainerRecord, AttachmentRecord)>),
     FilesWritten(ContainerRecord),
     HelperStarted(HelperRecord),
 }
@@ -584,7 +580,7 @@ impl<'e, 'a> Run<'e, 'a> {
         match drv.network_ready(self.engine.sys, net)? {
             HostObjects::Ready => return Ok(()),
             // Journal first: a failure half-way through ensure_network leaves objects too.
-            HostObjects::Absent => self.journal.push(Undo::NetworkMade(net.clone())),
+            HostObjects::Absent => self.journal.push(Undo::NetworkMade(Box::new(net.clone()))),
             HostObjects::Incomplete => {}
         }
         drv.ensure_network(self.engine.sys, net)
@@ -851,11 +847,11 @@ impl<'e, 'a> Run<'e, 'a> {
             metric: Some(target.metric),
         };
         let att = self.engine.store.write(|tx| tx.attach(&request))?;
-        self.journal.push(Undo::Attached {
-            net: net.clone(),
-            ctr: ctr.clone(),
-            att: att.clone(),
-        });
+        self.journal.push(Undo::Attached(Box::new((
+            net.clone(),
+            ctr.clone(),
+            att.clone(),
+        ))));
         self.ensure_network_objects(&net)?;
         driver::of(&net).setup(self.engine.sys, &net, &ctr, &att)?;
         Ok(())
@@ -972,7 +968,8 @@ impl<'e, 'a> Run<'e, 'a> {
                 Undo::NetnsCreated(path) => sys
                     .delete_named(&path)
                     .map_err(sys_err(format!("delete {}", path.display()))),
-                Undo::Attached { net, ctr, att } => {
+                Undo::Attached(attached) => {
+                    let (net, ctr, att) = *attached;
                     let torn = driver::of(&net).teardown(sys, &net, &ctr, &att);
                     let released = store
                         .write(|tx| tx.detach(&att.container, &net.name))

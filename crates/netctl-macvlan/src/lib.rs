@@ -344,7 +344,7 @@ fn setup_steps(
     sys.set_ipv4_conf(&ctr, ifname, &[(Ipv4Conf::ArpNotify, 1)])
         .map_err(err("set sysctl arp_notify=1".into()))?;
     netctl_bridge::interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses)
-        .map_err(|(what, e)| err(what)(e))?;
+        .map_err(|e| err(e.what)(*e.source))?;
     let gateway_of = |ip: IpAddr| {
         net.subnets
             .iter()
@@ -359,7 +359,7 @@ fn setup_steps(
         gateway_of,
         (!net.internal).then_some(att.metric),
     )
-    .map_err(|(what, e)| err(what)(e))?;
+    .map_err(|e| err(e.what)(*e.source))?;
     if let Some((name, _)) = &net.host_side {
         for route in att.host_routes(name) {
             match sys.add_route(&host, &route) {

@@ -364,7 +364,7 @@ impl Decoder<'_> {
                     None => {}
                 },
                 "parent" => {
-                    spec.parent = self.interface_name(value, field, "parent interface name")
+                    spec.parent = self.interface_name(value, field, "parent interface name");
                 }
                 "mode" => {
                     if let Some(mode) = self.string(value, field) {
