@@ -268,8 +268,15 @@ impl<'e, 'a> Run<'e, 'a> {
         let now = self.now()?;
         let fw = &self.engine.fw;
         if driver::firewalled(&now).next().is_none() {
-            // Nothing left to filter for: the table goes, as it came.
-            if !self.touched_networks.is_empty() || self.fw_rebuild {
+            // Nothing left to filter for: the table goes, as it came (a run that only touched
+            // networks without a firewall never made one).
+            let had_firewall = self.touched_networks.iter().any(|n| {
+                self.before
+                    .networks
+                    .get(n)
+                    .is_some_and(|net| driver::of(net).uses_firewall())
+            });
+            if had_firewall || self.fw_rebuild {
                 fw.remove_all()?;
             }
             return Ok(());

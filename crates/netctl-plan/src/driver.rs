@@ -20,7 +20,7 @@ use crate::{Drift, LinkFacts, Resource, veth_name};
 /// The record's `options` key for a macvlan network's mode (podman's name).
 pub const OPTION_MODE: &str = "mode";
 /// The record's `options` key for a macvlan network's host-side address.
-pub const OPTION_HOST_ADDRESS: &str = "host_address";
+pub const OPTION_HOST_ADDRESS: &str = netctl_state::HOST_ADDRESS_OPTION;
 
 /// A macvlan network's mode as recorded (`bridge` when none is).
 pub fn macvlan_mode(net: &NetworkRecord) -> MacvlanMode {
@@ -32,7 +32,7 @@ pub fn macvlan_mode(net: &NetworkRecord) -> MacvlanMode {
 
 /// A macvlan network's host-side address as recorded.
 pub fn host_address(net: &NetworkRecord) -> Option<IpAddr> {
-    net.options.get(OPTION_HOST_ADDRESS)?.parse().ok()
+    net.host_address()
 }
 
 /// Name of a macvlan network's host-side link: derived from the network id, at most 15 bytes.

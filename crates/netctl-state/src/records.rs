@@ -56,7 +56,16 @@ pub struct NetworkRecord {
     pub project: Option<String>,
 }
 
+/// The `options` key of a macvlan network's host-side address (netctl's own; podman has none).
+pub const HOST_ADDRESS_OPTION: &str = "host_address";
+
 impl NetworkRecord {
+    /// The address the host side of the network holds (macvlan `host_address`): never handed
+    /// to a container.
+    pub fn host_address(&self) -> Option<IpAddr> {
+        self.options.get(HOST_ADDRESS_OPTION)?.parse().ok()
+    }
+
     /// The subnet record that contains `ip`, if any.
     pub fn subnet_of(&self, ip: IpAddr) -> Option<&SubnetRecord> {
         self.subnets.iter().find(|s| s.subnet.contains(&ip))
