@@ -15,8 +15,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netctl_types::{
-    ContainerMode, ContainerSpec, DesiredState, MacvlanMode, NetnsSpec, NetworkDriver, NetworkSpec,
-    PortHandler, PortMapping, Protocol, SubnetSpec, host_ips_overlap, normalize_ports,
+    ContainerMode, ContainerSpec, DesiredState, Isolate, MacvlanMode, NetnsSpec, NetworkDriver,
+    NetworkSpec, PortHandler, PortMapping, Protocol, SubnetSpec, host_ips_overlap, normalize_ports,
 };
 
 use crate::diagnostic::{Severity, Sink};
@@ -198,8 +198,13 @@ impl Ctx<'_> {
             return;
         }
         if network.driver != NetworkDriver::Macvlan {
-            for key in ["parent", "mode", "host_address"] {
-                if self.spans.is_written(&base.key(key)) {
+            let set = [
+                ("parent", network.parent.is_some()),
+                ("mode", network.mode.is_some()),
+                ("host_address", network.host_address.is_some()),
+            ];
+            for (key, is_set) in set {
+                if is_set {
                     self.error(
                         &base.key(key),
                         Target::Key,
@@ -228,7 +233,7 @@ impl Ctx<'_> {
             ),
             (
                 "isolate",
-                self.spans.is_written(&base.key("isolate")),
+                network.isolate != Isolate::Disabled,
                 "a macvlan network has no firewall rules, so `isolate` cannot be honoured",
             ),
             (
