@@ -111,7 +111,8 @@ sandbox_test! {
 }
 
 sandbox_test! {
-    /// Private mode: the containers reach the LAN but never each other.
+    /// Private mode: the containers reach the LAN but never each other; disconnect and connect
+    /// keep the network as it is.
     fn macvlan_private_mode_keeps_containers_apart(sb) {
         lan(sb);
         let path = file(sb, "private", None);
@@ -122,6 +123,14 @@ sandbox_test! {
         let _gw = sb.listen(Some("lan"), Proto::Tcp, "0.0.0.0", 81);
         assert_eq!(sb.probe(Some("mva"), Proto::Tcp, GATEWAY, 81).as_deref(), Some("192.168.77.10"), "container to the LAN gateway");
         assert_eq!(sb.probe(Some("mva"), Proto::Tcp, "192.168.77.11", 80), None, "private containers do not reach each other");
+
+        // connect and disconnect plan from the records: the network stays a private macvlan.
+        ok(&["disconnect", "lan", "mvb"]);
+        ok(&["connect", "--ip", "192.168.77.11", "--mac", "02:42:c0:a8:4d:0b", "lan", "mvb"]);
+        let link = sb.ns_run("mvb", &["ip", "-d", "link", "show", "eth0"]);
+        assert!(link.contains("macvlan mode private"), "{link}");
+        assert_eq!(plan_code(&path).0, 0, "the file still matches");
+        assert_eq!(sb.probe(Some("mvb"), Proto::Tcp, GATEWAY, 81).as_deref(), Some("192.168.77.11"));
     }
 }
 

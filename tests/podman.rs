@@ -485,7 +485,8 @@ sandbox_test! {
 sandbox_test! {
     /// `podman network create -d macvlan -o parent=...` + `podman run --ip`: the container sits
     /// on the LAN (a veth `lanp` whose peer is in namespace `lan`, holding the gateway), reaches
-    /// the gateway and is reached from the LAN with its own address; `podman rm` leaves no
+    /// the gateway and is reached from the LAN with its own address, and a second container from
+    /// the first; `podman rm` leaves no
     /// link. (podman 4.3 refuses a DHCP macvlan network itself; netctl's refusal of one is
     /// tested on the request, in netctl-engine's `netavark_fuzz.rs`.)
     fn podman_macvlan_network(sb) {
@@ -510,6 +511,9 @@ sandbox_test! {
         let out = podman.output(&["exec", "mv1", "sh", "-c", "echo ping | nc -w 2 192.168.77.1 81"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.168.77.50", "container to gateway: {}", describe(&out));
         assert_eq!(sb.probe(Some("lan"), Proto::Tcp, "192.168.77.50", PORT).as_deref(), Some("mv1"), "LAN to container");
+        // A second container joins the recorded network as it is (not as a bridge of that name).
+        podman.serve("mv2", &["--network", "pmv", "--ip", "192.168.77.51"]);
+        podman.assert_reaches(sb, "mv1", "192.168.77.51", "mv2");
 
         podman.ok(&["rm", "--force", "--time", "0", "--all"]);
         podman.ok(&["network", "rm", "pmv"]);

@@ -21,7 +21,7 @@ use netctl_macvlan::{MacvlanAttachment, MacvlanNetwork, MacvlanSubnet};
 use netctl_plan::{LinkFacts, Plan, Recorded, TargetNetwork, driver as facts};
 use netctl_state::{AttachmentRecord, ContainerRecord, NetworkRecord};
 use netctl_sys::{NsRef, Sys};
-use netctl_types::StatusBlock;
+use netctl_types::{NetworkSpec, StatusBlock};
 
 use crate::exec::sys_err;
 use crate::{Engine, Result};
@@ -96,6 +96,10 @@ pub(crate) trait NetworkDriver: Sync {
     }
     /// The network's host links as they would be if they matched the records.
     fn assumed_host_links(&self, net: &NetworkRecord) -> Vec<(String, LinkFacts)>;
+
+    /// The driver's part of the network as a desired spec (driver, its interface and
+    /// options), as recorded: what imperative calls plan with.
+    fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec;
 
     /// Whether netctl's nftables table serves the network (masquerade, forwarding, ports).
     fn uses_firewall(&self) -> bool;
@@ -279,6 +283,14 @@ impl NetworkDriver for Bridge {
         vec![(net.network_interface.clone(), facts)]
     }
 
+    fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec {
+        NetworkSpec {
+            driver: netctl_types::NetworkDriver::Bridge,
+            bridge: Some(net.network_interface.clone()),
+            ..NetworkSpec::default()
+        }
+    }
+
     fn uses_firewall(&self) -> bool {
         true
     }
@@ -457,6 +469,16 @@ impl NetworkDriver for Macvlan {
             ));
         }
         out
+    }
+
+    fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec {
+        NetworkSpec {
+            driver: netctl_types::NetworkDriver::Macvlan,
+            parent: Some(net.network_interface.clone()),
+            mode: Some(facts::macvlan_mode(net)),
+            host_address: facts::host_address(net),
+            ..NetworkSpec::default()
+        }
     }
 
     fn uses_firewall(&self) -> bool {

@@ -1317,7 +1317,6 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
         desired.networks.insert(
             name.clone(),
             NetworkSpec {
-                bridge: Some(net.network_interface.clone()),
                 subnets: net
                     .subnets
                     .iter()
@@ -1342,7 +1341,7 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 id: Some(net.id.clone()),
                 dns: Some(net.dns_enabled),
                 dns_servers: net.dns_servers.clone(),
-                ..NetworkSpec::default()
+                ..driver::of(net).spec_of(net)
             },
         );
     }
