@@ -16,6 +16,8 @@
 //!
 //! Drivers: `bridge` (`netctl-bridge`) and `macvlan` (`netctl-macvlan`).
 
+use std::collections::BTreeMap;
+
 use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
 use netctl_macvlan::{MacvlanAttachment, MacvlanNetwork, MacvlanSubnet};
 use netctl_plan::{LinkFacts, Plan, Recorded, TargetNetwork, driver as facts};
@@ -97,6 +99,8 @@ pub(crate) trait NetworkDriver: Sync {
     /// The network's host links as they would be if they matched the records.
     fn assumed_host_links(&self, net: &NetworkRecord) -> Vec<(String, LinkFacts)>;
 
+    /// The driver's settings a new network's record keeps in `options` (podman's names).
+    fn record_options(&self, target: &TargetNetwork) -> BTreeMap<String, String>;
     /// The driver's part of the network as a desired spec (driver, its interface and
     /// options), as recorded: what imperative calls plan with.
     fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec;
@@ -281,6 +285,10 @@ impl NetworkDriver for Bridge {
             }
         }
         vec![(net.network_interface.clone(), facts)]
+    }
+
+    fn record_options(&self, _target: &TargetNetwork) -> BTreeMap<String, String> {
+        BTreeMap::new()
     }
 
     fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec {
@@ -469,6 +477,15 @@ impl NetworkDriver for Macvlan {
             ));
         }
         out
+    }
+
+    fn record_options(&self, target: &TargetNetwork) -> BTreeMap<String, String> {
+        let mut options = BTreeMap::new();
+        options.insert(facts::OPTION_MODE.to_owned(), target.mode.to_string());
+        if let Some(host) = target.host_address {
+            options.insert(facts::OPTION_HOST_ADDRESS.to_owned(), host.to_string());
+        }
+        options
     }
 
     fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec {

@@ -494,19 +494,7 @@ impl<'e, 'a> Run<'e, 'a> {
             Some(b) => b.clone(),
             None => drv.choose_interface(engine.sys, &now)?,
         };
-        let mut options = BTreeMap::new();
-        if target.driver == netctl_types::NetworkDriver::Macvlan {
-            options.insert(
-                netctl_plan::driver::OPTION_MODE.to_owned(),
-                target.mode.to_string(),
-            );
-            if let Some(host) = target.host_address {
-                options.insert(
-                    netctl_plan::driver::OPTION_HOST_ADDRESS.to_owned(),
-                    host.to_string(),
-                );
-            }
-        }
+        let options = drv.record_options(target);
         let record = NetworkRecord {
             name: name.to_owned(),
             // podman's default network has a fixed id; keep it, so tools that know it agree.

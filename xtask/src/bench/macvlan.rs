@@ -57,7 +57,7 @@ fn reference_conf(prev: Option<&str>) -> serde_json::Value {
 }
 
 fn reference_call(command: &str, i: usize, prev: Option<&str>) -> Invocation {
-    Invocation::new(&Path::new(PLUGINS).join("macvlan"), &[])
+    Invocation::new(Path::new(PLUGINS).join("macvlan"), &[])
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", &format!("mv{i}"))
         .env("CNI_NETNS", &format!("/run/netns/c{i}"))
