@@ -91,6 +91,8 @@ sandbox_test! {
         assert_eq!(network["driver"], "macvlan", "{network}");
         assert_eq!(network["network_interface"], "lanp", "{network}");
 
+        let show = ok(&["show"]);
+        assert!(show.contains("macvlan lanp"), "{show}");
         let ruleset = sb.run(&["nft", "list", "ruleset"]);
         assert!(!ruleset.contains("192.168.77"), "no firewall elements for a macvlan network:\n{ruleset}");
 
