@@ -629,3 +629,44 @@ sandbox_test! {
         }
     }
 }
+
+sandbox_test! {
+    /// `podman network create -d macvlan -o parent=...` + `podman run --ip`: the container sits
+    /// on the LAN (a veth `lanp` whose peer is in namespace `lan`, holding the gateway), reaches
+    /// the gateway and is reached from the LAN with its own address, and a second container from
+    /// the first; `podman rm` leaves no
+    /// link. (podman 4.3 refuses a DHCP macvlan network itself; netctl's refusal of one is
+    /// tested on the request, in netctl-engine's `netavark_fuzz.rs`.)
+    fn podman_macvlan_network(sb) {
+        let podman = Podman::new(sb);
+        sb.add_netns("lan");
+        sb.run(&["ip", "link", "add", "lanp", "type", "veth", "peer", "name", "lan0", "netns", "lan"]);
+        sb.run(&["ip", "link", "set", "lanp", "up"]);
+        sb.ns_run("lan", &["ip", "addr", "add", "192.168.77.1/24", "dev", "lan0"]);
+        sb.ns_run("lan", &["ip", "link", "set", "lan0", "up"]);
+        let before = sb.dump();
+
+        podman.ok(&["network", "create", "-d", "macvlan", "-o", "parent=lanp", "--subnet", "192.168.77.0/24", "--gateway", "192.168.77.1", "pmv"]);
+        podman.serve("mv1", &["--network", "pmv", "--ip", "192.168.77.50"]);
+        assert_eq!(podman.inside_addresses("mv1"), BTreeSet::from([("eth0".to_owned(), "192.168.77.50/24".to_owned())]));
+        let sandbox_key = podman.inspect("mv1")["NetworkSettings"]["SandboxKey"].as_str().expect("SandboxKey").to_owned();
+        let link = sb.run(&["nsenter", &format!("--net={sandbox_key}"), "ip", "-d", "link", "show", "eth0"]);
+        assert!(link.contains("macvlan mode bridge"), "{link}");
+        let route = podman.ok(&["exec", "mv1", "ip", "route"]);
+        assert!(route.contains("default via 192.168.77.1 dev eth0"), "{route}");
+
+        let _gw = sb.listen(Some("lan"), Proto::Tcp, "0.0.0.0", 81);
+        let out = podman.output(&["exec", "mv1", "sh", "-c", "echo ping | nc -w 2 192.168.77.1 81"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.168.77.50", "container to gateway: {}", describe(&out));
+        assert_eq!(sb.probe(Some("lan"), Proto::Tcp, "192.168.77.50", PORT).as_deref(), Some("mv1"), "LAN to container");
+        // A second container joins the recorded network as it is (not as a bridge of that name).
+        podman.serve("mv2", &["--network", "pmv", "--ip", "192.168.77.51"]);
+        podman.assert_reaches(sb, "mv1", "192.168.77.51", "mv2");
+
+        podman.ok(&["rm", "--force", "--time", "0", "--all"]);
+        podman.ok(&["network", "rm", "pmv"]);
+        assert_eq!(before, sb.dump(), "no link, address, route or rule left");
+        assert_eq!(records()["attachments"], serde_json::json!([]));
+
+    }
+}

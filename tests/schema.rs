@@ -166,7 +166,15 @@ fn schema_keys_are_the_validators_keys() {
 fn enum_fixture(path: &str, value: &Value) -> String {
     let value = serde_json::to_string(value).unwrap();
     match path {
-        "networks.*.driver" => format!("[networks.n]\ndriver = {value}\n"),
+        // A macvlan network needs its subnets.
+        "networks.*.driver" => {
+            format!(
+                "[networks.n]\ndriver = {value}\nsubnets = [{{ subnet = \"192.168.77.0/24\" }}]\n"
+            )
+        }
+        "networks.*.mode" => format!(
+            "[networks.n]\ndriver = \"macvlan\"\nmode = {value}\nsubnets = [{{ subnet = \"192.168.77.0/24\" }}]\n"
+        ),
         "networks.*.isolate" => format!("[networks.n]\nisolate = {value}\n"),
         "networks.*.ipam_driver" => format!("[networks.n]\nipam_driver = {value}\n"),
         "networks.*.routes[].route_type" => format!(
@@ -214,8 +222,16 @@ fn schema_enums_are_the_validators_values() {
     assert_eq!(strings("containers.*.ports[].protocol"), protocols);
     assert_eq!(
         strings("networks.*.driver"),
-        [netctl_types::NetworkDriver::default().as_str()]
+        [
+            netctl_types::NetworkDriver::Bridge.as_str(),
+            netctl_types::NetworkDriver::Macvlan.as_str()
+        ]
     );
+    let macvlan_modes: Vec<&str> = netctl_types::MacvlanMode::ALL
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(strings("networks.*.mode"), macvlan_modes);
     assert_eq!(
         enums["networks.*.isolate"],
         [Value::from(false), Value::from(true), Value::from("strict")]

@@ -448,12 +448,8 @@ fn setup_steps(
         &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
     )
     .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
-    if att.addresses.iter().any(|a| a.addr().is_ipv6()) {
-        for key in ["accept_dad", "autoconf"] {
-            ensure_sysctl(sys, &ctr, &["net", "ipv6", "conf", ifname, key], "0")
-                .map_err(err(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")))?;
-        }
-    }
+    interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses)
+        .map_err(|e| err(e.what)(*e.source))?;
 
     sys.set_link(
         &host,
@@ -471,30 +467,21 @@ fn setup_steps(
         "enslave {} to {} and set it up",
         att.host_veth, net.bridge
     )))?;
-    for addr in &att.addresses {
-        sys.add_addr(&ctr, ifname, *addr)
-            .map_err(err(format!("add address {addr}")))?;
-    }
-    sys.set_link(&ctr, ifname, &LinkChange::up())
-        .map_err(err(format!("set {ifname} up")))?;
-
-    let mut subnets = Vec::new();
-    for addr in &att.addresses {
-        let subnet = net.subnets.iter().find(|s| s.subnet.contains(&addr.addr()));
-        let gateway = subnet.and_then(|s| s.gateway);
-        if !net.internal
-            && att.default_route
-            && let Some(gw) = gateway
-        {
-            let route = Route::default_via(gw).dev(ifname).metric(att.metric);
-            sys.add_route(&ctr, &route)
-                .map_err(err(format!("add route {route}")))?;
-        }
-        subnets.push(NetAddress {
-            ipnet: *addr,
-            gateway,
-        });
-    }
+    let gateways = |ip: IpAddr| {
+        net.subnets
+            .iter()
+            .find(|s| s.subnet.contains(&ip))
+            .and_then(|s| s.gateway)
+    };
+    let subnets = address_interface(
+        sys,
+        &ctr,
+        ifname,
+        &att.addresses,
+        gateways,
+        (!net.internal && att.default_route).then_some(att.metric),
+    )
+    .map_err(|e| err(e.what)(*e.source))?;
     for route in &att.routes {
         sys.add_route(&ctr, route)
             .map_err(err(format!("add route {route}")))?;
@@ -512,6 +499,74 @@ fn setup_steps(
         dns_server_ips: None,
         dns_search_domains: None,
     })
+}
+
+/// What failed while configuring a container interface, for the caller to wrap in its own
+/// error (which names the container and network).
+#[derive(Debug)]
+pub struct InterfaceError {
+    pub what: String,
+    pub source: Box<SysError>,
+}
+
+impl InterfaceError {
+    fn doing(what: String) -> impl FnOnce(SysError) -> InterfaceError {
+        move |source| InterfaceError {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// IPv6 settings of a container interface that gets IPv6 addresses: no duplicate address
+/// detection (the addresses are netctl's to hand out) and no autoconfiguration.
+pub fn interface_ipv6_sysctls(
+    sys: &dyn Sys,
+    ns: &NsRef,
+    ifname: &str,
+    addresses: &[IpNet],
+) -> Result<(), InterfaceError> {
+    if addresses.iter().any(|a| a.addr().is_ipv6()) {
+        for key in ["accept_dad", "autoconf"] {
+            ensure_sysctl(sys, ns, &["net", "ipv6", "conf", ifname, key], "0").map_err(
+                InterfaceError::doing(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A container interface's addresses, the interface up, and a default route via each
+/// address's gateway (`gateway_of`) with `metric` (none when `None`: an internal network).
+/// Returns the addresses with their gateways, as podman's status block lists them. Shared by every driver that makes a container interface.
+pub fn address_interface(
+    sys: &dyn Sys,
+    ns: &NsRef,
+    ifname: &str,
+    addresses: &[IpNet],
+    gateway_of: impl Fn(IpAddr) -> Option<IpAddr>,
+    metric: Option<u32>,
+) -> Result<Vec<NetAddress>, InterfaceError> {
+    for addr in addresses {
+        sys.add_addr(ns, ifname, *addr)
+            .map_err(InterfaceError::doing(format!("add address {addr}")))?;
+    }
+    sys.set_link(ns, ifname, &LinkChange::up())
+        .map_err(InterfaceError::doing(format!("set {ifname} up")))?;
+    let mut subnets = Vec::new();
+    for addr in addresses {
+        let gateway = gateway_of(addr.addr());
+        if let (Some(metric), Some(gw)) = (metric, gateway) {
+            let route = Route::default_via(gw).dev(ifname).metric(metric);
+            sys.add_route(ns, &route)
+                .map_err(InterfaceError::doing(format!("add route {route}")))?;
+        }
+        subnets.push(NetAddress {
+            ipnet: *addr,
+            gateway,
+        });
+    }
+    Ok(subnets)
 }
 
 /// Deletes the container-side interface of an attachment whose host side is gone, if it is the

@@ -26,7 +26,12 @@ pub(crate) fn find(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<V
             continue;
         }
         let what = match &step.resource {
-            Resource::Network { name } => bridge_taken(engine, plan, rec, name)?,
+            Resource::Network { name } => match plan.target.networks.get(name) {
+                Some(net) if !net.external => {
+                    crate::driver::for_kind(net.driver).host_conflict(engine, plan, rec, name)?
+                }
+                _ => None,
+            },
             Resource::Container { name } => netns_taken(engine, plan, rec, name)?,
             Resource::Attachment { container, network } => {
                 match interface_taken(engine, plan, rec, container, network)? {
@@ -54,7 +59,7 @@ fn describe_link(link: &Link) -> String {
 }
 
 /// A network's bridge name held by a link that is not this network's bridge.
-fn bridge_taken(
+pub(crate) fn bridge_taken(
     engine: &Engine<'_>,
     plan: &Plan,
     rec: &Recorded,
@@ -326,9 +331,8 @@ fn host_networks(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<Vec
     if !creates_subnets {
         return Ok(Vec::new());
     }
-    let ours: std::collections::BTreeSet<&str> = rec
-        .networks
-        .values()
+    // A macvlan network's parent is the host's own: its addresses count.
+    let ours: std::collections::BTreeSet<&str> = crate::driver::firewalled(rec)
         .map(|n| n.network_interface.as_str())
         .collect();
     let host = NsRef::Host;
@@ -385,7 +389,14 @@ fn subnet_conflicts(
                 }
             }
         }
-        if let Some((_, what)) = host.iter().find(|(net, _)| overlap(subnet, net.trunc())) {
+        let shares_host = plan
+            .target
+            .networks
+            .get(name)
+            .is_some_and(|n| crate::driver::for_kind(n.driver).shares_host_subnets());
+        if !shares_host
+            && let Some((_, what)) = host.iter().find(|(net, _)| overlap(subnet, net.trunc()))
+        {
             out.push(format!(
                 "subnet {subnet} is already used on the host ({what})"
             ));

@@ -6,17 +6,17 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use netctl_bridge::{BridgeAttachment, BridgeNetwork, BridgeSubnet};
 use netctl_plan::{Action, Plan, Recorded, Resource, TargetState};
 use netctl_state::{
-    AttachRequest, ContainerRecord, HelperKind, HelperRecord, LeaseRange, MacAddr as RecMac,
-    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, Opaque, PendingOperation,
-    StateRead as _, SubnetRecord, choose_bridge_name, choose_ipv4_subnet, generate_id, random_ula,
+    AttachRequest, AttachmentRecord, ContainerRecord, HelperKind, HelperRecord, LeaseRange,
+    MacAddr as RecMac, NetnsRecord, NetworkMode, NetworkRecord, Opaque, PendingOperation,
+    StateRead as _, SubnetRecord, choose_ipv4_subnet, generate_id, random_ula,
 };
-use netctl_sys::{LinkChange, NsRef, Route, RouteKind};
+use netctl_sys::{LinkChange, NsRef};
 use netctl_types::{ContainerSpec, DesiredState, NetworkSpec, SubnetSpec, error_chain};
 use serde::Serialize;
 
+use crate::driver::{self, HostObjects};
 use crate::{Engine, EngineError, Result, Survey, files, fwmap, observe};
 
 /// Up to this many touched containers and networks, firewall changes are incremental element
@@ -40,13 +40,11 @@ pub struct ApplyReport {
 #[derive(Debug)]
 enum Undo {
     NetworkRecorded(String),
-    BridgeCreated(BridgeNetwork),
+    /// A network's host objects (a bridge, a host-side macvlan).
+    NetworkMade(Box<NetworkRecord>),
     ContainerRecorded(String),
     NetnsCreated(PathBuf),
-    Attached {
-        net: BridgeNetwork,
-        att: BridgeAttachment,
-    },
+    Attached(Box<(NetworkRecord, ContainerRecord, AttachmentRecord)>),
     FilesWritten(ContainerRecord),
     HelperStarted(HelperRecord),
 }
@@ -86,61 +84,6 @@ pub(crate) fn sys_err(what: impl Into<String>) -> impl FnOnce(netctl_sys::SysErr
     move |source| EngineError::Sys {
         what,
         source: Box::new(source),
-    }
-}
-
-pub(crate) fn bridge_network(net: &NetworkRecord) -> BridgeNetwork {
-    BridgeNetwork {
-        name: net.name.clone(),
-        id: net.id.clone(),
-        bridge: net.network_interface.clone(),
-        subnets: net
-            .subnets
-            .iter()
-            .map(|s| BridgeSubnet {
-                subnet: s.subnet,
-                gateway: s.gateway,
-            })
-            .collect(),
-        mtu: net.mtu,
-        internal: net.internal,
-    }
-}
-
-pub(crate) fn bridge_attachment(
-    ctr: &ContainerRecord,
-    net: &NetworkRecord,
-    att: &netctl_state::AttachmentRecord,
-) -> BridgeAttachment {
-    BridgeAttachment {
-        container: ctr.name.clone(),
-        netns: ctr.netns.path.clone(),
-        host_veth: netctl_plan::host_veth(ctr, net, att),
-        interface: att.interface.clone(),
-        mac: netctl_types::MacAddr::from(att.mac.octets()),
-        addresses: att.addresses.clone(),
-        metric: att
-            .metric
-            .unwrap_or_else(|| netctl_plan::legacy_metric(&att.interface)),
-        default_route: !net.no_default_route(),
-        routes: net
-            .routes
-            .iter()
-            .map(|r| {
-                let kind = match r.route_type.as_str() {
-                    "blackhole" => RouteKind::Blackhole,
-                    "unreachable" => RouteKind::Unreachable,
-                    "prohibit" => RouteKind::Prohibit,
-                    _ => RouteKind::Unicast,
-                };
-                let mut route = Route::of_kind(kind, r.destination).metric(r.metric.unwrap_or(0));
-                if kind == RouteKind::Unicast {
-                    route.gateway = r.gateway;
-                    route = route.dev(att.interface.clone());
-                }
-                route
-            })
-            .collect(),
     }
 }
 
@@ -276,6 +219,7 @@ impl<'e, 'a> Run<'e, 'a> {
         }
         for name in &self.touched_networks {
             if let Some(net) = self.before.networks.get(name)
+                && driver::of(net).uses_firewall()
                 && let Err(e) = fw.remove_network(&fwmap::fw_network(net))
             {
                 tracing::debug!("firewall: {e}; the table is rebuilt at the end");
@@ -309,7 +253,7 @@ impl<'e, 'a> Run<'e, 'a> {
             !self.touched_containers.contains(c) && !self.touched_networks.contains(n)
         });
         let fw = &self.engine.fw;
-        let done = if keep.networks.is_empty() {
+        let done = if driver::firewalled(&keep).next().is_none() {
             fw.remove_all()
         } else {
             fw.full_rebuild(&fwmap::fw_state(&keep))
@@ -323,9 +267,16 @@ impl<'e, 'a> Run<'e, 'a> {
     fn firewall_add_phase(&mut self) -> Result<()> {
         let now = self.now()?;
         let fw = &self.engine.fw;
-        if now.networks.is_empty() {
-            // Nothing left to filter for: the table goes, as it came.
-            if !self.touched_networks.is_empty() || self.fw_rebuild {
+        if driver::firewalled(&now).next().is_none() {
+            // Nothing left to filter for: the table goes, as it came (a run that only touched
+            // networks without a firewall never made one).
+            let had_firewall = self.touched_networks.iter().any(|n| {
+                self.before
+                    .networks
+                    .get(n)
+                    .is_some_and(|net| driver::of(net).uses_firewall())
+            });
+            if had_firewall || self.fw_rebuild {
                 fw.remove_all()?;
             }
             return Ok(());
@@ -351,7 +302,9 @@ impl<'e, 'a> Run<'e, 'a> {
     ) -> std::result::Result<(), netctl_firewall::FirewallError> {
         let fw = &self.engine.fw;
         for name in &self.touched_networks {
-            if let Some(net) = now.networks.get(name) {
+            if let Some(net) = now.networks.get(name)
+                && driver::of(net).uses_firewall()
+            {
                 fw.add_network(&fwmap::fw_network(net))?;
             }
         }
@@ -383,11 +336,11 @@ impl<'e, 'a> Run<'e, 'a> {
                 let Some(net) = now.networks.get(n) else {
                     continue;
                 };
-                let veth = netctl_plan::host_veth(ctr, net, att);
-                if sys
-                    .link(&NsRef::Host, &veth)
-                    .map_err(sys_err("look up veth"))?
-                    .is_none()
+                if let Some(veth) = driver::of(net).attachment_host_link(ctr, net, att)
+                    && sys
+                        .link(&NsRef::Host, &veth)
+                        .map_err(sys_err("look up veth"))?
+                        .is_none()
                 {
                     problems.push(format!("{name} -> {n}: host veth {veth} is missing"));
                 }
@@ -499,6 +452,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 .values()
                 .flat_map(|n| n.subnets.iter().flatten().map(|s| s.subnet)),
         );
+        let drv = driver::for_kind(target.driver);
         let mut subnets: Vec<SubnetRecord> = if let Some(subnets) = &target.subnets {
             subnets.iter().map(subnet_record).collect()
         } else {
@@ -529,25 +483,11 @@ impl<'e, 'a> Run<'e, 'a> {
                 lease_range: None,
             }));
         }
-        let bridge = if let Some(b) = &target.bridge {
-            b.clone()
-        } else {
-            {
-                let recorded: Vec<String> = now
-                    .networks
-                    .values()
-                    .map(|n| n.network_interface.clone())
-                    .collect();
-                let links: Vec<String> = engine
-                    .sys
-                    .links(&NsRef::Host)
-                    .map_err(sys_err("list host links"))?
-                    .into_iter()
-                    .map(|l| l.name)
-                    .collect();
-                choose_bridge_name(&recorded, &links)
-            }
+        let interface = match &target.bridge {
+            Some(b) => b.clone(),
+            None => drv.choose_interface(engine.sys, &now)?,
         };
+        let options = drv.record_options(target);
         let record = NetworkRecord {
             name: name.to_owned(),
             // podman's default network has a fixed id; keep it, so tools that know it agree.
@@ -556,17 +496,17 @@ impl<'e, 'a> Run<'e, 'a> {
                 None if target.is_default => PODMAN_DEFAULT_NETWORK_ID.to_owned(),
                 None => generate_id(&mut rand::rng()),
             },
-            driver: NetworkDriver::Bridge,
-            network_interface: bridge,
+            driver: driver::record_kind(target.driver),
+            network_interface: interface,
             ipv6: target.ipv6 || subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
             subnets,
             internal: target.internal,
-            dns_enabled: target.dns,
+            dns_enabled: target.dns && drv.uses_dns(),
             dns_servers: target.dns_servers.clone(),
             mtu: target.mtu,
             isolate: target.isolate,
             labels: target.labels.clone(),
-            options: BTreeMap::new(),
+            options,
             routes: Vec::new(),
             created: SystemTime::now(),
             project: target.project.clone(),
@@ -594,27 +534,22 @@ impl<'e, 'a> Run<'e, 'a> {
             target.outbound_addr6.map(Into::into),
         );
         record.labels.clone_from(&target.labels);
-        record.dns_enabled = target.dns;
+        let drv = driver::of(&record);
+        record.dns_enabled = target.dns && drv.uses_dns();
         record.dns_servers.clone_from(&target.dns_servers);
         if target.project.is_some() {
             record.project.clone_from(&target.project);
         }
         self.engine.store.write(|tx| tx.put_network(&record))?;
-        if self
-            .engine
-            .sys
-            .link(&NsRef::Host, &record.network_interface)
-            .map_err(sys_err("look up bridge"))?
-            .is_some()
-        {
-            netctl_bridge::ensure_network(self.engine.sys, &bridge_network(&record))?;
+        if drv.network_ready(self.engine.sys, &record)? != HostObjects::Absent {
+            drv.ensure_network(self.engine.sys, &record)?;
         }
         Ok(())
     }
 
     fn network_repair(&mut self, name: &str) -> Result<()> {
         let record = self.network_record(name)?;
-        netctl_bridge::ensure_network(self.engine.sys, &bridge_network(&record))?;
+        driver::of(&record).ensure_network(self.engine.sys, &record)?;
         Ok(())
     }
 
@@ -632,31 +567,24 @@ impl<'e, 'a> Run<'e, 'a> {
             self.detach(&container, name)?;
         }
         if let Some(record) = self.engine.store.read()?.network(name)? {
-            netctl_bridge::remove_network(self.engine.sys, &bridge_network(&record))?;
+            driver::of(&record).remove_network(self.engine.sys, &record)?;
             self.engine.store.write(|tx| tx.remove_network(name))?;
         }
         Ok(())
     }
 
-    /// Makes sure the network's bridge exists before a container joins it. A present, up bridge
-    /// is taken as it is (the cheap path, constant in the number of containers); repairs do the
-    /// full check.
-    fn ensure_bridge(&mut self, net: &NetworkRecord) -> Result<()> {
-        let link = self
-            .engine
-            .sys
-            .link(&NsRef::Host, &net.network_interface)
-            .map_err(sys_err(format!("look up bridge {}", net.network_interface)))?;
-        if link.as_ref().is_some_and(|l| l.up) {
-            return Ok(());
+    /// Makes sure the network's host objects (its bridge) exist before a container joins it.
+    /// Objects in place are taken as they are (the cheap path, constant in the number of
+    /// containers); repairs do the full check.
+    fn ensure_network_objects(&mut self, net: &NetworkRecord) -> Result<()> {
+        let drv = driver::of(net);
+        match drv.network_ready(self.engine.sys, net)? {
+            HostObjects::Ready => return Ok(()),
+            // Journal first: a failure half-way through ensure_network leaves objects too.
+            HostObjects::Absent => self.journal.push(Undo::NetworkMade(Box::new(net.clone()))),
+            HostObjects::Incomplete => {}
         }
-        let bn = bridge_network(net);
-        if link.is_none() {
-            // Journal first: a failure half-way through ensure_network leaves a bridge too.
-            self.journal.push(Undo::BridgeCreated(bn.clone()));
-        }
-        netctl_bridge::ensure_network(self.engine.sys, &bn)?;
-        Ok(())
+        drv.ensure_network(self.engine.sys, net)
     }
 
     // ---- containers -----------------------------------------------------------------------
@@ -897,7 +825,7 @@ impl<'e, 'a> Run<'e, 'a> {
         for network in deferred {
             if !self.engine.store.read()?.network_in_use(&network)? {
                 let net = self.network_record(&network)?;
-                netctl_bridge::remove_network(self.engine.sys, &bridge_network(&net))?;
+                driver::of(&net).remove_network(self.engine.sys, &net)?;
             }
         }
         Ok(())
@@ -933,14 +861,13 @@ impl<'e, 'a> Run<'e, 'a> {
                 None => Ok(att),
             }
         })?;
-        let bn = bridge_network(&net);
-        let ba = bridge_attachment(&ctr, &net, &att);
-        self.journal.push(Undo::Attached {
-            net: bn.clone(),
-            att: ba.clone(),
-        });
-        self.ensure_bridge(&net)?;
-        netctl_bridge::setup(self.engine.sys, &bn, &ba)?;
+        self.journal.push(Undo::Attached(Box::new((
+            net.clone(),
+            ctr.clone(),
+            att.clone(),
+        ))));
+        self.ensure_network_objects(&net)?;
+        driver::of(&net).setup(self.engine.sys, &net, &ctr, &att)?;
         Ok(())
     }
 
@@ -980,26 +907,28 @@ impl<'e, 'a> Run<'e, 'a> {
         let Some((att, ctr, net)) = self.attachment_parts(container, network)? else {
             return Ok(());
         };
-        let bn = bridge_network(&net);
-        let ba = bridge_attachment(&ctr, &net, &att);
+        let drv = driver::of(&net);
         if self.netns_goes.contains(container) && ctr.netns.managed {
-            // The namespace is deleted later in this run and takes the pair with it; the
-            // records go then too (`container_remove`).
-            self.vanishing
-                .push((container.to_owned(), ba.host_veth.clone()));
+            // The namespace is deleted later in this run and takes the container side (a
+            // bridge's whole veth pair) with it; the records go then too (`container_remove`).
+            if let Some(link) =
+                drv.teardown_before_netns_delete(self.engine.sys, &net, &ctr, &att)?
+            {
+                self.vanishing.push((container.to_owned(), link));
+            }
             self.deferred_detach
                 .entry(container.to_owned())
                 .or_default()
                 .push(network.to_owned());
             return Ok(());
         }
-        netctl_bridge::teardown(self.engine.sys, &bn, &ba)?;
+        drv.teardown(self.engine.sys, &net, &ctr, &att)?;
         self.engine
             .store
             .write(|tx| tx.detach(container, network))?;
         // netavark's rule: the bridge goes when its last container leaves.
         if !self.engine.store.read()?.network_in_use(network)? {
-            netctl_bridge::remove_network(self.engine.sys, &bn)?;
+            drv.remove_network(self.engine.sys, &net)?;
         }
         Ok(())
     }
@@ -1021,13 +950,12 @@ impl<'e, 'a> Run<'e, 'a> {
                 "attachment {container} -> {network} is not recorded"
             )));
         };
-        let bn = bridge_network(&net);
-        let ba = bridge_attachment(&ctr, &net, &att);
-        netctl_bridge::ensure_network(self.engine.sys, &bn)?;
-        if let Err(e) = netctl_bridge::teardown(self.engine.sys, &bn, &ba) {
+        let drv = driver::of(&net);
+        drv.ensure_network(self.engine.sys, &net)?;
+        if let Err(e) = drv.teardown(self.engine.sys, &net, &ctr, &att) {
             tracing::debug!("repair {container} -> {network}: {e}");
         }
-        netctl_bridge::setup(self.engine.sys, &bn, &ba)?;
+        drv.setup(self.engine.sys, &net, &ctr, &att)?;
         Ok(())
     }
 
@@ -1046,9 +974,7 @@ impl<'e, 'a> Run<'e, 'a> {
                     .write(|tx| tx.remove_network(&name))
                     .map(drop)
                     .map_err(Into::into),
-                Undo::BridgeCreated(bn) => {
-                    netctl_bridge::remove_network(sys, &bn).map_err(Into::into)
-                }
+                Undo::NetworkMade(net) => driver::of(&net).remove_network(sys, &net),
                 Undo::ContainerRecorded(name) => store
                     .write(|tx| tx.remove_container(&name))
                     .map(drop)
@@ -1056,8 +982,9 @@ impl<'e, 'a> Run<'e, 'a> {
                 Undo::NetnsCreated(path) => sys
                     .delete_named(&path)
                     .map_err(sys_err(format!("delete {}", path.display()))),
-                Undo::Attached { net, att } => {
-                    let torn = netctl_bridge::teardown(sys, &net, &att).map_err(EngineError::from);
+                Undo::Attached(attached) => {
+                    let (net, ctr, att) = *attached;
+                    let torn = driver::of(&net).teardown(sys, &net, &ctr, &att);
                     let released = store
                         .write(|tx| tx.detach(&att.container, &net.name))
                         .map(drop)
@@ -1417,7 +1344,6 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
         desired.networks.insert(
             name.clone(),
             NetworkSpec {
-                bridge: Some(net.network_interface.clone()),
                 subnets: net
                     .subnets
                     .iter()
@@ -1458,7 +1384,7 @@ pub(crate) fn desired_from_recorded(rec: &Recorded, except: &BTreeSet<String>) -
                 id: Some(net.id.clone()),
                 dns: Some(net.dns_enabled),
                 dns_servers: net.dns_servers.clone(),
-                ..NetworkSpec::default()
+                ..driver::of(net).spec_of(net)
             },
         );
     }

@@ -79,6 +79,14 @@ pub(crate) fn fw_container(rec: &Recorded, ctr: &ContainerRecord) -> Option<FwCo
         return None;
     }
     let att = primary(rec, &ctr.name)?;
+    // Ports are forwarded on firewalled networks only (validation refuses them elsewhere).
+    if !rec
+        .networks
+        .get(&att.network)
+        .is_some_and(|n| crate::driver::of(n).uses_firewall())
+    {
+        return None;
+    }
     let ipv4 = att.addresses.iter().find_map(|a| match a.addr() {
         IpAddr::V4(v4) => Some(v4),
         IpAddr::V6(_) => None,
@@ -99,7 +107,7 @@ pub(crate) fn fw_container(rec: &Recorded, ctr: &ContainerRecord) -> Option<FwCo
 /// The whole firewall state the records call for.
 pub(crate) fn fw_state(rec: &Recorded) -> FirewallState {
     FirewallState {
-        networks: rec.networks.values().map(fw_network).collect(),
+        networks: crate::driver::firewalled(rec).map(fw_network).collect(),
         containers: rec
             .containers
             .values()
@@ -113,7 +121,8 @@ pub(crate) fn fw_state(rec: &Recorded) -> FirewallState {
 /// loses rules; a flushed ruleset loses the table). The rules are counted by the kernel: no
 /// listing, so the check costs the same however many ports are published.
 pub(crate) fn firewall_ok(engine: &Engine<'_>, rec: &Recorded) -> Result<bool> {
-    if engine.cfg.firewall == FirewallMode::None || rec.networks.is_empty() {
+    if engine.cfg.firewall == FirewallMode::None || crate::driver::firewalled(rec).next().is_none()
+    {
         return Ok(true);
     }
     let rules = engine

@@ -17,6 +17,7 @@
 mod cni;
 mod conflicts;
 mod dns;
+mod driver;
 mod exec;
 mod files;
 mod fwmap;
@@ -112,6 +113,10 @@ pub enum EngineError {
     #[error(transparent)]
     Teardown(Box<netctl_bridge::TeardownErrors>),
     #[error(transparent)]
+    Macvlan(Box<netctl_macvlan::MacvlanError>),
+    #[error(transparent)]
+    MacvlanTeardown(Box<netctl_macvlan::TeardownErrors>),
+    #[error(transparent)]
     Firewall(Box<netctl_firewall::FirewallError>),
     #[error(transparent)]
     File(Box<netctl_dns::FileError>),
@@ -161,6 +166,8 @@ boxed_from! {
     StateError => State,
     netctl_bridge::BridgeError => Bridge,
     netctl_bridge::TeardownErrors => Teardown,
+    netctl_macvlan::MacvlanError => Macvlan,
+    netctl_macvlan::TeardownErrors => MacvlanTeardown,
     netctl_firewall::FirewallError => Firewall,
     netctl_dns::FileError => File,
     netctl_pasta::PastaError => Pasta,
@@ -513,7 +520,7 @@ impl<'a> Engine<'a> {
             .collect();
         rec.containers.retain(|name, _| !stale.contains(name));
         rec.attachments.retain(|(c, _), _| !stale.contains(c));
-        if rec.networks.is_empty() {
+        if crate::driver::firewalled(&rec).next().is_none() {
             self.fw.remove_all()?;
         } else {
             self.fw.full_rebuild(&fwmap::fw_state(&rec))?;

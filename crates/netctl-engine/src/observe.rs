@@ -9,7 +9,7 @@ use netctl_sys::{NsRef, Sys};
 use nix::errno::Errno;
 
 use crate::exec::sys_err;
-use crate::{Engine, Result, files};
+use crate::{Engine, Result, driver, files};
 
 pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
     let tx = store.read()?;
@@ -90,21 +90,22 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
     let host = NsRef::Host;
     let mut out = BTreeMap::new();
     for net in rec.networks.values() {
-        let name = &net.network_interface;
-        let link = sys
-            .link(&host, name)
-            .map_err(sys_err(format!("look up bridge {name}")))?;
-        if let Some(link) = link {
-            let addrs = sys
-                .link_addrs(&host, link.index)
-                .map_err(sys_err(format!("list the addresses of {name}")))?;
-            out.insert(
-                name.clone(),
-                LinkFacts {
-                    up: link.up,
-                    addrs: addrs.into_iter().collect(),
-                },
-            );
+        for name in &driver::of(net).host_links(net) {
+            let link = sys
+                .link(&host, name)
+                .map_err(sys_err(format!("look up {name}")))?;
+            if let Some(link) = link {
+                let addrs = sys
+                    .link_addrs(&host, link.index)
+                    .map_err(sys_err(format!("list the addresses of {name}")))?;
+                out.insert(
+                    name.clone(),
+                    LinkFacts {
+                        up: link.up,
+                        addrs: addrs.into_iter().collect(),
+                    },
+                );
+            }
         }
     }
     for ((container, network), att) in &rec.attachments {
@@ -112,7 +113,9 @@ fn host_links(sys: &dyn Sys, rec: &Recorded) -> Result<BTreeMap<String, LinkFact
         else {
             continue;
         };
-        let veth = netctl_plan::host_veth(ctr, net, att);
+        let Some(veth) = driver::of(net).attachment_host_link(ctr, net, att) else {
+            continue;
+        };
         let index = sys
             .link_index(&host, &veth)
             .map_err(sys_err(format!("look up host veth {veth}")))?;
@@ -236,18 +239,8 @@ pub(crate) fn assumed(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
         ..Observed::default()
     };
     for net in rec.networks.values() {
-        let mut facts = LinkFacts {
-            up: true,
-            ..LinkFacts::default()
-        };
-        for s in &net.subnets {
-            if let Some(gw) = s.gateway {
-                facts.addrs.insert(
-                    ipnet::IpNet::new(gw, s.subnet.prefix_len()).expect("prefix of a subnet"),
-                );
-            }
-        }
-        obs.host_links.insert(net.network_interface.clone(), facts);
+        obs.host_links
+            .extend(driver::of(net).assumed_host_links(net));
     }
     for ctr in rec.containers.values() {
         let mut links = BTreeMap::new();
@@ -259,9 +252,10 @@ pub(crate) fn assumed(engine: &Engine<'_>, rec: &Recorded) -> Result<Observed> {
                     addrs: att.addresses.iter().copied().collect(),
                 },
             );
-            if let Some(net) = rec.networks.get(&att.network) {
-                obs.host_links
-                    .insert(netctl_plan::host_veth(ctr, net, att), LinkFacts::default());
+            if let Some(net) = rec.networks.get(&att.network)
+                && let Some(link) = driver::of(net).attachment_host_link(ctr, net, att)
+            {
+                obs.host_links.insert(link, LinkFacts::default());
             }
         }
         obs.namespaces.insert(ctr.netns.path.clone(), links);

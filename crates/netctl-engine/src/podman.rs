@@ -31,9 +31,12 @@ pub const PODMAN_LABEL: &str = "netctl.podman";
 
 /// A podman network definition as a desired network.
 fn network_spec(net: &Network) -> Result<NetworkSpec> {
+    if net.driver == "macvlan" {
+        return macvlan_spec(net);
+    }
     if net.driver != "bridge" {
         return Err(EngineError::Invalid(format!(
-            "network {}: driver {:?} is not supported (only bridge)",
+            "network {}: driver {:?} is not supported (only bridge and macvlan)",
             net.name, net.driver
         )));
     }
@@ -164,6 +167,53 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
         dns: Some(net.dns_enabled),
         dns_servers: net.network_dns_servers.clone(),
         ..NetworkSpec::default()
+    })
+}
+
+/// A podman macvlan network (`podman network create -d macvlan -o parent=... -o mode=...`) as
+/// a desired network: `network_interface` is the parent (none: the default route's
+/// interface), `options.mode` and `options.mtu` podman's; addresses come from podman (its
+/// host-local IPAM) as static ones. DHCP needs a resident client netctl does not have.
+fn macvlan_spec(net: &Network) -> Result<NetworkSpec> {
+    if let Some(driver) = net.ipam_options.get("driver")
+        && driver == "dhcp"
+    {
+        return Err(EngineError::Invalid(format!(
+            "network {}: dhcp ipam driver is not supported by netctl; give the network a subnet so podman assigns addresses",
+            net.name
+        )));
+    }
+    let mode = match net.options.get("mode").map(String::as_str) {
+        None | Some("") => None,
+        Some(mode) => Some(
+            netctl_types::MacvlanMode::parse(mode)
+                .ok_or_else(|| EngineError::Invalid(format!("invalid macvlan mode {mode:?}")))?,
+        ),
+    };
+    let bridge_only = ["isolate"];
+    if let Some(key) = bridge_only.iter().find(|k| net.options.contains_key(**k)) {
+        return Err(EngineError::Invalid(format!(
+            "network {}: option {key} is not supported on a macvlan network",
+            net.name
+        )));
+    }
+    let mut bridge_like = Network {
+        driver: "bridge".into(),
+        network_interface: Some(String::new()),
+        ..net.clone()
+    };
+    bridge_like.options.remove("mode");
+    let base = network_spec(&bridge_like)?;
+    Ok(NetworkSpec {
+        driver: netctl_types::NetworkDriver::Macvlan,
+        bridge: None,
+        parent: net.network_interface.clone().filter(|p| !p.is_empty()),
+        mode,
+        // As netavark: aardvark-dns serves bridge networks only, whatever podman's
+        // `dns_enabled` says of a macvlan one (the StatusBlock then names no DNS server).
+        dns: None,
+        dns_servers: Vec::new(),
+        ..base
     })
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use netctl_engine::{Config, Engine, FirewallMode};
 use netctl_plan::Defaults;
 use netctl_state::{StateRead as _, Store};
-use netctl_sys::FakeSys;
+use netctl_sys::{FakeSys, Netlink as _};
 use netctl_types::DesiredState;
 
 const FILE: &str = r#"
@@ -363,4 +363,116 @@ fn dns_server_lifecycle_through_the_sys_seam() {
     assert!(calls.contains(&format!("kill {pid} SIGTERM")), "{calls:?}");
     assert!(w.store.read().unwrap().dns_servers().unwrap().is_empty());
     assert!(!dns_dir.join("demo").exists() && !dns_dir.join("back").exists());
+}
+
+const MACVLAN: &str = r#"
+[networks.lan]
+driver = "macvlan"
+parent = "lanp"
+subnets = [{ subnet = "192.168.77.0/24", gateway = "192.168.77.1" }]
+host_address = "192.168.77.254"
+
+[containers.nas]
+networks.lan = { ip = "192.168.77.10" }
+
+[containers.media]
+networks.lan = {}
+"#;
+
+/// A world whose host has the LAN interface `lanp` for macvlan networks to sit on.
+fn lan_world() -> World {
+    let w = World::new();
+    w.sys
+        .add_bridge(
+            &netctl_sys::NsRef::Host,
+            &netctl_sys::BridgeSpec {
+                name: "lanp".into(),
+                mtu: None,
+                mac: None,
+                alias: None,
+            },
+        )
+        .unwrap();
+    w.sys.clear_calls();
+    w
+}
+
+#[test]
+fn macvlan_apply_uses_no_firewall_and_converges() {
+    let w = lan_world();
+    let desired: DesiredState = toml::from_str(MACVLAN).unwrap();
+    w.engine().apply(&desired, None, false).unwrap();
+    let calls = w.sys.mutating_calls();
+    assert!(
+        calls.iter().any(|c| c.starts_with("add_macvlan")),
+        "{calls:#?}"
+    );
+    assert!(!calls.iter().any(|c| c.contains("veth")), "{calls:#?}");
+    assert!(!calls.iter().any(|c| c.contains("nft")), "{calls:#?}");
+    assert!(w.sys.nft_applied().is_empty());
+    w.sys.clear_calls();
+    let second = w.engine().apply(&desired, None, false).unwrap();
+    assert!(
+        second.plan.is_empty(),
+        "{}",
+        netctl_plan::render_text(&second.plan)
+    );
+    assert_eq!(w.sys.mutating_calls(), Vec::<String>::new());
+}
+
+#[test]
+fn macvlan_failure_at_every_mutating_call_rolls_back_and_destroy_leaves_nothing() {
+    let desired: DesiredState = toml::from_str(MACVLAN).unwrap();
+    let probe = lan_world();
+    probe.engine().apply(&desired, None, false).unwrap();
+    let total = probe.sys.mutating_calls().len();
+    for n in 1..=total {
+        let w = lan_world();
+        let machine_before = w.machine();
+        let store_before = w.store_dump();
+        w.sys.fail_at(n);
+        let Err(err) = w.engine().apply(&desired, None, false) else {
+            let again = w.engine().apply(&desired, None, false).unwrap();
+            assert!(again.plan.is_empty(), "call {n}: did not converge");
+            continue;
+        };
+        let text = format!("{err}");
+        assert_eq!(w.machine(), machine_before, "call {n}: {text}");
+        assert_eq!(w.store_dump(), store_before, "call {n}: {text}");
+        w.engine().apply(&desired, None, false).unwrap();
+    }
+    let machine_before = lan_world().machine();
+    probe.engine().destroy(None).unwrap();
+    assert_eq!(probe.machine(), machine_before);
+}
+
+#[test]
+fn macvlan_host_address_is_never_leased() {
+    let w = lan_world();
+    let file = MACVLAN.replace(
+        "gateway = \"192.168.77.1\" }",
+        "gateway = \"192.168.77.1\", lease_range = { start = \"192.168.77.253\", end = \"192.168.77.254\" } }",
+    );
+    let desired: DesiredState = toml::from_str(&file).unwrap();
+    w.engine().apply(&desired, None, false).unwrap();
+    let leases: Vec<String> = w
+        .store
+        .read()
+        .unwrap()
+        .all_leases()
+        .unwrap()
+        .iter()
+        .map(|l| l.address.to_string())
+        .collect();
+    assert_eq!(leases, ["192.168.77.10", "192.168.77.253"]);
+    let more = file.replace(
+        "[containers.media]",
+        "[containers.third]\nnetworks.lan = {}\n\n[containers.media]",
+    );
+    let err = w
+        .engine()
+        .apply(&toml::from_str(&more).unwrap(), None, false)
+        .unwrap_err();
+    let chain = netctl_types::error_chain(&err);
+    assert!(chain.contains("failed to find free IP in range"), "{chain}");
 }

@@ -110,3 +110,47 @@ fn a_plain_request_is_accepted() {
     });
     assert!(check(&req.to_string()), "podman's own request must pass");
 }
+
+/// podman's macvlan request: accepted as a macvlan network on the parent with the mode;
+/// DHCP, an unknown mode and `isolate` refused with one reason each.
+#[test]
+fn macvlan_requests() {
+    let request = |options: serde_json::Value, ipam: serde_json::Value| {
+        json!({
+            "container_id": "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666",
+            "container_name": "nas",
+            "networks": {"lan": {"interface_name": "eth0", "static_ips": ["192.168.77.50"]}},
+            "network_info": {"lan": {"name": "lan", "id": "9fed245e92c3888e32bbd3c9c0e705a21a9fbd9ac9bd6cb0e2c414122758175c",
+                "driver": "macvlan", "network_interface": "lanp",
+                "subnets": [{"subnet": "192.168.77.0/24", "gateway": "192.168.77.1"}],
+                "ipv6_enabled": false, "internal": false, "dns_enabled": false,
+                "options": options, "ipam_options": ipam}}
+        })
+        .to_string()
+    };
+    let decide = |text: String| {
+        let opts: NetworkOptions = serde_json::from_str(&text).unwrap();
+        netctl_engine::check_netavark_request(Path::new("/run/netns/c1"), &opts)
+            .map_err(|e| e.to_string())
+    };
+    let state = decide(request(
+        json!({"mode": "private", "mtu": "1400"}),
+        json!({"driver": "host-local"}),
+    ))
+    .unwrap();
+    let lan = &state.networks["lan"];
+    assert_eq!(lan.driver, netctl_types::NetworkDriver::Macvlan);
+    assert_eq!(lan.parent.as_deref(), Some("lanp"));
+    assert_eq!(lan.mode, Some(netctl_types::MacvlanMode::Private));
+    assert_eq!(lan.mtu, Some(1400));
+    assert_eq!(lan.bridge, None);
+    let err = decide(request(json!({}), json!({"driver": "dhcp"}))).unwrap_err();
+    assert!(
+        err.contains("dhcp ipam driver is not supported by netctl"),
+        "{err}"
+    );
+    let err = decide(request(json!({"mode": "bogus"}), json!({}))).unwrap_err();
+    assert!(err.contains("invalid macvlan mode \"bogus\""), "{err}");
+    let err = decide(request(json!({"isolate": "true"}), json!({}))).unwrap_err();
+    assert!(err.contains("isolate"), "{err}");
+}

@@ -10,6 +10,7 @@
 //! attachments that are created, replaced, updated or repaired. Within a phase steps are sorted by
 //! resource, so output is stable.
 
+pub mod driver;
 mod render;
 mod resolve;
 
@@ -25,8 +26,8 @@ use serde::Serialize;
 
 pub use render::render_text;
 pub use resolve::{
-    DEFAULT_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork, TargetState, host_veth,
-    legacy_metric, project_view, resolve, veth_name,
+    DEFAULT_ROUTE_METRIC, MACVLAN_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork,
+    TargetState, host_veth, legacy_metric, project_view, resolve, veth_name,
 };
 
 /// Settings the planner needs to fill in what the file leaves out.
@@ -354,11 +355,46 @@ fn phase(step: &Step) -> u8 {
 fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>, bool) {
     let mut changes = Vec::new();
     let mut replace = false;
+    let rec_driver = match rec.driver {
+        netctl_state::NetworkDriver::Bridge => netctl_types::NetworkDriver::Bridge,
+        netctl_state::NetworkDriver::Macvlan => netctl_types::NetworkDriver::Macvlan,
+    };
+    if target.driver != rec_driver {
+        changes.push(Change::new(
+            "driver",
+            Some(rec_driver.as_str().to_owned()),
+            Some(target.driver.as_str().to_owned()),
+        ));
+        replace = true;
+    }
+    if target.driver == netctl_types::NetworkDriver::Macvlan {
+        let mode = driver::macvlan_mode(rec);
+        if target.mode != mode {
+            changes.push(Change::new(
+                "mode",
+                Some(mode.to_string()),
+                Some(target.mode.to_string()),
+            ));
+            replace = true;
+        }
+        let host = driver::host_address(rec);
+        if target.host_address != host {
+            changes.push(Change::new(
+                "host_address",
+                host.map(|h| h.to_string()),
+                target.host_address.map(|h| h.to_string()),
+            ));
+            replace = true;
+        }
+    }
     if let Some(bridge) = &target.bridge
         && *bridge != rec.network_interface
     {
         changes.push(Change::new(
-            "bridge",
+            match target.driver {
+                netctl_types::NetworkDriver::Bridge => "bridge",
+                netctl_types::NetworkDriver::Macvlan => "parent",
+            },
             Some(rec.network_interface.clone()),
             Some(bridge.clone()),
         ));
@@ -784,33 +820,12 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
         ));
     }
     for (name, net) in &recorded.networks {
-        let resource = Resource::Network { name: name.clone() };
         let has_attachments = recorded.attachments.keys().any(|(_, n)| n == name);
-        match observed.host_links.get(&net.network_interface) {
-            // A bridge with no attachments is created lazily; its absence is not drift.
-            None if has_attachments => drift.push(Drift::severe(
-                resource,
-                format!("bridge {} is missing", net.network_interface),
-            )),
-            None => {}
-            Some(link) => {
-                for sub in &net.subnets {
-                    if let Some(gw) = sub.gateway {
-                        let want =
-                            IpNet::new(gw, sub.subnet.prefix_len()).expect("prefix from a subnet");
-                        if !link.addrs.contains(&want) {
-                            drift.push(Drift::new(
-                                resource.clone(),
-                                format!(
-                                    "gateway address {want} is missing on {}",
-                                    net.network_interface
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-        }
+        drift.extend(driver::network_drift(
+            net,
+            has_attachments,
+            &observed.host_links,
+        ));
     }
     for (name, whats) in &observed.dns_drift {
         for what in whats {
@@ -856,8 +871,9 @@ fn observe_drift(recorded: &Recorded, observed: &Observed, drift: &mut Vec<Drift
             let Some(net) = recorded.networks.get(&att.network) else {
                 continue;
             };
-            let host_veth = host_veth(ctr, net, att);
-            if !observed.host_links.contains_key(&host_veth) {
+            if let Some(host_veth) = driver::attachment_host_link(ctr, net, att)
+                && !observed.host_links.contains_key(&host_veth)
+            {
                 drift.push(Drift::new(
                     resource.clone(),
                     format!("host veth {host_veth} is missing"),

@@ -269,14 +269,32 @@ fn known(value: Option<String>) -> Option<String> {
 }
 
 pub(crate) fn network_summary(net: &TargetNetwork) -> Vec<Change> {
-    let mut out = vec![
-        Change::new("bridge", None, known(net.bridge.clone())),
-        Change::new(
-            "subnets",
-            None,
-            known(net.subnets.as_deref().map(subnets_of_target)),
-        ),
-    ];
+    let mut out = match net.driver {
+        netctl_types::NetworkDriver::Bridge => {
+            vec![Change::new("bridge", None, known(net.bridge.clone()))]
+        }
+        netctl_types::NetworkDriver::Macvlan => vec![
+            Change::new("driver", None, Some("macvlan".into())),
+            Change::new(
+                "parent",
+                None,
+                Some(
+                    net.bridge
+                        .clone()
+                        .unwrap_or_else(|| "(the default route's interface)".into()),
+                ),
+            ),
+            Change::new("mode", None, Some(net.mode.to_string())),
+        ],
+    };
+    out.push(Change::new(
+        "subnets",
+        None,
+        known(net.subnets.as_deref().map(subnets_of_target)),
+    ));
+    if let Some(host) = net.host_address {
+        out.push(Change::new("host_address", None, Some(host.to_string())));
+    }
     if net.ipv6 {
         out.push(Change::new("ipv6", None, Some("true".into())));
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
     CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
-    MacAddr, NetnsSpec, PortMapping, SubnetSpec, normalize_ports,
+    MacAddr, MacvlanMode, NetnsSpec, NetworkDriver, PortMapping, SubnetSpec, normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -26,8 +26,14 @@ pub struct TargetNetwork {
     pub name: String,
     /// Declared id (podman passes its own); `None`: generated at apply, or kept as recorded.
     pub id: Option<String>,
-    /// Declared bridge name, or the recorded one; `None`: chosen at apply.
+    pub driver: NetworkDriver,
+    /// Declared bridge name (macvlan: parent), or the recorded one; `None`: chosen at apply
+    /// (macvlan: the interface of the default route).
     pub bridge: Option<String>,
+    /// macvlan: the kernel mode.
+    pub mode: MacvlanMode,
+    /// macvlan: the address of the host-side macvlan, if any.
+    pub host_address: Option<IpAddr>,
     /// Declared subnets; `None`: chosen at apply (or kept as recorded).
     pub subnets: Option<Vec<SubnetSpec>>,
     pub ipv6: bool,
@@ -149,10 +155,14 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
             let net = TargetNetwork {
                 name: name.clone(),
                 id: spec.id.clone(),
-                bridge: spec
-                    .bridge
-                    .clone()
-                    .or_else(|| rec.map(|r| r.network_interface.clone())),
+                driver: spec.driver,
+                bridge: match spec.driver {
+                    NetworkDriver::Bridge => spec.bridge.clone(),
+                    NetworkDriver::Macvlan => spec.parent.clone(),
+                }
+                .or_else(|| rec.map(|r| r.network_interface.clone())),
+                mode: spec.mode.unwrap_or_default(),
+                host_address: spec.host_address,
                 subnets: (!spec.subnets.is_empty() || spec.ipam_driver == IpamDriver::None)
                     .then(|| spec.subnets.clone()),
                 ipv6: spec.ipv6 || spec.subnets.iter().any(|s| s.subnet.addr().is_ipv6()),
@@ -173,7 +183,9 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                 is_default: false,
                 external: spec.external,
                 project: desired.project.clone(),
-                dns: spec.dns.unwrap_or(defaults.dns_available),
+                // aardvark-dns serves bridge networks only.
+                dns: spec.driver == NetworkDriver::Bridge
+                    && spec.dns.unwrap_or(defaults.dns_available),
                 dns_servers: spec.dns_servers.clone(),
             };
             (name.clone(), net)
@@ -185,8 +197,23 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
         .iter()
         .filter_map(|(name, net)| Some((name.clone(), net.metric?)))
         .collect();
+    // Their default routes win over bridges' (netavark 2.0's macvlan metric).
+    let macvlans: BTreeSet<&str> = desired
+        .networks
+        .iter()
+        .filter(|(_, n)| n.driver == NetworkDriver::Macvlan)
+        .map(|(name, _)| name.as_str())
+        .chain(
+            recorded
+                .networks
+                .values()
+                .filter(|n| n.driver == netctl_state::NetworkDriver::Macvlan)
+                .map(|n| n.name.as_str()),
+        )
+        .collect();
     for (name, spec) in &desired.containers {
-        let mut ctr = resolve_container(name, spec, recorded, defaults, &declared_metrics);
+        let mut ctr =
+            resolve_container(name, spec, recorded, defaults, &declared_metrics, &macvlans);
         ctr.project.clone_from(&desired.project);
         if ctr.attachments.contains_key(&defaults.default_network)
             && !networks.contains_key(&defaults.default_network)
@@ -205,7 +232,10 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
     TargetNetwork {
         name: defaults.default_network.clone(),
         id: None,
+        driver: NetworkDriver::Bridge,
         bridge: Some(defaults.default_bridge.clone()),
+        mode: MacvlanMode::Bridge,
+        host_address: None,
         subnets: Some(vec![SubnetSpec {
             subnet: defaults.default_subnet,
             gateway: None,
@@ -236,6 +266,7 @@ fn resolve_container(
     recorded: &Recorded,
     defaults: &Defaults,
     declared_metrics: &BTreeMap<String, u32>,
+    macvlans: &BTreeSet<&str>,
 ) -> TargetContainer {
     let rec = recorded.containers.get(name);
     let id = spec
@@ -264,7 +295,14 @@ fn resolve_container(
         declared.clear();
     }
     let interfaces = assign_interfaces(name, &declared, recorded);
-    let metrics = assign_metrics(name, &declared, &interfaces, recorded, declared_metrics);
+    let metrics = assign_metrics(
+        name,
+        &declared,
+        &interfaces,
+        recorded,
+        declared_metrics,
+        macvlans,
+    );
     let short_id: String = id.chars().take(12).collect();
     let attachments = declared
         .iter()
@@ -367,6 +405,10 @@ fn assign_interfaces(
 /// 100).
 pub const DEFAULT_ROUTE_METRIC: u32 = 100;
 
+/// Metric of a macvlan network's default routes: below a bridge's, so the LAN is the way out
+/// (netavark 2.0's default).
+pub const MACVLAN_ROUTE_METRIC: u32 = 99;
+
 /// The metric an attachment recorded before metrics were recorded used: derived from an
 /// `ethN` name (any other name counted as `eth0`).
 pub fn legacy_metric(interface: &str) -> u32 {
@@ -389,6 +431,7 @@ fn assign_metrics(
     interfaces: &BTreeMap<String, String>,
     recorded: &Recorded,
     declared_metrics: &BTreeMap<String, u32>,
+    macvlans: &BTreeSet<&str>,
 ) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     let mut used = BTreeSet::new();
@@ -417,8 +460,13 @@ fn assign_metrics(
         if out.contains_key(net) {
             continue;
         }
+        let first = if macvlans.contains(net.as_str()) {
+            MACVLAN_ROUTE_METRIC
+        } else {
+            DEFAULT_ROUTE_METRIC
+        };
         // At most `used.len()` metrics are taken, so one of the next len+1 is free.
-        let metric = (DEFAULT_ROUTE_METRIC..=DEFAULT_ROUTE_METRIC + used.len() as u32)
+        let metric = (first..=first + used.len() as u32)
             .find(|m| !used.contains(m))
             .expect("some metric is free");
         used.insert(metric);

@@ -174,6 +174,8 @@ pub enum ReservedKind {
     Network,
     Gateway,
     Broadcast,
+    /// A macvlan network's `host_address`: the host-side macvlan's.
+    HostAddress,
 }
 
 impl std::fmt::Display for ReservedKind {
@@ -182,6 +184,7 @@ impl std::fmt::Display for ReservedKind {
             ReservedKind::Network => "network address",
             ReservedKind::Gateway => "gateway",
             ReservedKind::Broadcast => "broadcast address",
+            ReservedKind::HostAddress => "host address of the network",
         })
     }
 }

@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 
 use crate::error::{IpamError, ReservedKind};
-use crate::records::SubnetRecord;
+use crate::records::{NetworkRecord, SubnetRecord};
 
 /// The numeric form of an address, as used in lease keys: IPv4 in the low 32 bits.
 pub fn ip_to_u128(ip: IpAddr) -> u128 {
@@ -50,6 +50,8 @@ pub struct SubnetRange {
     network: u128,
     gateway: Option<u128>,
     broadcast: Option<u128>,
+    /// The network's host address (macvlan `host_address`), if it lies in this subnet.
+    host: Option<u128>,
 }
 
 impl SubnetRange {
@@ -77,7 +79,18 @@ impl SubnetRange {
             network,
             gateway: record.gateway.map(ip_to_u128),
             broadcast,
+            host: None,
         }
+    }
+
+    /// The range of a subnet of `net`, with the network's host address reserved too.
+    pub fn of_network(net: &NetworkRecord, record: &SubnetRecord) -> SubnetRange {
+        let mut range = SubnetRange::new(record);
+        range.host = net
+            .host_address()
+            .filter(|ip| range.subnet.contains(ip))
+            .map(ip_to_u128);
+        range
     }
 
     pub fn subnet(&self) -> IpNet {
@@ -105,6 +118,8 @@ impl SubnetRange {
             Some(ReservedKind::Gateway)
         } else if Some(value) == self.broadcast {
             Some(ReservedKind::Broadcast)
+        } else if Some(value) == self.host {
+            Some(ReservedKind::HostAddress)
         } else {
             None
         }

@@ -59,6 +59,9 @@ pub struct NetworkRecord {
     pub project: Option<String>,
 }
 
+/// The `options` key of a macvlan network's host-side address (netctl's own; podman has none).
+pub const HOST_ADDRESS_OPTION: &str = "host_address";
+
 /// The `options` key of a network's default-route metric (netavark's option name).
 pub const OPTION_METRIC: &str = "metric";
 /// The `options` key that says the network gives no default route (netavark's option name).
@@ -133,6 +136,12 @@ impl NetworkRecord {
         } else {
             self.options.remove(OPTION_NO_DEFAULT_ROUTE);
         }
+    }
+
+    /// The address the host side of the network holds (macvlan `host_address`): never handed
+    /// to a container.
+    pub fn host_address(&self) -> Option<IpAddr> {
+        self.options.get(HOST_ADDRESS_OPTION)?.parse().ok()
     }
 
     /// The subnet record that contains `ip`, if any.

@@ -1112,7 +1112,11 @@ impl WriteTxn {
                 container: container.to_owned(),
             }));
         }
-        let ranges: Vec<SubnetRange> = net.subnets.iter().map(SubnetRange::new).collect();
+        let ranges: Vec<SubnetRange> = net
+            .subnets
+            .iter()
+            .map(|s| SubnetRange::of_network(&net, s))
+            .collect();
 
         // Assign the static addresses to their subnets first: one per subnet, each inside one.
         let mut statics: Vec<Option<IpAddr>> = vec![None; ranges.len()];

@@ -27,6 +27,7 @@ pub enum NetlinkOp {
     GetLink,
     AddBridge,
     AddVeth,
+    AddMacvlan,
     DelLink,
     SetLink,
     ListAddrs,
@@ -45,6 +46,7 @@ impl fmt::Display for NetlinkOp {
             Self::GetLink => "look up link",
             Self::AddBridge => "add bridge",
             Self::AddVeth => "add veth pair",
+            Self::AddMacvlan => "add macvlan",
             Self::DelLink => "delete link",
             Self::SetLink => "change link",
             Self::ListAddrs => "list addresses",
@@ -335,6 +337,18 @@ pub(crate) fn describe_add_veth(ns: &NsRef, spec: &crate::VethSpec) -> String {
     format!(
         "add veth pair {} (peer {} {place})",
         spec.name, spec.peer_name
+    )
+}
+
+pub(crate) fn describe_add_macvlan(ns: &NsRef, spec: &crate::MacvlanSpec) -> String {
+    let place = if spec.link_ns == *ns {
+        String::new()
+    } else {
+        format!(" in {}", spec.link_ns)
+    };
+    format!(
+        "add macvlan {} on {} (mode {}){place}",
+        spec.name, spec.parent, spec.mode
     )
 }
 

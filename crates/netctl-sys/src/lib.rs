@@ -34,8 +34,8 @@ pub use fake::FakeSys;
 pub use linux::LinuxSys;
 pub use model::{
     Addr, BridgeSpec, IPV6_DEFAULT_METRIC, Ipv4Conf, Link, LinkChange, LinkKind, Listening,
-    MAIN_TABLE, MAX_IFNAME_LEN, NftFamily, Route, RouteKind, RouteProto, RunOutput, SpawnMode,
-    SpawnSpec, Spawned, StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
+    MAIN_TABLE, MAX_IFNAME_LEN, MacvlanSpec, NftFamily, Route, RouteKind, RouteProto, RunOutput,
+    SpawnMode, SpawnSpec, Spawned, StdioSpec, VethPeer, VethSpec, sysctl_key_display, valid_ifname,
 };
 pub use netctl_types::MacAddr;
 pub use nix::sys::signal::Signal;
@@ -61,6 +61,8 @@ pub trait Netlink {
     /// Creates a veth pair, `spec.name` in `ns` and `spec.peer_name` directly in `spec.peer_ns`
     /// (both down).
     fn add_veth(&self, ns: &NsRef, spec: &VethSpec) -> SysResult<()>;
+    /// Creates a macvlan on `spec.parent` (a link of `ns`) directly in `spec.link_ns`.
+    fn add_macvlan(&self, ns: &NsRef, spec: &MacvlanSpec) -> SysResult<()>;
     /// Deletes a link (a veth takes its peer with it).
     fn del_link(&self, ns: &NsRef, name: &str) -> SysResult<()>;
     /// Changes a link in one request.

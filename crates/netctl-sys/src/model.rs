@@ -100,6 +100,22 @@ pub struct VethSpec {
     pub peer_mac: Option<MacAddr>,
 }
 
+/// A macvlan to create on `parent` (a link of the namespace the call targets), placed directly
+/// in `link_ns` under `name`: no temporary name, no move, no rename.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MacvlanSpec {
+    pub name: String,
+    pub parent: String,
+    pub mode: netctl_types::MacvlanMode,
+    /// `None`: the parent's.
+    pub mtu: Option<u32>,
+    pub mac: Option<MacAddr>,
+    /// Only for a link made in the namespace the call targets (the kernel ignores an alias
+    /// given at creation, so it is set afterwards, where the socket is).
+    pub alias: Option<String>,
+    pub link_ns: crate::NsRef,
+}
+
 /// A per-interface IPv4 setting (a `net.ipv4.conf.IFACE.*` sysctl) that netlink can set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ipv4Conf {

@@ -37,7 +37,7 @@ pub struct DesiredState {
     pub containers: BTreeMap<String, ContainerSpec>,
 }
 
-/// A network driver. Only the Linux bridge exists for now.
+/// A network driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +45,8 @@ pub enum NetworkDriver {
     /// A Linux bridge with veth pairs into the containers (podman's default).
     #[default]
     Bridge,
+    /// Containers straight on a host interface's LAN, each with a MAC of its own.
+    Macvlan,
 }
 
 impl NetworkDriver {
@@ -52,6 +54,7 @@ impl NetworkDriver {
     pub const fn as_str(self) -> &'static str {
         match self {
             NetworkDriver::Bridge => "bridge",
+            NetworkDriver::Macvlan => "macvlan",
         }
     }
 }
@@ -85,6 +88,53 @@ impl IpamDriver {
     }
 }
 
+/// How a macvlan network's containers share their parent (the kernel's macvlan modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MacvlanMode {
+    /// Containers on one parent reach each other directly (podman's default).
+    #[default]
+    Bridge,
+    /// Containers on one parent never reach each other.
+    Private,
+    /// Container to container traffic goes out to the switch (which must hairpin it).
+    Vepa,
+    /// The one container takes over the parent.
+    Passthru,
+}
+
+impl MacvlanMode {
+    /// Every mode, as written in the file.
+    pub const ALL: [MacvlanMode; 4] = [
+        MacvlanMode::Bridge,
+        MacvlanMode::Private,
+        MacvlanMode::Vepa,
+        MacvlanMode::Passthru,
+    ];
+
+    /// The name as written in the file and in podman's `options.mode`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MacvlanMode::Bridge => "bridge",
+            MacvlanMode::Private => "private",
+            MacvlanMode::Vepa => "vepa",
+            MacvlanMode::Passthru => "passthru",
+        }
+    }
+
+    /// The mode of that name.
+    pub fn parse(name: &str) -> Option<MacvlanMode> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+impl fmt::Display for MacvlanMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One network, `[networks.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -96,6 +146,17 @@ pub struct NetworkSpec {
     /// Bridge interface name (at most 15 bytes); chosen when applying if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<String>,
+    /// macvlan: the host interface the containers' macvlans sit on; the interface of the
+    /// default route if absent (recorded when applying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// macvlan: the kernel mode; `bridge` if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<MacvlanMode>,
+    /// macvlan: an address for a host-side macvlan (bridge mode) with routes to the
+    /// containers, so the host and the containers reach each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_address: Option<IpAddr>,
     /// Subnets; none at all means a free IPv4 /24 is chosen when applying.
     #[serde(default)]
     pub subnets: Vec<SubnetSpec>,

@@ -24,8 +24,8 @@ pub mod wire;
 
 pub use desired::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IpamDriver, Isolate,
-    LeaseRangeSpec, MANAGED_NETNS, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler, PortSpec,
-    PortTable, RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
+    LeaseRangeSpec, MANAGED_NETNS, MacvlanMode, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler,
+    PortSpec, PortTable, RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
 };
 pub use mac::{MacAddr, MacParseError};
 pub use names::{

@@ -15,8 +15,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netctl_types::{
-    ContainerMode, ContainerSpec, DesiredState, NetnsSpec, NetworkSpec, PortHandler, PortMapping,
-    Protocol, SubnetSpec, host_ips_overlap, normalize_ports,
+    ContainerMode, ContainerSpec, DesiredState, Isolate, MacvlanMode, NetnsSpec, NetworkDriver,
+    NetworkSpec, PortHandler, PortMapping, Protocol, SubnetSpec, host_ips_overlap, normalize_ports,
 };
 
 use crate::diagnostic::{Severity, Sink};
@@ -31,6 +31,7 @@ pub(crate) fn check(
 ) -> BTreeMap<String, Vec<PortMapping>> {
     let mut ctx = Ctx { spans, sink };
     ctx.networks(state);
+    ctx.macvlan_attachments(state);
     let ports = ctx.containers(state);
     ctx.capacity(state);
     ports
@@ -183,8 +184,159 @@ impl Ctx<'_> {
                 self.emit(Severity::Warning, &ipv6_path, Target::Value, message);
             }
         }
+        for (name, network) in &state.networks {
+            self.driver_keys(name, network);
+        }
         self.bridge_names(&state.networks);
         self.subnet_overlaps(&state.networks);
+    }
+
+    /// Keys that belong to one driver only, and what a macvlan network must have.
+    fn driver_keys(&mut self, name: &str, network: &NetworkSpec) {
+        let base = FieldPath::keys(&["networks", name]);
+        if network.external {
+            return;
+        }
+        if network.driver != NetworkDriver::Macvlan {
+            let set = [
+                ("parent", network.parent.is_some()),
+                ("mode", network.mode.is_some()),
+                ("host_address", network.host_address.is_some()),
+            ];
+            for (key, is_set) in set {
+                if is_set {
+                    self.error(
+                        &base.key(key),
+                        Target::Key,
+                        format!(
+                            "`{key}` is a macvlan setting; set driver = \"macvlan\" or remove it"
+                        ),
+                    );
+                }
+            }
+            return;
+        }
+        if network.subnets.is_empty() {
+            self.error(
+                &base,
+                Target::Key,
+                format!(
+                    "macvlan network `{name}` needs `subnets`: its containers sit on the parent's LAN, whose subnet netctl cannot choose"
+                ),
+            );
+        }
+        let refused: [(&str, bool, &str); 4] = [
+            (
+                "bridge",
+                network.bridge.is_some(),
+                "a macvlan network has no bridge; name its host interface with `parent`",
+            ),
+            (
+                "isolate",
+                network.isolate != Isolate::Disabled,
+                "a macvlan network has no firewall rules, so `isolate` cannot be honoured",
+            ),
+            (
+                "dns",
+                network.dns == Some(true),
+                "a macvlan network has no DNS server: aardvark-dns serves bridge networks only",
+            ),
+            (
+                "dns_servers",
+                !network.dns_servers.is_empty(),
+                "a macvlan network has no DNS server to forward for; set `dns_servers` on its containers",
+            ),
+        ];
+        for (key, set, why) in refused {
+            if set {
+                self.error(
+                    &base.key(key),
+                    Target::Key,
+                    format!("`{key}` on macvlan network `{name}`: {why}"),
+                );
+            }
+        }
+        if let Some(host) = network.host_address
+            && !network.subnets.is_empty()
+        {
+            let problem = match network.subnets.iter().find(|s| s.subnet.contains(&host)) {
+                None => Some(format!(
+                    "host_address {host} is not in any subnet of network `{name}`"
+                )),
+                Some(spec) if placement(spec.subnet, host) != Placement::Usable => Some(format!(
+                    "host_address {host} {}",
+                    describe(placement(spec.subnet, host), spec.subnet, host)
+                )),
+                Some(spec) if host == spec.effective_gateway() => Some(format!(
+                    "host_address {host} is the gateway of subnet {}; the host needs an address of its own on the LAN",
+                    spec.subnet
+                )),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                self.error(&base.key("host_address"), Target::Value, problem);
+            }
+        }
+    }
+
+    /// What a container cannot have on a macvlan network: published ports (there is no
+    /// firewall to forward them), its address taken by the host side, a second container on a
+    /// passthru parent.
+    fn macvlan_attachments(&mut self, state: &DesiredState) {
+        let mut passthru: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, container) in &state.containers {
+            let base = FieldPath::keys(&["containers", name]);
+            for (network_name, attachment) in &container.networks {
+                let Some(network) = state.networks.get(network_name) else {
+                    continue;
+                };
+                if network.driver != NetworkDriver::Macvlan || network.external {
+                    continue;
+                }
+                if !container.ports.is_empty() {
+                    self.error(
+                        &base.key("ports"),
+                        Target::Key,
+                        format!(
+                            "container `{name}` is on macvlan network `{network_name}`, which has no firewall to publish ports through; reach it at its own address instead"
+                        ),
+                    );
+                }
+                let at = base.key("networks").key(network_name);
+                if let Some(host) = network.host_address {
+                    let statics = [
+                        attachment.ip.map(|ip| (IpAddr::V4(ip), "ip")),
+                        attachment.ip6.map(|ip| (IpAddr::V6(ip), "ip6")),
+                    ];
+                    for (ip, key) in statics.into_iter().flatten() {
+                        if ip == host {
+                            self.error(
+                                &at.key(key),
+                                Target::Value,
+                                format!("address {ip} is network `{network_name}`'s host_address"),
+                            );
+                        }
+                    }
+                }
+                if network.mode == Some(MacvlanMode::Passthru) {
+                    passthru.entry(network_name).or_default().push(name);
+                }
+            }
+        }
+        for (network_name, containers) in passthru {
+            if containers.len() > 1 {
+                for name in &containers[1..] {
+                    self.error(
+                        &FieldPath::keys(&["containers", name, "networks", network_name]),
+                        Target::Key,
+                        format!(
+                            "macvlan network `{network_name}` is in passthru mode, which allows one container; `{}` is on it already",
+                            containers[0],
+                        ),
+                    );
+                }
+            }
+        }
     }
 
     /// A network's own gateway as its upstream would make aardvark-dns ask itself forever.
@@ -217,10 +369,9 @@ impl Ctx<'_> {
         base: &FieldPath,
     ) {
         let on_dns = container.networks.keys().any(|n| {
-            state
-                .networks
-                .get(n)
-                .is_some_and(|net| net.external || net.dns != Some(false))
+            state.networks.get(n).is_some_and(|net| {
+                net.external || (net.dns != Some(false) && net.driver == NetworkDriver::Bridge)
+            })
         });
         // A container's servers are its upstreams in aardvark-dns: a gateway it listens on
         // would be a loop.
@@ -228,6 +379,7 @@ impl Ctx<'_> {
             let looped = container.networks.keys().find(|n| {
                 state.networks.get(*n).is_some_and(|net| {
                     net.dns != Some(false)
+                        && net.driver == NetworkDriver::Bridge
                         && net.subnets.iter().any(|s| s.effective_gateway() == *server)
                 })
             });

@@ -12,10 +12,10 @@ use std::ops::Range;
 use ipnet::{IpNet, Ipv4Net};
 use netctl_types::{
     AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
-    LeaseRangeSpec, MacAddr, NAME_PATTERN, NetnsSpec, NetworkSpec, PortHandler, PortSpec,
-    PortTable, Protocol, RESERVED_NAMES, RouteSpec, RouteType, Shown, SlirpOptions, SubnetSpec,
-    check_container_id, check_created_interface_name, check_hostname, check_interface_name,
-    check_name, is_reserved_name, is_valid_name,
+    LeaseRangeSpec, MacAddr, MacvlanMode, NAME_PATTERN, NetnsSpec, NetworkDriver, NetworkSpec,
+    PortHandler, PortSpec, PortTable, Protocol, RESERVED_NAMES, RouteSpec, RouteType, Shown,
+    SlirpOptions, SubnetSpec, check_container_id, check_created_interface_name, check_hostname,
+    check_interface_name, check_name, is_reserved_name, is_valid_name,
 };
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
@@ -47,6 +47,9 @@ const NETWORK_KEYS: &[&str] = &[
     "external",
     "dns",
     "dns_servers",
+    "parent",
+    "mode",
+    "host_address",
 ];
 const SUBNET_KEYS: &[&str] = &["subnet", "gateway", "lease_range"];
 const ROUTE_KEYS: &[&str] = &["destination", "gateway", "metric", "route_type"];
@@ -355,19 +358,36 @@ impl Decoder<'_> {
             self.record(&at, Some(key), value);
             let field = &at.file;
             match name {
-                "driver" => {
-                    if let Some(driver) = self.string(value, field)
-                        && driver != "bridge"
-                    {
-                        self.error(
+                "driver" => match self.string(value, field) {
+                    Some("bridge") => spec.driver = NetworkDriver::Bridge,
+                    Some("macvlan") => spec.driver = NetworkDriver::Macvlan,
+                    Some(driver) => self.error(
+                        value.span(),
+                        field,
+                        format!(
+                            "unsupported driver `{driver}`: expected \"bridge\" or \"macvlan\""
+                        ),
+                    ),
+                    None => {}
+                },
+                "parent" => {
+                    spec.parent = self.interface_name(value, field, "parent interface name");
+                }
+                "mode" => {
+                    if let Some(mode) = self.string(value, field) {
+                        match MacvlanMode::parse(mode) {
+                            Some(mode) => spec.mode = Some(mode),
+                            None => self.error(
                                 value.span(),
                                 field,
                                 format!(
-                                    "unsupported driver `{driver}`: only \"bridge\" is supported for now"
+                                    "invalid macvlan mode `{mode}`: expected \"bridge\", \"private\", \"vepa\" or \"passthru\""
                                 ),
-                            );
+                            ),
+                        }
                     }
                 }
+                "host_address" => spec.host_address = self.ip(value, field, "host address"),
                 "bridge" => spec.bridge = self.interface_name(value, field, "bridge name"),
                 "subnets" => spec.subnets = self.subnets(value, &at),
                 "ipv6" => spec.ipv6 = self.boolean(value, field).unwrap_or_default(),

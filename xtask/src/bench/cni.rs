@@ -10,6 +10,7 @@
 //! plugin's CHECK with it. Containers 1..=N+window-1 are added one by one (CHECK of each right
 //! after its ADD), the last one's port forward is checked from outside, then all are deleted in
 //! reverse. The table gives the median of containers N..N+window-1 for N = 1, 10, 50, 100.
+//! Then, on the same namespaces, the macvlan series (`macvlan.rs`).
 //!
 //! Printed figures only; nothing asserts a time.
 
@@ -328,7 +329,7 @@ pub fn cni_pass(opts: &Options, raw: &mut RawWriter) -> anyhow::Result<()> {
                 .context("netctl destroy --all after the CNI series")?;
         }
     }
-    Ok(())
+    super::macvlan::macvlan_series(&netctl, count, raw)
 }
 
 /// The outer process's table from the pass's raw file, for docs/PERFORMANCE.md.
@@ -405,6 +406,7 @@ pub fn table(opts: &Options, raw: &Raw) -> String {
         }
         let _ = writeln!(out, ".");
     }
+    super::macvlan::table(&mut out, &buckets, opts.window, raw);
     out
 }
 

@@ -12,7 +12,8 @@
 //! * bulk — `netctl apply` of one file with 1000 containers from empty, the no-op re-apply, and
 //!   `netctl reload --all` after `nft flush ruleset`.
 //! * cni (`cargo xtask bench cni`, on its own) — netctl as a CNI plugin against its netavark
-//!   mode and the reference plugins (see `cni.rs`).
+//!   mode and the reference plugins (see `cni.rs`), then netctl's macvlan attach/detach against
+//!   the reference `macvlan` + `host-local` plugins (see `macvlan.rs`).
 //! * peak memory — `ru_maxrss` of the child (GNU time's `%M`) on separate probe runs, so the
 //!   wrapper never sits inside a latency sample.
 //!
@@ -30,6 +31,7 @@
 mod bulk;
 mod cni;
 mod dns;
+mod macvlan;
 mod report;
 mod run;
 mod sandbox;

@@ -30,14 +30,15 @@ use ipnet::IpNet;
 use nix::errno::Errno;
 
 use crate::error::{
-    describe_add_veth, describe_addr, describe_ipv4_conf, describe_route, os_error,
+    describe_add_macvlan, describe_add_veth, describe_addr, describe_ipv4_conf, describe_route,
+    os_error,
 };
 use crate::model::{check_alias, check_ifname, check_route, check_sysctl_key};
 use crate::{
-    Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, NamespaceOp,
-    Namespaces, Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route, RouteKind, RouteProto,
-    RunOutput, Signal, SpawnMode, SpawnSpec, Spawned, SysError, SysResult, Sysctl, SysctlOp,
-    VethPeer, VethSpec, sysctl_key_display,
+    Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MAIN_TABLE, MacAddr, MacvlanSpec,
+    NamespaceOp, Namespaces, Netlink, NetlinkOp, Nft, NftFamily, NsRef, Processes, Route,
+    RouteKind, RouteProto, RunOutput, Signal, SpawnMode, SpawnSpec, Spawned, SysError, SysResult,
+    Sysctl, SysctlOp, VethPeer, VethSpec, sysctl_key_display,
 };
 use nft::NftModel;
 
@@ -629,6 +630,61 @@ impl Netlink for FakeSys {
             index: 0,
             name: spec.name.clone(),
             kind: LinkKind::Bridge,
+            mac,
+            mtu,
+            up: false,
+            master: None,
+            alias: spec.alias.clone().filter(|a| !a.is_empty()),
+            peer: None,
+        });
+        Ok(())
+    }
+
+    fn add_macvlan(&self, ns: &NsRef, spec: &MacvlanSpec) -> SysResult<()> {
+        let err = |errno| {
+            SysError::netlink(
+                NetlinkOp::AddMacvlan,
+                Some(&spec.name),
+                describe_add_macvlan(ns, spec),
+                ns,
+                os_error(errno),
+            )
+        };
+        let mut world = self.world();
+        let line = format!(
+            "add_macvlan {} {} parent={} mode={}@{}{}",
+            ns.short(),
+            spec.name,
+            spec.parent,
+            spec.mode,
+            spec.link_ns.short(),
+            option_words(spec.mtu, spec.mac, spec.alias.as_deref())
+        );
+        if let Some(errno) = world.write(line) {
+            return Err(err(errno));
+        }
+        check_ifname(&spec.name)?;
+        check_alias(spec.alias.as_deref())?;
+        let parent_mtu = match world.ns(ns)?.find(&spec.parent) {
+            Some(parent) => parent.mtu,
+            None => return Err(err(Errno::ENODEV)),
+        };
+        let mtu = match spec.mtu {
+            Some(mtu) if mtu > parent_mtu => return Err(err(Errno::EINVAL)),
+            Some(mtu) => mtu,
+            None => parent_mtu,
+        };
+        if world.ns(&spec.link_ns)?.find(&spec.name).is_some() {
+            return Err(err(Errno::EEXIST));
+        }
+        let mac = match spec.mac {
+            Some(mac) => mac,
+            None => world.generate_mac(),
+        };
+        world.ns_mut(&spec.link_ns)?.insert_link(FakeLink {
+            index: 0,
+            name: spec.name.clone(),
+            kind: LinkKind::Other("macvlan".into()),
             mac,
             mtu,
             up: false,

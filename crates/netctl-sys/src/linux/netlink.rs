@@ -11,8 +11,9 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
-    InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
+    InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -24,12 +25,13 @@ use nix::errno::Errno;
 use super::rtnl::{Conn, Failure};
 use super::{ConnError, LinuxSys, OpContext, netns};
 use crate::error::{
-    describe_add_veth, describe_addr, describe_ipv4_conf, describe_route, os_error,
+    describe_add_macvlan, describe_add_veth, describe_addr, describe_ipv4_conf, describe_route,
+    os_error,
 };
 use crate::model::{MAIN_TABLE, check_alias, check_ifname, check_route, valid_ifname};
 use crate::{
-    Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MacAddr, Netlink, NetlinkOp, NsRef,
-    Route, RouteKind, RouteProto, SysResult, VethPeer, VethSpec,
+    Addr, BridgeSpec, Ipv4Conf, Link, LinkChange, LinkKind, MacAddr, MacvlanSpec, Netlink,
+    NetlinkOp, NsRef, Route, RouteKind, RouteProto, SysResult, VethPeer, VethSpec,
 };
 
 fn context(op: NetlinkOp, link: Option<&str>, what: String) -> OpContext {
@@ -615,6 +617,52 @@ impl Netlink for LinuxSys {
             )
             .map_err(failed(&ctx))?;
             set_alias_or_undo(conn, &spec.name, spec.alias.as_deref(), &ctx)
+        })
+    }
+
+    fn add_macvlan(&self, ns: &NsRef, spec: &MacvlanSpec) -> SysResult<()> {
+        check_ifname(&spec.name)?;
+        check_alias(spec.alias.as_deref())?;
+        let ctx = context(
+            NetlinkOp::AddMacvlan,
+            Some(&spec.name),
+            describe_add_macvlan(ns, spec),
+        );
+        // Opened before the request and kept open until it is answered.
+        let link_ns_fd = if spec.link_ns == *ns {
+            None
+        } else {
+            Some(netns::open(&spec.link_ns)?.netns_fd()?)
+        };
+        let mode = match spec.mode {
+            netctl_types::MacvlanMode::Bridge => MacVlanMode::Bridge,
+            netctl_types::MacvlanMode::Private => MacVlanMode::Private,
+            netctl_types::MacvlanMode::Vepa => MacVlanMode::Vepa,
+            netctl_types::MacvlanMode::Passthru => MacVlanMode::Passthrough,
+        };
+        self.with_conn(ns, |conn| {
+            let parent = require_index(conn, &spec.parent, &ctx)?;
+            let mut message = LinkMessage::default();
+            message.attributes = new_link_attributes(&spec.name, spec.mtu, spec.mac);
+            message.attributes.push(LinkAttribute::Link(parent));
+            if let Some(fd) = &link_ns_fd {
+                message
+                    .attributes
+                    .push(LinkAttribute::NetNsFd(fd.as_raw_fd()));
+            }
+            message.attributes.push(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::MacVlan),
+                LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])),
+            ]));
+            conn.request(
+                RouteNetlinkMessage::NewLink(message),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+            .map_err(failed(&ctx))?;
+            if link_ns_fd.is_none() {
+                set_alias_or_undo(conn, &spec.name, spec.alias.as_deref(), &ctx)?;
+            }
+            Ok(())
         })
     }
 

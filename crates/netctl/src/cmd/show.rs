@@ -36,9 +36,11 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
             .collect();
         let _ = writeln!(
             text,
-            "  {:<16} {}  bridge {:<12} {}{}",
+            "  {:<16} {}  {} {:<12} {}{}",
             net.name,
             short(&net.id),
+            // The bridge, or the macvlan parent.
+            net.driver,
             net.network_interface,
             subnets.join(", "),
             if net.internal { "  internal" } else { "" }
