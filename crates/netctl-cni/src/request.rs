@@ -68,6 +68,8 @@ impl Command {
 }
 
 /// Which network the plugin config names (the plugin key `network`).
+// One per plugin call, read once: boxing the inline spec would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkRef {
     /// A network netctl has recorded (declared in a TOML file, or by an earlier inline ADD).
