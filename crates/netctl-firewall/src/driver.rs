@@ -237,17 +237,9 @@ impl<R: NftRunner> NftablesDriver<R> {
         op: Operation,
         batch: &ElementBatch,
     ) -> Result<(), FirewallError> {
-        match self.runner.apply_elements(batch) {
-            Ok(()) => Ok(()),
-            Err(source) => {
-                let source = Box::new(source);
-                if self.table_present() {
-                    Err(FirewallError::Rejected { op, source })
-                } else {
-                    Err(FirewallError::TableMissing { op, source })
-                }
-            }
-        }
+        self.runner
+            .apply_elements(batch)
+            .map_err(|source| self.refused(op, source))
     }
 
     /// An element batch: on failure, the probe decides whether the table is missing.
@@ -255,16 +247,19 @@ impl<R: NftRunner> NftablesDriver<R> {
         if batch::is_empty(batch) {
             return Ok(());
         }
-        match self.runner.apply(&to_json(batch)) {
-            Ok(()) => Ok(()),
-            Err(source) => {
-                let source = Box::new(source);
-                if self.table_present() {
-                    Err(FirewallError::Rejected { op, source })
-                } else {
-                    Err(FirewallError::TableMissing { op, source })
-                }
-            }
+        self.runner
+            .apply(&to_json(batch))
+            .map_err(|source| self.refused(op, source))
+    }
+
+    /// A failed element batch, told apart by the probe: the table is missing, or the batch
+    /// itself was refused.
+    fn refused(&self, op: Operation, source: R::Error) -> FirewallError {
+        let source = Box::new(source);
+        if self.table_present() {
+            FirewallError::Rejected { op, source }
+        } else {
+            FirewallError::TableMissing { op, source }
         }
     }
 }

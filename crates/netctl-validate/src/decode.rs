@@ -507,17 +507,28 @@ impl Decoder<'_> {
     }
 
     fn subnets(&mut self, value: &Value<'_>, here: &Here) -> Vec<SubnetSpec> {
+        self.array_of(value, here, Self::subnet)
+    }
+
+    /// An array of tables, each decoded by `item`; a bad entry is reported by `item` and left
+    /// out, and the places of the good ones are recorded at their index in the result.
+    fn array_of<T>(
+        &mut self,
+        value: &Value<'_>,
+        here: &Here,
+        mut item: impl FnMut(&mut Self, &Value<'_>, &Here) -> Option<T>,
+    ) -> Vec<T> {
         let mut out = Vec::new();
-        for (i, item) in self
+        for (i, entry) in self
             .array(value, &here.file)
             .unwrap_or_default()
             .iter()
             .enumerate()
         {
             let at = here.index(out.len(), i);
-            if let Some(subnet) = self.subnet(item, &at) {
-                self.record(&at, None, item);
-                out.push(subnet);
+            if let Some(decoded) = item(self, entry, &at) {
+                self.record(&at, None, entry);
+                out.push(decoded);
             } else {
                 self.spans.forget_under(&at.state);
             }
@@ -598,22 +609,7 @@ impl Decoder<'_> {
     }
 
     fn routes(&mut self, value: &Value<'_>, here: &Here) -> Vec<RouteSpec> {
-        let mut out = Vec::new();
-        for (i, item) in self
-            .array(value, &here.file)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let at = here.index(out.len(), i);
-            if let Some(route) = self.route(item, &at) {
-                self.record(&at, None, item);
-                out.push(route);
-            } else {
-                self.spans.forget_under(&at.state);
-            }
-        }
-        out
+        self.array_of(value, here, Self::route)
     }
 
     /// One route: netavark's keys and checks (a gateway of the destination's family, none on
@@ -925,36 +921,20 @@ impl Decoder<'_> {
     }
 
     fn ports(&mut self, value: &Value<'_>, here: &Here) -> Vec<PortSpec> {
-        let mut out = Vec::new();
-        for (i, item) in self
-            .array(value, &here.file)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let at = here.index(out.len(), i);
-            let port = match item.get_ref() {
-                // `-p` strings are parsed with the cross-field port checks, which need the
-                // mappings anyway.
-                DeValue::String(spec) => Some(PortSpec::Podman(spec.to_string())),
-                DeValue::Table(table) => self.port_table(item, table, &at).map(PortSpec::Table),
-                _ => {
-                    self.wrong_type(
-                        item,
-                        &at.file,
-                        "a port table or a podman -p string like \"8080:80/tcp\"",
-                    );
-                    None
-                }
-            };
-            if let Some(port) = port {
-                self.record(&at, None, item);
-                out.push(port);
-            } else {
-                self.spans.forget_under(&at.state);
+        self.array_of(value, here, |this, item, at| match item.get_ref() {
+            // `-p` strings are parsed with the cross-field port checks, which need the
+            // mappings anyway.
+            DeValue::String(spec) => Some(PortSpec::Podman(spec.to_string())),
+            DeValue::Table(table) => this.port_table(item, table, at).map(PortSpec::Table),
+            _ => {
+                this.wrong_type(
+                    item,
+                    &at.file,
+                    "a port table or a podman -p string like \"8080:80/tcp\"",
+                );
+                None
             }
-        }
-        out
+        })
     }
 
     fn port_table(
