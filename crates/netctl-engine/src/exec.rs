@@ -1129,6 +1129,7 @@ pub(crate) fn execute(
     if plan.is_empty() {
         return Ok(ApplyReport { plan, generation });
     }
+    let checking = std::time::Instant::now();
     // What the plan creates must not be in anyone else's way (apply found these already;
     // imperative calls and podman's setup are checked here).
     let mut plan = plan;
@@ -1136,7 +1137,9 @@ pub(crate) fn execute(
         plan.conflicts = crate::conflicts::find(engine, &plan, &before)?;
     }
     let plan = crate::PlanExt::refuse_conflicts(plan)?;
+    tracing::debug!(elapsed = ?checking.elapsed(), "execute: conflicts checked");
     files::check_dirs(&engine.cfg)?;
+    tracing::debug!(elapsed = ?checking.elapsed(), "execute: directories checked");
     let started = std::time::Instant::now();
     let mut run = Run::new(engine, &plan.target, before);
     if verify == Verify::Touched {

@@ -132,18 +132,5 @@ pub(crate) fn firewall_ok(engine: &Engine<'_>, rec: &Recorded) -> Result<bool> {
             what: "count the rules of nftables table inet netctl".into(),
             source: Box::new(source),
         })?;
-    Ok(rules >= base_rule_count())
-}
-
-/// Number of rules in netctl's fixed table (the per-container parts are set elements).
-fn base_rule_count() -> usize {
-    let json = netctl_firewall::to_json(&netctl_firewall::base_table());
-    let value: serde_json::Value =
-        serde_json::from_str(&json).expect("netctl's own nft JSON parses");
-    value["nftables"].as_array().map_or(0, |items| {
-        items
-            .iter()
-            .filter(|item| item.pointer("/add/rule").is_some())
-            .count()
-    })
+    Ok(rules >= netctl_firewall::batch::base_rule_count())
 }

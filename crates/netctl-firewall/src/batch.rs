@@ -34,6 +34,15 @@ pub fn base_table() -> Nftables<'static> {
     document(add_all(layout::base_objects()))
 }
 
+/// How many rules netctl's fixed table holds (every per-container part is a set element), for
+/// telling an intact table from a flushed one by the kernel's rule count.
+pub fn base_rule_count() -> usize {
+    layout::base_objects()
+        .iter()
+        .filter(|object| matches!(object, NfListObject::Rule(_)))
+        .count()
+}
+
 /// Replaces the whole table with one built from `state`, in one transaction.
 pub fn full_rebuild(state: &FirewallState) -> Nftables<'static> {
     let mut elements = Elements::default();
@@ -136,6 +145,16 @@ mod tests {
 
     use super::*;
     use crate::model::{FwPort, HostIp, Isolate, Protocol};
+
+    #[test]
+    fn base_rule_count_counts_the_rules_the_base_table_adds() {
+        let json = to_json(&base_table());
+        assert_eq!(
+            base_rule_count(),
+            json.matches("{\"add\":{\"rule\"").count()
+        );
+        assert!(base_rule_count() > 0);
+    }
 
     fn web() -> FwNetwork {
         FwNetwork {

@@ -57,7 +57,15 @@ pub fn bulk_pass(opts: &Options, raw: &mut RawWriter) -> anyhow::Result<()> {
     eprintln!("  bulk apply from empty: {:.0} ms", ms(m.elapsed));
     check("apply", raw)?;
 
-    // The no-op measures netctl, not the kernel's IPv6 start-up of the new interfaces.
+    // Right away, with the new interfaces' IPv6 start-up traffic still flowing: what a user
+    // who re-applies at once gets. Then, settled, what netctl itself costs.
+    let (m, _) = netctl_run(&["apply", "-f", &file], false)
+        .context("netctl apply (no-op re-apply right after the apply)")?;
+    raw.sample("noop_unsettled", opts.bulk, &m)?;
+    eprintln!(
+        "  bulk no-op re-apply right after the apply (unsettled): {:.1} ms",
+        ms(m.elapsed)
+    );
     if opts.settle {
         let waited = sandbox::wait_until_quiet(BRIDGE);
         raw.meta("quiet_wait_ms", &format!("{:.0}", ms(waited)))?;

@@ -31,6 +31,7 @@
 mod bulk;
 mod cni;
 mod dns;
+mod inproc;
 mod macvlan;
 mod report;
 mod run;
@@ -230,6 +231,8 @@ fn number(flag: &str, text: &str) -> anyhow::Result<usize> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
     Floor,
+    /// The floor's kernel work from the benchmark's own process (`inproc.rs`).
+    InProcess,
     Netctl,
     Bulk,
     Netavark,
@@ -238,8 +241,9 @@ pub enum Pass {
 }
 
 impl Pass {
-    const ALL: [Pass; 5] = [
+    const ALL: [Pass; 6] = [
         Pass::Floor,
+        Pass::InProcess,
         Pass::Netctl,
         Pass::Bulk,
         Pass::Netavark,
@@ -249,6 +253,7 @@ impl Pass {
     pub fn name(self) -> &'static str {
         match self {
             Pass::Floor => "floor",
+            Pass::InProcess => "inproc",
             Pass::Netctl => "netctl",
             Pass::Bulk => "bulk",
             Pass::Netavark => "netavark",
@@ -265,7 +270,7 @@ impl Pass {
 
     fn wanted(self, opts: &Options) -> bool {
         match self {
-            Pass::Floor => opts.runs_series() && opts.floor,
+            Pass::Floor | Pass::InProcess => opts.runs_series() && opts.floor,
             Pass::Netctl => opts.runs_series(),
             Pass::Bulk => opts.runs_bulk(),
             Pass::Netavark => opts.runs_series() && opts.netavark,
@@ -426,6 +431,7 @@ impl Tool {
     fn for_pass(pass: Pass, opts: &Options) -> anyhow::Result<Tool> {
         Ok(match pass {
             Pass::Floor => Tool::Floor,
+            Pass::InProcess => Tool::InProcess,
             Pass::Netctl => Tool::Netctl(opts.netctl_bin.clone().context("no netctl binary")?),
             Pass::Netavark => {
                 Tool::Netavark(opts.netavark_bin.clone().context("no netavark binary")?)

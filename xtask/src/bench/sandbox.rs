@@ -69,7 +69,7 @@ pub fn inside(pass: Pass, opts: &Options) -> anyhow::Result<()> {
     match pass {
         Pass::Bulk => bulk::bulk_pass(opts, &mut raw)?,
         Pass::Cni => super::cni::cni_pass(opts, &mut raw)?,
-        Pass::Floor | Pass::Netctl | Pass::Netavark => {
+        Pass::Floor | Pass::InProcess | Pass::Netctl | Pass::Netavark => {
             let tool = Tool::for_pass(pass, opts)?;
             series::series_pass(&tool, opts, &mut raw)?;
         }

@@ -25,6 +25,7 @@ pub const BRIDGE: &str = "ncbench0";
 pub const NETWORK: &str = "bench";
 const SUBNET: &str = "10.89.0.0/16";
 const GATEWAY: &str = "10.89.0.1";
+pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 1);
 /// 64 hex digits, like a podman network id ("netctl-bench" in ASCII, padded).
 const NETWORK_ID: &str = "6e657463746c2d62656e63680000000000000000000000000000000000000001";
 /// Where netctl and netavark keep their `--config` state in the sandbox.
@@ -89,6 +90,8 @@ pub enum Tool {
     Netctl(PathBuf),
     Netavark(PathBuf),
     Floor,
+    /// The floor's kernel work from this process (`inproc.rs`).
+    InProcess,
 }
 
 impl Tool {
@@ -97,6 +100,7 @@ impl Tool {
             Tool::Netctl(_) => "netctl",
             Tool::Netavark(_) => "netavark",
             Tool::Floor => "floor",
+            Tool::InProcess => "inproc",
         }
     }
 
@@ -104,20 +108,21 @@ impl Tool {
     pub fn max(&self, opts: &Options) -> usize {
         match self {
             Tool::Netavark(_) => opts.netavark_max.min(opts.max),
-            Tool::Netctl(_) | Tool::Floor => opts.max,
+            Tool::Netctl(_) | Tool::Floor | Tool::InProcess => opts.max,
         }
     }
 
-    /// Memory probes for the backends; the floor is three short-lived standard tools.
+    /// Memory probes for the backends; the floors are three short-lived standard tools, or
+    /// no process at all.
     pub fn probes(&self) -> bool {
-        !matches!(self, Tool::Floor)
+        !matches!(self, Tool::Floor | Tool::InProcess)
     }
 
     /// What is set up once, before the series, and not measured.
     fn prepare(&self) -> anyhow::Result<()> {
         std::fs::create_dir_all(NETAVARK_CONFIG)
             .with_context(|| format!("cannot create {NETAVARK_CONFIG}"))?;
-        if let Tool::Floor = self {
+        if let Tool::Floor | Tool::InProcess = self {
             let ip = |args: &[&str]| super::run::setup("ip", args);
             ip(&["link", "add", BRIDGE, "type", "bridge"])?;
             ip(&["addr", "add", &format!("{GATEWAY}/16"), "dev", BRIDGE])?;
@@ -142,7 +147,7 @@ impl Tool {
             Tool::Netavark(bin) => {
                 Invocation::new(bin, &["--config", NETAVARK_CONFIG, verb, &netns])
             }
-            Tool::Floor => return None,
+            Tool::Floor | Tool::InProcess => return None,
         };
         Some(call.stdin(network_options(i, opts.ports)))
     }
@@ -156,6 +161,9 @@ impl Tool {
     ) -> anyhow::Result<Measured> {
         if let Some(call) = self.podman_call("setup", i, opts) {
             return runner.run(&call, probe, COMMAND_TIMEOUT);
+        }
+        if let Tool::InProcess = self {
+            return super::inproc::attach(i, opts.ports);
         }
         // The floor: standard tools doing the same kernel work.
         let host = Invocation::new("ip", &["-batch", "-"]).stdin(format!(
@@ -198,6 +206,9 @@ impl Tool {
     ) -> anyhow::Result<Measured> {
         if let Some(call) = self.podman_call("teardown", i, opts) {
             return runner.run(&call, probe, COMMAND_TIMEOUT);
+        }
+        if let Tool::InProcess = self {
+            return super::inproc::detach(i, opts.ports);
         }
         // The floor: standard tools doing the same kernel work.
         let keys = (0..opts.ports)

@@ -199,8 +199,23 @@ impl Namespaces for LinuxSys {
         netns::delete_named(path)
     }
 
+    /// A namespace file on nsfs is a network namespace when the kernel answers `RTM_GETNSID`
+    /// for its descriptor (with an id or "none assigned"; asking assigns none): any other kind
+    /// is refused with `EINVAL`. One request on the host's socket, no thread entering it.
     fn is_netns(&self, path: &Path) -> SysResult<bool> {
-        netns::is_netns(path)
+        let Some(file) = netns::open_nsfs(path)? else {
+            return Ok(false);
+        };
+        let fd = u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&file))
+            .expect("descriptors are not negative");
+        let asked = self.with_conn(&NsRef::Host, |conn| {
+            Ok(peek::get_nsid(conn, fd).map_err(|failure| failure.source))
+        })?;
+        match asked {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) => Err(SysError::namespace(crate::NamespaceOp::Inspect, path, e)),
+        }
     }
 }
 

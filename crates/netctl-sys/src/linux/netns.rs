@@ -294,28 +294,18 @@ pub(crate) fn delete_named(path: &Path) -> SysResult<()> {
     }
 }
 
-/// Whether `path` is a network namespace: it lives on nsfs and a throwaway thread can enter it
-/// as one (`setns` refuses a namespace of another type with `EINVAL`). The file's name alone
-/// does not tell: a bind-mounted namespace reads back as its mount path, not `net:[...]`.
-pub(crate) fn is_netns(path: &Path) -> SysResult<bool> {
+/// `path` opened, when it lives on nsfs (it is some kind of namespace); `None` when it does
+/// not, or does not exist. Which kind it is, the caller asks the kernel (see
+/// `LinuxSys::is_netns`): the file's name does not tell, since a bind-mounted namespace reads
+/// back as its mount path, not `net:[...]`.
+pub(crate) fn open_nsfs(path: &Path) -> SysResult<Option<File>> {
     let inspect = |e| SysError::namespace(NamespaceOp::Inspect, path, e);
     match nix::sys::statfs::statfs(path) {
         Ok(stat) if stat.filesystem_type() == nix::sys::statfs::NSFS_MAGIC => {}
-        Ok(_) | Err(Errno::ENOENT) => return Ok(false),
+        Ok(_) | Err(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(inspect(os_error(e))),
     }
-    let file = File::open(path).map_err(inspect)?;
-    let entered = std::thread::scope(|scope| {
-        scope
-            .spawn(|| nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    });
-    match entered {
-        Ok(()) => Ok(true),
-        Err(Errno::EINVAL) => Ok(false),
-        Err(e) => Err(inspect(os_error(e))),
-    }
+    File::open(path).map(Some).map_err(inspect)
 }
 
 /// The permission bits of a file mode (what `chmod` sets).

@@ -137,7 +137,7 @@ fn nsid_of(conn: &mut Conn, path: &Path) -> SysResult<Option<i32>> {
     Ok((id != NOT_ASSIGNED).then_some(id))
 }
 
-fn get_nsid(conn: &mut Conn, fd: u32) -> Result<i32, Failure> {
+pub(super) fn get_nsid(conn: &mut Conn, fd: u32) -> Result<i32, Failure> {
     let mut request = NsidMessage::default();
     request.attributes = vec![NsidAttribute::Fd(fd)];
     let replies = conn.request(RouteNetlinkMessage::GetNsId(request), 0)?;
