@@ -68,6 +68,12 @@ pub const OPTION_METRIC: &str = "metric";
 pub const OPTION_NO_DEFAULT_ROUTE: &str = "no_default_route";
 /// The `options` key that records a network without IPAM (`"none"`).
 pub const OPTION_IPAM_DRIVER: &str = "ipam_driver";
+/// The `options` key of a bridge network's management mode (netavark's option name; macvlan
+/// networks keep their kernel mode under the same key, as netavark does).
+pub const OPTION_MODE: &str = "mode";
+/// The bridge `mode` of a network whose bridge netctl did not make and never changes or
+/// deletes (netavark's `unmanaged`).
+pub const BRIDGE_MODE_UNMANAGED: &str = "unmanaged";
 /// The `options` keys of the fixed outbound source addresses (netavark's option names).
 pub const OPTION_OUTBOUND_ADDR4: &str = "outbound_addr4";
 pub const OPTION_OUTBOUND_ADDR6: &str = "outbound_addr6";
@@ -84,6 +90,14 @@ impl NetworkRecord {
             .get(OPTION_NO_DEFAULT_ROUTE)
             .map(String::as_str)
             == Some("true")
+    }
+
+    /// Whether the network's bridge is borrowed: it existed before, netctl did not make it
+    /// and never changes or deletes it (netavark's bridge `mode=unmanaged`). Old records,
+    /// without the option, are netctl's own bridges.
+    pub fn unmanaged(&self) -> bool {
+        self.driver == NetworkDriver::Bridge
+            && self.options.get(OPTION_MODE).map(String::as_str) == Some(BRIDGE_MODE_UNMANAGED)
     }
 
     /// Whether the network gives no addresses (IPAM driver `none`).
