@@ -573,6 +573,24 @@ mod tests {
         assert!(!is_valid_id(&id.to_uppercase()));
     }
 
+    /// A record written before the bridge mode existed (no `options.mode`) is netctl's own
+    /// bridge; `mode = "unmanaged"` borrows one; a macvlan's `mode` is its kernel mode.
+    #[test]
+    fn bridge_mode_is_read_from_options_and_old_records_are_managed() {
+        let record = |driver: &str, options: &str| -> NetworkRecord {
+            serde_json::from_str(&format!(
+                r#"{{"name": "n", "id": "{}", "driver": "{driver}", "network_interface": "br0",
+                    "options": {options}, "created": {{"secs_since_epoch": 0, "nanos_since_epoch": 0}}}}"#,
+                "a".repeat(64)
+            ))
+            .unwrap()
+        };
+        assert!(!record("bridge", "{}").unmanaged());
+        assert!(!record("bridge", r#"{"mode": "managed"}"#).unmanaged());
+        assert!(record("bridge", r#"{"mode": "unmanaged"}"#).unmanaged());
+        assert!(!record("macvlan", r#"{"mode": "unmanaged"}"#).unmanaged());
+    }
+
     #[test]
     fn isolate_serialises_as_netavark_strings() {
         assert_eq!(serde_json::to_string(&Isolate::Off).unwrap(), "\"false\"");
