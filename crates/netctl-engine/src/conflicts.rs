@@ -277,7 +277,8 @@ fn permission_bits(mode: u32) -> u32 {
 /// The checks a declarative apply adds (podman and CNI do their own): names other projects
 /// own, external networks that do not exist, subnets already used on the host or by another
 /// project's network, host ports another project's container publishes or a host socket
-/// listens on. `rec` is every record, whatever the project.
+/// listens on, ports published through an external network without a firewall. `rec` is
+/// every record, whatever the project.
 pub(crate) fn find_declarative(
     engine: &Engine<'_>,
     plan: &Plan,
@@ -330,6 +331,9 @@ pub(crate) fn find_declarative(
                 }
             }
             (Resource::Container { name }, Action::Create | Action::Update | Action::Replace) => {
+                if let Some(what) = ports_unforwardable(plan, rec, name) {
+                    conflict(step.resource.clone(), what);
+                }
                 for what in port_conflicts(engine, plan, rec, name, &mut listening)? {
                     conflict(step.resource.clone(), what);
                 }
@@ -434,6 +438,34 @@ fn of_project(project: Option<&str>) -> String {
 
 /// A container's newly published host ports against other recorded containers and the
 /// host's listening sockets.
+/// Published ports of a container whose first interface (where they are forwarded) is on a
+/// network without netctl's firewall: a macvlan network, or a bridge in unmanaged mode. The
+/// validator refuses these for networks the file defines; this catches the `external` ones,
+/// whose driver only their records know.
+fn ports_unforwardable(plan: &Plan, rec: &Recorded, name: &str) -> Option<String> {
+    let target = plan.target.containers.get(name)?;
+    if target.ports.is_empty() || target.mode != netctl_state::NetworkMode::Bridge {
+        return None;
+    }
+    let (network, att) = target
+        .attachments
+        .iter()
+        .min_by_key(|(_, a)| crate::fwmap::interface_order(&a.interface))?;
+    let firewalled = match plan.target.networks.get(network) {
+        Some(net) if !net.external => crate::driver::for_target(net).uses_firewall(),
+        _ => rec
+            .networks
+            .get(network)
+            .is_none_or(|net| crate::driver::of(net).uses_firewall()),
+    };
+    (!firewalled).then(|| {
+        format!(
+            "its ports cannot be published: its first interface {} is on network {network}, which has no firewall (a macvlan network, or a bridge in unmanaged mode); publish them through another network as its first, or reach it at its own address",
+            att.interface
+        )
+    })
+}
+
 fn port_conflicts(
     engine: &Engine<'_>,
     plan: &Plan,

@@ -575,3 +575,31 @@ fn unmanaged_bridge_is_only_borrowed() {
         assert_eq!(w.store_dump(), store_before, "call {n}: {text}");
     }
 }
+
+/// A file's container may join podman's unmanaged network as `external`, but not publish ports
+/// through it: there is no firewall to forward them, so the apply is refused before anything
+/// changes rather than the ports accepted and ignored.
+#[test]
+fn ports_through_an_external_unmanaged_network_are_refused() {
+    let w = borrowed_bridge_world();
+    w.engine()
+        .netavark_setup(Path::new("/run/netns/c1"), &unmanaged_request())
+        .unwrap();
+    let file =
+        "project = \"p\"\n\n[networks.ext]\nexternal = true\n\n[containers.x]\nnetworks.ext = {}\n";
+    let machine_before = w.sys.state();
+    let published = format!("{file}ports = [\"8080:80\"]\n");
+    let err = w
+        .engine()
+        .apply(&toml::from_str(&published).unwrap(), None, false)
+        .unwrap_err();
+    let chain = netctl_types::error_chain(&err);
+    assert!(
+        chain.contains("its ports cannot be published: its first interface eth0 is on network ext"),
+        "{chain}"
+    );
+    assert_eq!(w.sys.state(), machine_before, "nothing changed");
+    w.engine()
+        .apply(&toml::from_str(file).unwrap(), None, false)
+        .unwrap();
+}
