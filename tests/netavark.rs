@@ -253,7 +253,9 @@ sandbox_test! {
             (json!({"options": {"outbound_addr6": "nowhere"}}), json!({}), "invalid outbound_addr6 option \"nowhere\""),
             (json!({"options": {"vrf": "blue"}}), json!({}), "no vrf module"),
             (json!({"options": {"vlan": "10"}}), json!({}), "no bridge VLAN filtering"),
-            (json!({"options": {"mode": "unmanaged"}}), json!({}), "bridge mode \"unmanaged\" is not supported"),
+            (json!({"options": {"mode": "unmanaged", "isolate": "true"}}), json!({}), "option isolate cannot be honoured in unmanaged mode"),
+            (json!({"options": {"mode": "unmanaged", "outbound_addr4": "192.0.2.1"}}), json!({}), "cannot be honoured in unmanaged mode"),
+            (json!({"options": {"mode": "unmanaged"}, "dns_enabled": true}), json!({}), "dns_enabled cannot be honoured in unmanaged mode"),
             (json!({"options": {"mode": "sideways"}}), json!({}), "invalid bridge mode \"sideways\""),
             (json!({"options": {"frobnicate": "1"}}), json!({}), "unsupported bridge network option: frobnicate"),
             (json!({"options": {"isolate": "maybe"}}), json!({}), "invalid isolate option \"maybe\""),
@@ -540,6 +542,17 @@ sandbox_test! {
             let err = err["error"].as_str().unwrap();
             assert!(err.contains(expect), "{expect:?} not in {err:?}");
         }
+        // mode=unmanaged, as netavark: a bridge name in use may be shared, the host's subnets
+        // are not avoided (the borrowed bridge may hold one), and the bridge must be named.
+        let mut borrowed = base(json!({"network_interface": "podman1", "options": {"mode": "unmanaged"}}));
+        let out = create(sb, &borrowed);
+        assert!(out.status.success(), "{}", describe(&out));
+        let net: Value = serde_json::from_slice(&out.stdout).expect("network JSON");
+        assert_eq!(net["network_interface"], "podman1", "{net}");
+        assert_eq!(net["subnets"][0]["subnet"], "10.89.1.0/24", "{net}");
+        borrowed["network"].as_object_mut().unwrap().remove("network_interface");
+        let out = create(sb, &borrowed);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("in unmanaged mode, the bridge must already exist on the host: name it"), "{}", describe(&out));
         assert_eq!(before, sb.dump(), "create changes nothing");
     }
 }
@@ -650,5 +663,159 @@ sandbox_test! {
         ok(&["apply", "-f", &file]);
         assert!(sb.run(&["ip", "-o", "link", "show", "veth-ha"]).contains("master nc-th"));
         assert_eq!(plan_code(&file).0, 0, "in sync");
+    }
+}
+
+/// What the owner of a bridge set on it: `ip -d link` (flags, MTU, MAC, alias, bridge
+/// settings), its addresses, and the sysctls netctl sets on bridges of its own. Left out is
+/// what the kernel changes by itself: the bridge's ticking timers, the offload sizes it
+/// derives from the ports, and the IPv6 link-local address (whose DAD ends in its own time).
+fn bridge_facts(sb: &Sandbox, dev: &str) -> String {
+    let link = sb.run(&["ip", "-o", "-d", "link", "show", "dev", dev]);
+    let mut words = link.split_whitespace().skip(1);
+    let mut kept = Vec::new();
+    let offloads = [
+        "gso_max_size",
+        "gso_max_segs",
+        "tso_max_size",
+        "tso_max_segs",
+        "gro_max_size",
+    ];
+    let kernels = |w: &str| w.ends_with("_timer") || offloads.contains(&w);
+    while let Some(word) = words.next() {
+        if kernels(word) {
+            words.next();
+        } else {
+            kept.push(word);
+        }
+    }
+    let addrs = sb.run(&["ip", "-o", "addr", "show", "dev", dev]);
+    let addrs: Vec<&str> = addrs
+        .lines()
+        .filter(|l| !l.contains("fe80:"))
+        .filter_map(|l| l.split_once(": ").map(|(_, rest)| rest))
+        .collect();
+    let sysctls: Vec<String> = [
+        format!("ipv4/conf/{dev}/rp_filter"),
+        format!("ipv4/conf/{dev}/route_localnet"),
+        format!("ipv4/conf/{dev}/forwarding"),
+        format!("ipv6/conf/{dev}/accept_ra"),
+        "ipv4/ip_forward".to_owned(),
+    ]
+    .iter()
+    .map(|key| {
+        format!(
+            "{key}={}",
+            sb.run(&["cat", &format!("/proc/sys/net/{key}")]).trim()
+        )
+    })
+    .collect();
+    format!(
+        "{}\n{}\n{}",
+        kept.join(" "),
+        addrs.join("\n"),
+        sysctls.join(" ")
+    )
+}
+
+/// The host links enslaved to `bridge`.
+fn ports_of(sb: &Sandbox, bridge: &str) -> Vec<String> {
+    sb.run(&["ip", "-o", "link", "show", "master", bridge])
+        .lines()
+        .filter_map(|l| {
+            l.split(": ")
+                .nth(1)
+                .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        })
+        .collect()
+}
+
+sandbox_test! {
+    /// podman's `mode=unmanaged`: the bridge is someone else's. Containers get veths on it with
+    /// their addresses and a default route via the gateway, and reach each other and the
+    /// bridge's own address; netctl never changes the bridge (addresses, MTU, MAC, sysctls),
+    /// writes no firewall rules for it, does not count its owner's changes as drift, and leaves
+    /// it in place through reload, teardown and destroy. A missing bridge, or one that is no
+    /// bridge, is refused before anything changes; so are published ports it could not forward.
+    fn netavark_unmanaged_bridge_is_borrowed_never_changed(sb) {
+        sb.run(&["ip", "link", "add", "brext0", "type", "bridge"]);
+        sb.run(&["ip", "link", "set", "brext0", "mtu", "1400", "address", "02:00:00:90:00:01"]);
+        sb.run(&["ip", "addr", "add", "10.90.0.1/24", "dev", "brext0"]);
+        sb.run(&["ip", "link", "set", "brext0", "up"]);
+        let before = bridge_facts(sb, "brext0");
+        let ext = network("ext", &"e1".repeat(32), "brext0", "10.90.0.0/24", "10.90.0.1", &json!({"options": {"mode": "unmanaged"}}));
+        sb.add_netns("c1");
+        sb.add_netns("c2");
+        let web = request(CTR_ID, "web", &[(&ext, "10.90.0.2", json!({}))], &json!([]));
+        let api = request(&"e2".repeat(32), "api", &[(&ext, "10.90.0.3", json!({}))], &json!([]));
+        let status = setup(sb, "c1", &web);
+        assert_eq!(status["ext"]["interfaces"]["eth0"]["subnets"][0]["ipnet"], "10.90.0.2/24", "{status}");
+        assert_eq!(status["ext"]["interfaces"]["eth0"]["subnets"][0]["gateway"], "10.90.0.1", "{status}");
+        assert_eq!(status["ext"]["dns_server_ips"], json!([]), "{status}");
+        setup(sb, "c2", &api);
+
+        assert_eq!(ports_of(sb, "brext0").len(), 2, "both veths are on the bridge");
+        for (ns, ip) in [("c1", "10.90.0.2/24"), ("c2", "10.90.0.3/24")] {
+            assert_eq!(addrs(sb, ns, "eth0"), [ip]);
+            assert_eq!(default_routes(sb, ns), ["10.90.0.1 dev eth0 proto static metric 100"], "{ns}");
+            assert_eq!(mtu(sb, ns, "eth0"), "1400", "{ns}: the bridge's MTU");
+        }
+        // As netavark on an unmanaged bridge: none of its sysctls in the container either.
+        let arp_notify = sb.ns_run("c1", &["cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"]);
+        assert_eq!(arp_notify.trim(), "0");
+        let _l2 = sb.listen(Some("c2"), Proto::Tcp, "10.90.0.3", 7400);
+        assert_eq!(sb.probe(Some("c1"), Proto::Tcp, "10.90.0.3", 7400).as_deref(), Some("10.90.0.2"), "container to container");
+        let _lh = sb.listen(None, Proto::Tcp, "10.90.0.1", 7401);
+        assert_eq!(sb.probe(Some("c2"), Proto::Tcp, "10.90.0.1", 7401).as_deref(), Some("10.90.0.3"), "container to the bridge's address");
+
+        let ruleset = sb.run(&["nft", "list", "ruleset"]);
+        assert!(!ruleset.contains("brext0") && !ruleset.contains("10.90.0."), "no rules for the network:\n{ruleset}");
+        let text = ok(&["show"]);
+        assert!(text.contains("unmanaged"), "{text}");
+        let inspect: Value = serde_json::from_str(&ok(&["-o", "json", "network", "inspect", "ext"])).expect("inspect JSON");
+        assert_eq!(inspect[0]["options"]["mode"], "unmanaged", "{inspect}");
+        assert_eq!(inspect[0]["network_interface"], "brext0", "{inspect}");
+
+        // The owner changes its bridge: not netctl's business, so no drift.
+        sb.run(&["ip", "addr", "del", "10.90.0.1/24", "dev", "brext0"]);
+        assert_eq!(records()["drift"], json!([]), "a borrowed bridge's addresses are no drift");
+        sb.run(&["ip", "addr", "add", "10.90.0.1/24", "dev", "brext0"]);
+
+        // Reloads re-create attachments and rules, never the bridge.
+        ok(&["reload", "--all"]);
+        ok(&["netavark", "firewall-reload"]);
+        assert_eq!(ports_of(sb, "brext0").len(), 2);
+        let ruleset = sb.run(&["nft", "list", "ruleset"]);
+        assert!(!ruleset.contains("brext0") && !ruleset.contains("10.90.0."), "{ruleset}");
+
+        // What netctl cannot do on it is refused before anything changes.
+        sb.run(&["ip", "link", "add", "vx0", "type", "veth", "peer", "name", "vx1"]);
+        sb.add_netns("c3");
+        let dump = sb.dump();
+        let port = json!([{"host_ip": "", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}]);
+        let err = refused(sb, "c3", &request(&"e3".repeat(32), "pub", &[(&ext, "10.90.0.4", json!({}))], &port));
+        assert!(err.contains("network ext: port mappings cannot be honoured in unmanaged mode"), "{err}");
+        for (bridge, problem) in [("brnone", "brnone does not exist"), ("vx0", "vx0 is a veth link, not a bridge")] {
+            let ghost = network("ghost", &"e4".repeat(32), bridge, "10.90.9.0/24", "10.90.9.1", &json!({"options": {"mode": "unmanaged"}}));
+            let err = refused(sb, "c3", &request(&"e3".repeat(32), "lost", &[(&ghost, "10.90.9.2", json!({}))], &json!([])));
+            assert!(err.contains("in unmanaged mode, the bridge must already exist on the host") && err.contains(problem), "{err}");
+        }
+        assert_eq!(dump, sb.dump(), "nothing changed");
+        assert_eq!(recorded_containers().len(), 2);
+
+        // Teardown takes the veths and leaves the bridge as its owner made it.
+        for (ns, req) in [("c1", &web), ("c2", &api)] {
+            let out = netavark(sb, "teardown", ns, req);
+            assert!(out.status.success(), "{}", describe(&out));
+        }
+        assert!(ports_of(sb, "brext0").is_empty());
+        assert!(recorded_containers().is_empty());
+        assert_eq!(bridge_facts(sb, "brext0"), before, "the bridge is unchanged");
+
+        // So does `destroy --all`.
+        setup(sb, "c1", &web);
+        ok(&["destroy", "--all"]);
+        assert!(ports_of(sb, "brext0").is_empty());
+        assert_eq!(bridge_facts(sb, "brext0"), before, "the bridge is unchanged");
     }
 }

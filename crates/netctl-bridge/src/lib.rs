@@ -10,6 +10,10 @@
 //! * [`teardown`] detaches one container and always runs to the end: it works when the
 //!   container's namespace is already gone and reports every error it met.
 //! * [`remove_network`] deletes the bridge (when its last attachment has left).
+//! * [`check_borrowed`] is all a network with a borrowed bridge (netavark's `mode=unmanaged`)
+//!   does instead of [`ensure_network`]: the bridge must exist and be a bridge; netctl never
+//!   changes it (addresses, MTU, sysctls) nor deletes it. Its containers' veths are made as
+//!   for any bridge, but without netavark's sysctls and hairpin mode, as netavark does there.
 //!
 //! Firewall rules are not made here: the caller drives `netctl-firewall` around these calls, so
 //! port forwards are removed before routes and bridge on teardown.
@@ -36,6 +40,9 @@ pub struct BridgeNetwork {
     pub subnets: Vec<BridgeSubnet>,
     pub mtu: Option<u32>,
     pub internal: bool,
+    /// The bridge is borrowed (netavark's `mode=unmanaged`): someone else made it and owns
+    /// it; only the containers' veths are netctl's.
+    pub unmanaged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +163,11 @@ pub enum BridgeError {
     },
     #[error("{} is taken by a link netctl did not make (alias {alias:?})", name)]
     Foreign { name: String, alias: Option<String> },
+    /// A borrowed bridge (`mode=unmanaged`) that is not there to borrow; netavark's wording.
+    #[error(
+        "network {network}: in unmanaged mode, the bridge must already exist on the host: {problem}"
+    )]
+    NotBorrowable { network: String, problem: String },
 }
 
 /// Every error a teardown met; it still did all it could.
@@ -263,6 +275,45 @@ pub fn ensure_network(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeEr
             .map_err(err(&format!("set {} up", net.bridge)))?;
     }
     Ok(())
+}
+
+/// Why `link` (the host's link named `bridge`, if any) cannot be borrowed by an unmanaged
+/// network, if it cannot: it is missing, is no bridge, or is one netctl made for a network of
+/// its own (which netctl deletes with that network's last container).
+pub fn borrow_problem(bridge: &str, link: Option<&Link>) -> Option<String> {
+    let Some(link) = link else {
+        return Some(format!("{bridge} does not exist"));
+    };
+    if link.kind != LinkKind::Bridge {
+        return Some(format!("{bridge} is a {} link, not a bridge", link.kind));
+    }
+    let ours = link_alias(&["netctl", "network", ""]);
+    if let Some(alias) = link.alias.as_deref().filter(|a| a.starts_with(&ours)) {
+        return Some(format!(
+            "{bridge} is a bridge netctl made for a network of its own (alias {alias:?}); give the unmanaged network a bridge made outside netctl"
+        ));
+    }
+    None
+}
+
+/// What a network with a borrowed bridge (`mode=unmanaged`) checks where [`ensure_network`]
+/// would make the bridge: that it is there to borrow (see [`borrow_problem`]). Changes
+/// nothing.
+pub fn check_borrowed(sys: &dyn Sys, net: &BridgeNetwork) -> Result<(), BridgeError> {
+    let link = sys
+        .link(&NsRef::Host, &net.bridge)
+        .map_err(|source| BridgeError::Network {
+            network: net.name.clone(),
+            what: format!("look up bridge {}", net.bridge),
+            source: Box::new(source),
+        })?;
+    match borrow_problem(&net.bridge, link.as_ref()) {
+        None => Ok(()),
+        Some(problem) => Err(BridgeError::NotBorrowable {
+            network: net.name.clone(),
+            problem,
+        }),
+    }
 }
 
 /// Sets a sysctl unless it already has the value (so a converged host sees no writes).
@@ -441,15 +492,18 @@ fn setup_steps(
 
     // Sysctls inside the container before addresses, as netavark does. The IPv4 ones in one
     // netlink request; IPv6's per-interface settings are only writable through /proc.
+    // netavark leaves them out on a borrowed bridge (its LAN may want DAD and autoconf).
     let ifname = att.interface.as_str();
-    sys.set_ipv4_conf(
-        &ctr,
-        ifname,
-        &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
-    )
-    .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
-    interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses)
-        .map_err(|e| err(e.what)(*e.source))?;
+    if !net.unmanaged {
+        sys.set_ipv4_conf(
+            &ctr,
+            ifname,
+            &[(Ipv4Conf::RpFilter, 2), (Ipv4Conf::ArpNotify, 1)],
+        )
+        .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
+        interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses)
+            .map_err(|e| err(e.what)(*e.source))?;
+    }
 
     sys.set_link(
         &host,
@@ -458,8 +512,10 @@ fn setup_steps(
             master: Some(Some(net.bridge.clone())),
             up: Some(true),
             // With br_netfilter loaded, a container reaching its own published port (hairpin
-            // NAT) needs its bridge port to send frames back where they came from.
-            hairpin: Some(true),
+            // NAT) needs its bridge port to send frames back where they came from. A borrowed
+            // bridge publishes no ports, and hairpin would echo the container's own broadcasts
+            // (and DAD probes) back to it.
+            hairpin: (!net.unmanaged).then_some(true),
             ..LinkChange::default()
         },
     )

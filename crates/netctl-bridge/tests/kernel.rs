@@ -24,6 +24,7 @@ fn network(internal: bool) -> BridgeNetwork {
         ],
         mtu: Some(1400),
         internal,
+        unmanaged: false,
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn find(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<V
         let what = match &step.resource {
             Resource::Network { name } => match plan.target.networks.get(name) {
                 Some(net) if !net.external => {
-                    crate::driver::for_kind(net.driver).host_conflict(engine, plan, rec, name)?
+                    crate::driver::for_target(net).host_conflict(engine, plan, rec, name)?
                 }
                 _ => None,
             },
@@ -58,6 +58,19 @@ fn describe_link(link: &Link) -> String {
     }
 }
 
+/// The bridge name the plan gives network `name`, if it names one.
+fn target_bridge(plan: &Plan, name: &str) -> Option<String> {
+    plan.target.networks.get(name)?.bridge.clone()
+}
+
+/// The host's link called `name`, if any.
+fn host_link(engine: &Engine<'_>, name: &str) -> Result<Option<Link>> {
+    engine
+        .sys
+        .link(&NsRef::Host, name)
+        .map_err(sys_err(format!("look up {name}")))
+}
+
 /// A network's bridge name held by a link that is not this network's bridge.
 pub(crate) fn bridge_taken(
     engine: &Engine<'_>,
@@ -65,12 +78,7 @@ pub(crate) fn bridge_taken(
     rec: &Recorded,
     name: &str,
 ) -> Result<Option<String>> {
-    let Some(bridge) = plan
-        .target
-        .networks
-        .get(name)
-        .and_then(|n| n.bridge.clone())
-    else {
+    let Some(bridge) = target_bridge(plan, name) else {
         return Ok(None);
     };
     // Still this network's recorded bridge (a replace for other reasons): it is ours.
@@ -81,11 +89,7 @@ pub(crate) fn bridge_taken(
     {
         return Ok(None);
     }
-    let Some(link) = engine
-        .sys
-        .link(&NsRef::Host, &bridge)
-        .map_err(sys_err(format!("look up {bridge}")))?
-    else {
+    let Some(link) = host_link(engine, &bridge)? else {
         return Ok(None);
     };
     // netctl's bridge for a network of this name (left by an earlier store, or made by this
@@ -97,6 +101,7 @@ pub(crate) fn bridge_taken(
         subnets: Vec::new(),
         mtu: None,
         internal: false,
+        unmanaged: false,
     };
     if probe.owns(&link) {
         return Ok(None);
@@ -105,6 +110,24 @@ pub(crate) fn bridge_taken(
         "bridge name {bridge} is taken by {} that netctl did not make; choose another `bridge`, or remove that link if it is a leftover (ip link del {bridge})",
         describe_link(&link)
     )))
+}
+
+/// A borrowed bridge (`mode=unmanaged`) that is not there to borrow: missing, no bridge, or
+/// one netctl made for a network of its own.
+pub(crate) fn bridge_not_borrowable(
+    engine: &Engine<'_>,
+    plan: &Plan,
+    name: &str,
+) -> Result<Option<String>> {
+    let Some(bridge) = target_bridge(plan, name) else {
+        return Ok(None);
+    };
+    let link = host_link(engine, &bridge)?;
+    Ok(
+        netctl_bridge::borrow_problem(&bridge, link.as_ref()).map(|problem| {
+            format!("in unmanaged mode, the bridge must already exist on the host: {problem}")
+        }),
+    )
 }
 
 /// A managed namespace's file already there and not netctl's.
@@ -237,10 +260,7 @@ fn host_interface_taken(
         .attachments
         .get(&(container.to_owned(), network.to_owned()))
         .is_some_and(|a| a.host_interface.as_ref() == Some(name));
-    let taken = engine
-        .sys
-        .link(&NsRef::Host, name)
-        .map_err(sys_err(format!("look up {name}")))?;
+    let taken = host_link(engine, name)?;
     Ok(taken.filter(|_| !ours).map(|link| {
         format!(
             "host interface name {name} is already in use ({}); choose another `host_interface`",
@@ -257,7 +277,8 @@ fn permission_bits(mode: u32) -> u32 {
 /// The checks a declarative apply adds (podman and CNI do their own): names other projects
 /// own, external networks that do not exist, subnets already used on the host or by another
 /// project's network, host ports another project's container publishes or a host socket
-/// listens on. `rec` is every record, whatever the project.
+/// listens on, ports published through an external network without a firewall. `rec` is
+/// every record, whatever the project.
 pub(crate) fn find_declarative(
     engine: &Engine<'_>,
     plan: &Plan,
@@ -310,6 +331,9 @@ pub(crate) fn find_declarative(
                 }
             }
             (Resource::Container { name }, Action::Create | Action::Update | Action::Replace) => {
+                if let Some(what) = ports_unforwardable(plan, rec, name) {
+                    conflict(step.resource.clone(), what);
+                }
                 for what in port_conflicts(engine, plan, rec, name, &mut listening)? {
                     conflict(step.resource.clone(), what);
                 }
@@ -393,7 +417,7 @@ fn subnet_conflicts(
             .target
             .networks
             .get(name)
-            .is_some_and(|n| crate::driver::for_kind(n.driver).shares_host_subnets());
+            .is_some_and(|n| crate::driver::for_target(n).shares_host_subnets());
         if !shares_host
             && let Some((_, what)) = host.iter().find(|(net, _)| overlap(subnet, net.trunc()))
         {
@@ -414,6 +438,34 @@ fn of_project(project: Option<&str>) -> String {
 
 /// A container's newly published host ports against other recorded containers and the
 /// host's listening sockets.
+/// Published ports of a container whose first interface (where they are forwarded) is on a
+/// network without netctl's firewall: a macvlan network, or a bridge in unmanaged mode. The
+/// validator refuses these for networks the file defines; this catches the `external` ones,
+/// whose driver only their records know.
+fn ports_unforwardable(plan: &Plan, rec: &Recorded, name: &str) -> Option<String> {
+    let target = plan.target.containers.get(name)?;
+    if target.ports.is_empty() || target.mode != netctl_state::NetworkMode::Bridge {
+        return None;
+    }
+    let (network, att) = target
+        .attachments
+        .iter()
+        .min_by_key(|(_, a)| crate::fwmap::interface_order(&a.interface))?;
+    let firewalled = match plan.target.networks.get(network) {
+        Some(net) if !net.external => crate::driver::for_target(net).uses_firewall(),
+        _ => rec
+            .networks
+            .get(network)
+            .is_none_or(|net| crate::driver::of(net).uses_firewall()),
+    };
+    (!firewalled).then(|| {
+        format!(
+            "its ports cannot be published: its first interface {} is on network {network}, which has no firewall (a macvlan network, or a bridge in unmanaged mode); publish them through another network as its first, or reach it at its own address",
+            att.interface
+        )
+    })
+}
+
 fn port_conflicts(
     engine: &Engine<'_>,
     plan: &Plan,

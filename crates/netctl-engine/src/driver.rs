@@ -1,5 +1,5 @@
 //! The network-driver seam: what a network driver owns, and the one place the engine learns
-//! which driver a network has ([`of`], [`for_kind`]). Everything else in the engine asks the
+//! which driver a network has ([`of`], [`for_target`]). Everything else in the engine asks the
 //! driver it got and never matches on the kind.
 //!
 //! A driver owns:
@@ -14,7 +14,9 @@
 //!   (`netctl_plan::driver`, the planner's pure half of this seam, judges them);
 //! * whether the firewall and aardvark-dns serve its networks.
 //!
-//! Drivers: `bridge` (`netctl-bridge`) and `macvlan` (`netctl-macvlan`).
+//! Drivers: `bridge` (`netctl-bridge`), the same with a borrowed bridge (podman's
+//! `mode=unmanaged`: someone else's bridge that netctl never changes or deletes, with no
+//! firewall and no DNS) and `macvlan` (`netctl-macvlan`).
 
 use std::collections::BTreeMap;
 
@@ -23,7 +25,7 @@ use netctl_macvlan::{MacvlanAttachment, MacvlanNetwork, MacvlanSubnet};
 use netctl_plan::{LinkFacts, Plan, Recorded, TargetNetwork, driver as facts};
 use netctl_state::{AttachmentRecord, ContainerRecord, NetworkRecord};
 use netctl_sys::{NsRef, Route, RouteKind, Sys};
-use netctl_types::{NetworkSpec, StatusBlock};
+use netctl_types::{BridgeMode, NetworkSpec, StatusBlock};
 
 use crate::exec::sys_err;
 use crate::{Engine, Result};
@@ -119,16 +121,18 @@ pub(crate) trait NetworkDriver: Sync {
 /// The driver of a recorded network.
 pub(crate) fn of(net: &NetworkRecord) -> &'static dyn NetworkDriver {
     match net.driver {
+        netctl_state::NetworkDriver::Bridge if net.unmanaged() => &UnmanagedBridge,
         netctl_state::NetworkDriver::Bridge => &Bridge,
         netctl_state::NetworkDriver::Macvlan => &Macvlan,
     }
 }
 
-/// The driver of a network in the file.
-pub(crate) fn for_kind(kind: netctl_types::NetworkDriver) -> &'static dyn NetworkDriver {
-    match kind {
-        netctl_types::NetworkDriver::Bridge => &Bridge,
-        netctl_types::NetworkDriver::Macvlan => &Macvlan,
+/// The driver of a network of the desired state.
+pub(crate) fn for_target(target: &TargetNetwork) -> &'static dyn NetworkDriver {
+    match (target.driver, target.bridge_mode) {
+        (netctl_types::NetworkDriver::Bridge, BridgeMode::Unmanaged) => &UnmanagedBridge,
+        (netctl_types::NetworkDriver::Bridge, BridgeMode::Managed) => &Bridge,
+        (netctl_types::NetworkDriver::Macvlan, _) => &Macvlan,
     }
 }
 
@@ -152,6 +156,12 @@ fn metric_of(att: &AttachmentRecord) -> u32 {
 
 // ---- bridge ------------------------------------------------------------------------------
 
+/// The host's link under the network's bridge name, if any.
+fn host_bridge(sys: &dyn Sys, net: &NetworkRecord) -> Result<Option<netctl_sys::Link>> {
+    sys.link(&NsRef::Host, &net.network_interface)
+        .map_err(sys_err(format!("look up bridge {}", net.network_interface)))
+}
+
 /// A Linux bridge with a veth pair per container (`netctl-bridge`).
 struct Bridge;
 
@@ -170,6 +180,7 @@ pub(crate) fn bridge_network(net: &NetworkRecord) -> BridgeNetwork {
             .collect(),
         mtu: net.mtu,
         internal: net.internal,
+        unmanaged: net.unmanaged(),
     }
 }
 
@@ -215,9 +226,7 @@ impl NetworkDriver for Bridge {
     }
 
     fn network_ready(&self, sys: &dyn Sys, net: &NetworkRecord) -> Result<HostObjects> {
-        let link = sys
-            .link(&NsRef::Host, &net.network_interface)
-            .map_err(sys_err(format!("look up bridge {}", net.network_interface)))?;
+        let link = host_bridge(sys, net)?;
         Ok(match link {
             Some(l) if l.up => HostObjects::Ready,
             Some(_) => HostObjects::Incomplete,
@@ -329,6 +338,116 @@ impl NetworkDriver for Bridge {
 
     fn uses_dns(&self) -> bool {
         true
+    }
+}
+
+// ---- bridge, borrowed ----------------------------------------------------------------------
+
+/// An existing bridge that is not netctl's (podman's `mode=unmanaged`), with a veth pair per
+/// container, as netavark does it: the bridge must be there; netctl never gives it addresses,
+/// sysctls or an MTU, never deletes it, and sets up no firewall (so no masquerade, isolation or
+/// published ports) and no DNS for the network. The containers' side is [`Bridge`]'s.
+struct UnmanagedBridge;
+
+impl NetworkDriver for UnmanagedBridge {
+    fn ensure_network(&self, sys: &dyn Sys, net: &NetworkRecord) -> Result<()> {
+        netctl_bridge::check_borrowed(sys, &bridge_network(net))?;
+        Ok(())
+    }
+
+    fn network_ready(&self, sys: &dyn Sys, net: &NetworkRecord) -> Result<HostObjects> {
+        let link = host_bridge(sys, net)?;
+        // Anything amiss is for `ensure_network` to name; it never makes the bridge, so a
+        // rollback never has one to take away.
+        Ok(
+            match netctl_bridge::borrow_problem(&net.network_interface, link.as_ref()) {
+                None => HostObjects::Ready,
+                Some(_) => HostObjects::Incomplete,
+            },
+        )
+    }
+
+    fn remove_network(&self, _sys: &dyn Sys, _net: &NetworkRecord) -> Result<()> {
+        // Borrowed: the bridge stays, as its owner left it.
+        Ok(())
+    }
+
+    fn host_conflict(
+        &self,
+        engine: &Engine<'_>,
+        plan: &Plan,
+        _rec: &Recorded,
+        name: &str,
+    ) -> Result<Option<String>> {
+        crate::conflicts::bridge_not_borrowable(engine, plan, name)
+    }
+
+    fn shares_host_subnets(&self) -> bool {
+        // The bridge is a host interface, often with an address in the network's subnet.
+        true
+    }
+
+    fn choose_interface(&self, _sys: &dyn Sys, _recorded: &Recorded) -> Result<String> {
+        Err(crate::EngineError::Invalid(
+            "in unmanaged mode, the bridge must already exist on the host: name it (podman's network_interface)".into(),
+        ))
+    }
+
+    fn setup(
+        &self,
+        sys: &dyn Sys,
+        net: &NetworkRecord,
+        ctr: &ContainerRecord,
+        att: &AttachmentRecord,
+    ) -> Result<StatusBlock> {
+        Bridge.setup(sys, net, ctr, att)
+    }
+
+    fn teardown(
+        &self,
+        sys: &dyn Sys,
+        net: &NetworkRecord,
+        ctr: &ContainerRecord,
+        att: &AttachmentRecord,
+    ) -> Result<()> {
+        Bridge.teardown(sys, net, ctr, att)
+    }
+
+    fn teardown_before_netns_delete(
+        &self,
+        sys: &dyn Sys,
+        net: &NetworkRecord,
+        ctr: &ContainerRecord,
+        att: &AttachmentRecord,
+    ) -> Result<Option<String>> {
+        Bridge.teardown_before_netns_delete(sys, net, ctr, att)
+    }
+
+    fn assumed_host_links(&self, net: &NetworkRecord) -> Vec<(String, LinkFacts)> {
+        // Whatever its owner gave it (addresses, state) is not netctl's to expect.
+        vec![(net.network_interface.clone(), LinkFacts::default())]
+    }
+
+    fn record_options(&self, _target: &TargetNetwork) -> BTreeMap<String, String> {
+        BTreeMap::from([(
+            facts::OPTION_MODE.to_owned(),
+            netctl_state::BRIDGE_MODE_UNMANAGED.to_owned(),
+        )])
+    }
+
+    fn spec_of(&self, net: &NetworkRecord) -> NetworkSpec {
+        NetworkSpec {
+            bridge_mode: BridgeMode::Unmanaged,
+            ..Bridge.spec_of(net)
+        }
+    }
+
+    fn uses_firewall(&self) -> bool {
+        false
+    }
+
+    fn uses_dns(&self) -> bool {
+        false
     }
 }
 

@@ -452,7 +452,7 @@ impl<'e, 'a> Run<'e, 'a> {
                 .values()
                 .flat_map(|n| n.subnets.iter().flatten().map(|s| s.subnet)),
         );
-        let drv = driver::for_kind(target.driver);
+        let drv = driver::for_target(target);
         let mut subnets: Vec<SubnetRecord> = if let Some(subnets) = &target.subnets {
             subnets.iter().map(subnet_record).collect()
         } else {

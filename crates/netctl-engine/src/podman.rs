@@ -15,10 +15,10 @@ use std::path::Path;
 use netctl_plan::Resource;
 use netctl_state::StateRead as _;
 use netctl_types::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
-    LeaseRangeSpec, MacAddr, NetAddress, NetInterface, NetnsSpec, Network, NetworkCreateConfig,
-    NetworkOptions, NetworkSpec, PortSpec, PortTable, RouteSpec, RouteType, Shown, StatusBlock,
-    Subnet, SubnetSpec,
+    AttachmentSpec, BridgeMode, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver,
+    Isolate, LeaseRangeSpec, MacAddr, NetAddress, NetInterface, NetnsSpec, Network,
+    NetworkCreateConfig, NetworkOptions, NetworkSpec, PortSpec, PortTable, RouteSpec, RouteType,
+    Shown, StatusBlock, Subnet, SubnetSpec,
 };
 
 use crate::exec::{Verify, desired_from_recorded, execute};
@@ -40,7 +40,7 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             net.name, net.driver
         )));
     }
-    check_options(net)?;
+    let bridge_mode = check_options(net)?;
     let bridge = net.network_interface.clone().ok_or_else(|| {
         EngineError::Invalid(format!(
             "network {}: no network_interface (bridge name)",
@@ -115,8 +115,16 @@ fn network_spec(net: &Network) -> Result<NetworkSpec> {
             )));
         }
     };
+    if bridge_mode == BridgeMode::Unmanaged {
+        check_unmanaged(
+            net,
+            isolate,
+            outbound_addr4.is_some() || outbound_addr6.is_some(),
+        )?;
+    }
     Ok(NetworkSpec {
         bridge: Some(bridge),
+        bridge_mode,
         subnets: net
             .subnets
             .iter()
@@ -230,27 +238,79 @@ const REFUSED_OPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// What netctl cannot honour on a network with a borrowed bridge (`mode=unmanaged`), refused
+/// rather than accepted and ignored: netavark sets up no firewall there (so `isolate` and the
+/// outbound addresses would do nothing), and netctl's aardvark-dns listens only on gateway
+/// addresses it puts on bridges of its own.
+fn check_unmanaged(net: &Network, isolate: Isolate, outbound: bool) -> Result<()> {
+    let refuse = |what: &str, why: &str| {
+        Err(EngineError::Invalid(format!(
+            "network {}: {what} cannot be honoured in unmanaged mode: {why}",
+            net.name
+        )))
+    };
+    if isolate != Isolate::Disabled {
+        return refuse(
+            "option isolate",
+            "no firewall is set up for a bridge netctl does not manage",
+        );
+    }
+    if outbound {
+        return refuse(
+            "options outbound_addr4/outbound_addr6",
+            "no firewall is set up for a bridge netctl does not manage, so outbound traffic is not NATed at all",
+        );
+    }
+    if net.dns_enabled {
+        return refuse(
+            "dns_enabled",
+            "netctl's aardvark-dns serves only bridges netctl manages; create the network with --disable-dns",
+        );
+    }
+    Ok(())
+}
+
+/// Port mappings of a container whose first interface (where netctl forwards published
+/// ports) is on a network with a borrowed bridge: netavark forwards no ports there, and
+/// netctl refuses rather than accepting and ignoring them.
+fn check_unmanaged_ports(state: &DesiredState, container: &ContainerSpec) -> Result<()> {
+    if container.ports.is_empty() {
+        return Ok(());
+    }
+    let first = container.networks.iter().min_by_key(|(_, att)| {
+        crate::fwmap::interface_order(att.interface.as_deref().unwrap_or(""))
+    });
+    if let Some((name, _)) = first
+        && state
+            .networks
+            .get(name)
+            .is_some_and(|n| n.bridge_mode == BridgeMode::Unmanaged)
+    {
+        return Err(EngineError::Invalid(format!(
+            "network {name}: port mappings cannot be honoured in unmanaged mode: no firewall is set up for a bridge netctl does not manage, so nothing would forward them; publish ports through a managed network as the container's first, or reach the container at its own address"
+        )));
+    }
+    Ok(())
+}
+
 /// Every option, route and IPAM driver of a podman network is one netctl carries out, or the
-/// request is refused naming it: nothing is accepted and ignored.
-fn check_options(net: &Network) -> Result<()> {
+/// request is refused naming it: nothing is accepted and ignored. Returns the bridge's mode.
+fn check_options(net: &Network) -> Result<BridgeMode> {
     let refuse = |what: String| {
         Err(EngineError::Invalid(format!(
             "network {}: {what}",
             net.name
         )))
     };
+    let mut mode = BridgeMode::Managed;
     for (key, value) in &net.options {
         match key.as_str() {
             "mtu" | "isolate" | "metric" | "no_default_route" | "outbound_addr4"
             | "outbound_addr6" => {}
-            "mode" if matches!(value.as_str(), "" | "managed") => {}
-            "mode" if value == "unmanaged" => {
-                return refuse(
-                    "bridge mode \"unmanaged\" is not supported (netctl creates and owns its bridges)"
-                        .into(),
-                );
-            }
-            "mode" => return refuse(format!("invalid bridge mode {value:?}")),
+            "mode" => match BridgeMode::parse(value) {
+                Some(m) => mode = m,
+                None => return refuse(format!("invalid bridge mode {value:?}")),
+            },
             _ => match REFUSED_OPTIONS.iter().find(|(k, _)| k == key) {
                 Some((_, why)) => {
                     return refuse(format!("unsupported bridge network option: {key} ({why})"));
@@ -278,7 +338,7 @@ fn check_options(net: &Network) -> Result<()> {
         None | Some("" | "host-local" | "none") => {}
         Some(other) => return refuse(format!("unsupported ipam driver {other}")),
     }
-    Ok(())
+    Ok(mode)
 }
 
 /// Per-network options of a container: netavark knows only `host_interface_name` (the host
@@ -415,6 +475,7 @@ fn requested_state(
             ..ContainerSpec::default()
         },
     );
+    check_unmanaged_ports(&state, &state.containers[name])?;
     let checked = netctl_validate::validate_state("netavark request", &state);
     if checked.has_errors() {
         return Err(EngineError::Invalid(format!(
@@ -423,7 +484,12 @@ fn requested_state(
         )));
     }
     let wanted = state.networks.keys().cloned().collect();
-    let valid = checked.state.expect("no errors, so a state").desired;
+    let mut valid = checked.state.expect("no errors, so a state").desired;
+    // The validator checks the request as the text of a file, where a bridge's mode is not a
+    // key (only podman's protocol has it): carry it over.
+    for (name, net) in &mut valid.networks {
+        net.bridge_mode = state.networks[name].bridge_mode;
+    }
     Ok((valid, wanted))
 }
 
@@ -847,13 +913,22 @@ pub(crate) fn create(engine: &Engine<'_>, req: &NetworkCreateConfig) -> Result<N
             net.name, net.driver
         ));
     }
-    check_options(&net)?;
+    // A borrowed bridge may be shared (netavark skips the bridge-name check for it), may hold
+    // an address of the network's subnet (so the host's subnets are not looked at), and must
+    // be named: there is nothing to choose a free name for.
+    let unmanaged = check_options(&net)? == BridgeMode::Unmanaged;
     let used = &req.used;
     match &net.network_interface {
-        Some(bridge) if used.interfaces.contains(bridge) => {
+        Some(bridge) if used.interfaces.contains(bridge) && !unmanaged => {
             return invalid(format!("bridge name {bridge} already in use"));
         }
         Some(_) => {}
+        None if unmanaged => {
+            return invalid(format!(
+                "network {}: in unmanaged mode, the bridge must already exist on the host: name it (--interface-name)",
+                net.name
+            ));
+        }
         None => {
             let stem = req
                 .options
@@ -868,7 +943,7 @@ pub(crate) fn create(engine: &Engine<'_>, req: &NetworkCreateConfig) -> Result<N
         }
     }
     let mut taken = used.subnets.clone();
-    if req.options.check_used_subnets {
+    if req.options.check_used_subnets && !unmanaged {
         let host = engine
             .sys
             .addrs(&netctl_sys::NsRef::Host)

@@ -476,3 +476,130 @@ fn macvlan_host_address_is_never_leased() {
     let chain = netctl_types::error_chain(&err);
     assert!(chain.contains("failed to find free IP in range"), "{chain}");
 }
+
+/// A world whose host has `brext0`, a bridge someone else made (no netctl mark, an address
+/// of its own, up), and the container namespace `/run/netns/c1` with `lo` up.
+fn borrowed_bridge_world() -> World {
+    use netctl_sys::Namespaces as _;
+    let w = World::new();
+    let host = netctl_sys::NsRef::Host;
+    w.sys
+        .add_bridge(
+            &host,
+            &netctl_sys::BridgeSpec {
+                name: "brext0".into(),
+                mtu: Some(1400),
+                mac: None,
+                alias: None,
+            },
+        )
+        .unwrap();
+    w.sys
+        .add_addr(&host, "brext0", "10.90.0.1/24".parse().unwrap())
+        .unwrap();
+    w.sys
+        .set_link(&host, "brext0", &netctl_sys::LinkChange::up())
+        .unwrap();
+    let ns = w.sys.create_named(Path::new("/run/netns"), "c1").unwrap();
+    // As a container's `lo` is once the first setup has run.
+    w.sys
+        .set_link(
+            &netctl_sys::NsRef::path(ns),
+            "lo",
+            &netctl_sys::LinkChange::up(),
+        )
+        .unwrap();
+    w.sys.clear_calls();
+    w
+}
+
+/// podman's request for container `web` on the network `ext` over `brext0`, unmanaged.
+fn unmanaged_request() -> netctl_types::NetworkOptions {
+    serde_json::from_value(serde_json::json!({
+        "container_id": "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666",
+        "container_name": "web",
+        "networks": {"ext": {"interface_name": "eth0", "static_ips": ["10.90.0.2"]}},
+        "network_info": {"ext": {"name": "ext", "id": "e1".repeat(32), "driver": "bridge",
+            "network_interface": "brext0", "subnets": [{"subnet": "10.90.0.0/24", "gateway": "10.90.0.1"}],
+            "ipv6_enabled": false, "internal": false, "dns_enabled": false,
+            "options": {"mode": "unmanaged"}}}
+    }))
+    .unwrap()
+}
+
+/// podman's `mode=unmanaged` against the recording fake: the only change that names the
+/// borrowed bridge is enslaving the container's veth to it; no sysctl and no firewall call is
+/// made; a failure at any mutating call of the setup leaves machine and store as they were;
+/// teardown and `destroy` leave the bridge exactly as its owner made it.
+#[test]
+fn unmanaged_bridge_is_only_borrowed() {
+    let ns = Path::new("/run/netns/c1");
+    let w = borrowed_bridge_world();
+    let machine_before = w.sys.state();
+    w.engine().netavark_setup(ns, &unmanaged_request()).unwrap();
+    let calls = w.sys.mutating_calls();
+    let on_bridge: Vec<&String> = calls.iter().filter(|c| c.contains("brext0")).collect();
+    assert_eq!(on_bridge.len(), 1, "{calls:#?}");
+    assert!(
+        on_bridge[0].starts_with("set_link host nc") && on_bridge[0].ends_with("master=brext0"),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("sysctl") || c.contains("nft")),
+        "{calls:#?}"
+    );
+    w.engine().netavark_teardown(&unmanaged_request()).unwrap();
+    assert_eq!(w.sys.state(), machine_before, "teardown leaves the bridge");
+    w.engine().netavark_setup(ns, &unmanaged_request()).unwrap();
+    w.engine().destroy(None).unwrap();
+    assert_eq!(w.sys.state(), machine_before, "destroy leaves the bridge");
+
+    let probe = borrowed_bridge_world();
+    probe
+        .engine()
+        .netavark_setup(ns, &unmanaged_request())
+        .unwrap();
+    let total = probe.sys.mutating_calls().len();
+    for n in 1..=total {
+        let w = borrowed_bridge_world();
+        let machine_before = w.sys.state();
+        let store_before = w.store_dump();
+        w.sys.fail_at(n);
+        let Err(err) = w.engine().netavark_setup(ns, &unmanaged_request()) else {
+            continue;
+        };
+        let text = netctl_types::error_chain(&err);
+        assert_eq!(w.sys.state(), machine_before, "call {n}: {text}");
+        assert_eq!(w.store_dump(), store_before, "call {n}: {text}");
+    }
+}
+
+/// A file's container may join podman's unmanaged network as `external`, but not publish ports
+/// through it: there is no firewall to forward them, so the apply is refused before anything
+/// changes rather than the ports accepted and ignored.
+#[test]
+fn ports_through_an_external_unmanaged_network_are_refused() {
+    let w = borrowed_bridge_world();
+    w.engine()
+        .netavark_setup(Path::new("/run/netns/c1"), &unmanaged_request())
+        .unwrap();
+    let file =
+        "project = \"p\"\n\n[networks.ext]\nexternal = true\n\n[containers.x]\nnetworks.ext = {}\n";
+    let machine_before = w.sys.state();
+    let published = format!("{file}ports = [\"8080:80\"]\n");
+    let err = w
+        .engine()
+        .apply(&toml::from_str(&published).unwrap(), None, false)
+        .unwrap_err();
+    let chain = netctl_types::error_chain(&err);
+    assert!(
+        chain.contains("its ports cannot be published: its first interface eth0 is on network ext"),
+        "{chain}"
+    );
+    assert_eq!(w.sys.state(), machine_before, "nothing changed");
+    w.engine()
+        .apply(&toml::from_str(file).unwrap(), None, false)
+        .unwrap();
+}

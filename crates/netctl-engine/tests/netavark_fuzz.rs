@@ -154,3 +154,131 @@ fn macvlan_requests() {
     let err = decide(request(json!({"isolate": "true"}), json!({}))).unwrap_err();
     assert!(err.contains("isolate"), "{err}");
 }
+
+/// One case of [`bridge_mode_requests`]: network options, DNS on, the container's first
+/// network, ports, and the mode recorded or (part of) the refusal.
+type ModeCase = (
+    serde_json::Value,
+    bool,
+    bool,
+    serde_json::Value,
+    Result<netctl_types::BridgeMode, &'static str>,
+);
+
+/// podman's bridge `mode` (netavark's `managed`/`unmanaged`): each case is the options of
+/// network `ext` (on `brext0`), whether `ext` has DNS, whether it is the container's first
+/// network (`eth0`, where published ports go) and the ports; accepted with the mode it
+/// records, or refused with the reason. Nothing netctl cannot do on a borrowed bridge is
+/// accepted and ignored.
+#[test]
+fn bridge_mode_requests() {
+    use netctl_types::BridgeMode::{Managed, Unmanaged};
+    let port = json!([{"host_ip": "", "container_port": 80, "host_port": 8080, "range": 1, "protocol": "tcp"}]);
+    let cases: Vec<ModeCase> = vec![
+        (json!({}), false, true, json!([]), Ok(Managed)),
+        (json!({"mode": ""}), false, true, json!([]), Ok(Managed)),
+        (
+            json!({"mode": "managed"}),
+            false,
+            true,
+            port.clone(),
+            Ok(Managed),
+        ),
+        (
+            json!({"mode": "unmanaged"}),
+            false,
+            true,
+            json!([]),
+            Ok(Unmanaged),
+        ),
+        (
+            json!({"mode": "unmanaged", "mtu": "1280", "metric": "50", "no_default_route": "true", "isolate": "false"}),
+            false,
+            true,
+            json!([]),
+            Ok(Unmanaged),
+        ),
+        // Ports go to eth0, on a managed network: they are forwarded there.
+        (
+            json!({"mode": "unmanaged"}),
+            false,
+            false,
+            port.clone(),
+            Ok(Unmanaged),
+        ),
+        (
+            json!({"mode": "sideways"}),
+            false,
+            true,
+            json!([]),
+            Err("network ext: invalid bridge mode \"sideways\""),
+        ),
+        (
+            json!({"mode": "unmanaged", "isolate": "strict"}),
+            false,
+            true,
+            json!([]),
+            Err("network ext: option isolate cannot be honoured in unmanaged mode"),
+        ),
+        (
+            json!({"mode": "unmanaged", "outbound_addr4": "192.0.2.1"}),
+            false,
+            true,
+            json!([]),
+            Err(
+                "network ext: options outbound_addr4/outbound_addr6 cannot be honoured in unmanaged mode",
+            ),
+        ),
+        (
+            json!({"mode": "unmanaged"}),
+            true,
+            true,
+            json!([]),
+            Err("network ext: dns_enabled cannot be honoured in unmanaged mode"),
+        ),
+        (
+            json!({"mode": "unmanaged"}),
+            false,
+            true,
+            port.clone(),
+            Err("network ext: port mappings cannot be honoured in unmanaged mode"),
+        ),
+    ];
+    for (options, dns, first, ports, expect) in cases {
+        let (ext_if, other_if) = if first {
+            ("eth0", "eth1")
+        } else {
+            ("eth1", "eth0")
+        };
+        let req = json!({
+            "container_id": "6ce776ea58b5aaaabbbbccccddddeeeeffff0000111122223333444455556666",
+            "container_name": "web",
+            "port_mappings": ports,
+            "networks": {
+                "ext": {"interface_name": ext_if, "static_ips": ["10.90.0.2"]},
+                "podman": {"interface_name": other_if, "static_ips": ["10.88.0.2"]}
+            },
+            "network_info": {
+                "ext": {"name": "ext", "id": "e1".repeat(32), "driver": "bridge", "network_interface": "brext0",
+                    "subnets": [{"subnet": "10.90.0.0/24", "gateway": "10.90.0.1"}],
+                    "ipv6_enabled": false, "internal": false, "dns_enabled": dns, "options": options},
+                "podman": {"name": "podman", "id": "2f".repeat(32), "driver": "bridge", "network_interface": "podman0",
+                    "subnets": [{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}],
+                    "ipv6_enabled": false, "internal": false, "dns_enabled": false}
+            }
+        });
+        let opts: NetworkOptions = serde_json::from_value(req.clone()).unwrap();
+        let got = netctl_engine::check_netavark_request(Path::new("/run/netns/c1"), &opts)
+            .map(|state| {
+                let ext = &state.networks["ext"];
+                assert_eq!(ext.bridge.as_deref(), Some("brext0"), "{req}");
+                ext.bridge_mode
+            })
+            .map_err(|e| e.to_string());
+        match (got, expect) {
+            (Ok(mode), Ok(want)) => assert_eq!(mode, want, "{req}"),
+            (Err(err), Err(want)) => assert!(err.contains(want), "{want:?} not in {err:?}"),
+            (got, want) => panic!("{req}: got {got:?}, want {want:?}"),
+        }
+    }
+}

@@ -4,6 +4,9 @@
 //!
 //! * bridge: the bridge (made when the first container joins, so its absence without
 //!   attachments is no drift) with its gateway addresses; a host veth per attachment.
+//! * bridge with `mode=unmanaged`: a borrowed bridge, someone else's, so its addresses, MTU
+//!   and settings are never drift; only its absence while containers are on it is (apply
+//!   cannot make it). A host veth per attachment, as for netctl's own bridges.
 //! * macvlan: the parent, which netctl does not make (its absence is always drift, and apply
 //!   fails until it is back); with `host_address`, a host-side macvlan carrying that address
 //!   (made with the first container, like a bridge); nothing on the host per attachment.
@@ -13,12 +16,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netctl_state::{ContainerRecord, NetworkDriver, NetworkRecord};
-use netctl_types::MacvlanMode;
+use netctl_types::{BridgeMode, MacvlanMode};
 
 use crate::{Drift, LinkFacts, Resource};
 
 /// The record's `options` key for a macvlan network's mode (podman's name).
-pub const OPTION_MODE: &str = "mode";
+pub const OPTION_MODE: &str = netctl_state::OPTION_MODE;
 /// The record's `options` key for a macvlan network's host-side address.
 pub const OPTION_HOST_ADDRESS: &str = netctl_state::HOST_ADDRESS_OPTION;
 
@@ -28,6 +31,16 @@ pub fn macvlan_mode(net: &NetworkRecord) -> MacvlanMode {
         .get(OPTION_MODE)
         .and_then(|m| MacvlanMode::parse(m))
         .unwrap_or_default()
+}
+
+/// A bridge network's management mode as recorded (`managed` for every record written
+/// before the option existed).
+pub fn bridge_mode(net: &NetworkRecord) -> BridgeMode {
+    if net.unmanaged() {
+        BridgeMode::Unmanaged
+    } else {
+        BridgeMode::Managed
+    }
 }
 
 /// A macvlan network's host-side address as recorded.
@@ -79,6 +92,17 @@ pub(crate) fn network_drift(
     };
     let mut drift = Vec::new();
     match net.driver {
+        NetworkDriver::Bridge if net.unmanaged() => {
+            if has_attachments && !host_links.contains_key(&net.network_interface) {
+                drift.push(Drift::severe(
+                    resource,
+                    format!(
+                        "bridge {} (mode=unmanaged, not netctl's) is gone; netctl cannot make it: once its owner re-creates it, a repair re-attaches its containers",
+                        net.network_interface
+                    ),
+                ));
+            }
+        }
         NetworkDriver::Bridge => match host_links.get(&net.network_interface) {
             // A bridge with no attachments is created lazily; its absence is not drift.
             None if has_attachments => drift.push(Drift::severe(

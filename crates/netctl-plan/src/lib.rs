@@ -387,6 +387,17 @@ fn network_changes(target: &TargetNetwork, rec: &NetworkRecord) -> (Vec<Change>,
             replace = true;
         }
     }
+    if target.driver == netctl_types::NetworkDriver::Bridge {
+        let mode = driver::bridge_mode(rec);
+        if target.bridge_mode != mode {
+            changes.push(Change::new(
+                "mode",
+                Some(mode.to_string()),
+                Some(target.bridge_mode.to_string()),
+            ));
+            replace = true;
+        }
+    }
     if let Some(bridge) = &target.bridge
         && *bridge != rec.network_interface
     {

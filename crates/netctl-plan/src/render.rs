@@ -271,7 +271,11 @@ fn known(value: Option<String>) -> Option<String> {
 pub(crate) fn network_summary(net: &TargetNetwork) -> Vec<Change> {
     let mut out = match net.driver {
         netctl_types::NetworkDriver::Bridge => {
-            vec![Change::new("bridge", None, known(net.bridge.clone()))]
+            let mut out = vec![Change::new("bridge", None, known(net.bridge.clone()))];
+            if net.bridge_mode == netctl_types::BridgeMode::Unmanaged {
+                out.push(Change::new("mode", None, Some(net.bridge_mode.to_string())));
+            }
+            out
         }
         netctl_types::NetworkDriver::Macvlan => vec![
             Change::new("driver", None, Some("macvlan".into())),

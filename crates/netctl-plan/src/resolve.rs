@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use netctl_state::{ContainerRecord, Isolate as RecIsolate, NetworkMode};
 use netctl_types::{
-    CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver, Isolate,
-    MacAddr, MacvlanMode, NetnsSpec, NetworkDriver, PortMapping, SubnetSpec, normalize_ports,
+    BridgeMode, CHOOSE_HOST_PORT, ContainerMode, ContainerSpec, DesiredState, IndexMap, IpamDriver,
+    Isolate, MacAddr, MacvlanMode, NetnsSpec, NetworkDriver, PortMapping, SubnetSpec,
+    normalize_ports,
 };
 
 use crate::{Defaults, Recorded};
@@ -30,6 +31,9 @@ pub struct TargetNetwork {
     /// Declared bridge name (macvlan: parent), or the recorded one; `None`: chosen at apply
     /// (macvlan: the interface of the default route).
     pub bridge: Option<String>,
+    /// bridge: netctl's own bridge, or an existing one it only attaches veths to (podman's
+    /// `mode=unmanaged`).
+    pub bridge_mode: BridgeMode,
     /// macvlan: the kernel mode.
     pub mode: MacvlanMode,
     /// macvlan: the address of the host-side macvlan, if any.
@@ -161,6 +165,7 @@ pub fn resolve(desired: &DesiredState, recorded: &Recorded, defaults: &Defaults)
                     NetworkDriver::Macvlan => spec.parent.clone(),
                 }
                 .or_else(|| rec.map(|r| r.network_interface.clone())),
+                bridge_mode: spec.bridge_mode,
                 mode: spec.mode.unwrap_or_default(),
                 host_address: spec.host_address,
                 subnets: (!spec.subnets.is_empty() || spec.ipam_driver == IpamDriver::None)
@@ -234,6 +239,7 @@ fn default_network(defaults: &Defaults) -> TargetNetwork {
         id: None,
         driver: NetworkDriver::Bridge,
         bridge: Some(defaults.default_bridge.clone()),
+        bridge_mode: BridgeMode::Managed,
         mode: MacvlanMode::Bridge,
         host_address: None,
         subnets: Some(vec![SubnetSpec {

@@ -372,3 +372,30 @@ fn veth_names_fit_and_differ() {
     assert_ne!(a, b);
     assert_eq!(a, veth_name(&id_for("a"), &id_for("n1")));
 }
+
+/// A borrowed bridge (podman's `mode=unmanaged`) is judged as its owner's: its addresses are
+/// no drift, its absence while a container is on it is; a network recorded with netctl's own
+/// bridge that is now asked for as unmanaged is replaced.
+#[test]
+fn unmanaged_bridge_is_judged_as_borrowed() {
+    let file = "[networks.ext]\nbridge = \"brext0\"\nsubnets = [{ subnet = \"10.90.0.0/24\" }]\n\n[containers.web]\nnetworks.ext = {}\n";
+    let (mut rec, mut obs) = converged(file);
+    let mut want = desired(file);
+    want.networks.get_mut("ext").unwrap().bridge_mode = netctl_types::BridgeMode::Unmanaged;
+    let p = plan(&want, &rec, &obs, &defaults(), false);
+    assert_eq!(p.summary.replace, 2, "{}", render_text(&p));
+    assert!(render_text(&p).contains("mode"), "{}", render_text(&p));
+
+    rec.networks
+        .get_mut("ext")
+        .unwrap()
+        .options
+        .insert("mode".into(), "unmanaged".into());
+    obs.host_links.get_mut("brext0").unwrap().addrs.clear();
+    let p = plan(&want, &rec, &obs, &defaults(), false);
+    assert!(p.is_empty() && p.drift.is_empty(), "{}", render_text(&p));
+
+    obs.host_links.remove("brext0");
+    let p = plan(&want, &rec, &obs, &defaults(), false);
+    insta::assert_snapshot!("unmanaged_bridge_missing", show(&p));
+}

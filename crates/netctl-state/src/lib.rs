@@ -45,10 +45,10 @@ pub use ipam::{SubnetRange, TakenAddrs, ip_to_u128, u128_to_ip};
 pub use lock::{LockHolder, OperationLock, read_holder};
 pub use pending::{PENDING_FILE, PendingFile, PendingOperation};
 pub use records::{
-    AttachmentRecord, ContainerRecord, DnsServerRecord, Generation, HOST_ADDRESS_OPTION,
-    HelperKind, HelperRecord, Isolate, Lease, LeaseRange, MacAddr, NetnsRecord, NetworkDriver,
-    NetworkMode, NetworkRecord, OPTION_IPAM_DRIVER, Opaque, ParseMacError, RouteRecord,
-    SubnetRecord, generate_id, is_valid_id,
+    AttachmentRecord, BRIDGE_MODE_UNMANAGED, ContainerRecord, DnsServerRecord, Generation,
+    HOST_ADDRESS_OPTION, HelperKind, HelperRecord, Isolate, Lease, LeaseRange, MacAddr,
+    NetnsRecord, NetworkDriver, NetworkMode, NetworkRecord, OPTION_IPAM_DRIVER, OPTION_MODE,
+    Opaque, ParseMacError, RouteRecord, SubnetRecord, generate_id, is_valid_id,
 };
 pub use store::{
     AllocRequest, Allocation, AttachRequest, GENERATIONS_KEPT, ReadTxn, SCHEMA_VERSION, StateRead,

@@ -68,6 +68,12 @@ pub const OPTION_METRIC: &str = "metric";
 pub const OPTION_NO_DEFAULT_ROUTE: &str = "no_default_route";
 /// The `options` key that records a network without IPAM (`"none"`).
 pub const OPTION_IPAM_DRIVER: &str = "ipam_driver";
+/// The `options` key of a bridge network's management mode (netavark's option name; macvlan
+/// networks keep their kernel mode under the same key, as netavark does).
+pub const OPTION_MODE: &str = "mode";
+/// The bridge `mode` of a network whose bridge netctl did not make and never changes or
+/// deletes (netavark's `unmanaged`).
+pub const BRIDGE_MODE_UNMANAGED: &str = "unmanaged";
 /// The `options` keys of the fixed outbound source addresses (netavark's option names).
 pub const OPTION_OUTBOUND_ADDR4: &str = "outbound_addr4";
 pub const OPTION_OUTBOUND_ADDR6: &str = "outbound_addr6";
@@ -84,6 +90,14 @@ impl NetworkRecord {
             .get(OPTION_NO_DEFAULT_ROUTE)
             .map(String::as_str)
             == Some("true")
+    }
+
+    /// Whether the network's bridge is borrowed: it existed before, netctl did not make it
+    /// and never changes or deletes it (netavark's bridge `mode=unmanaged`). Old records,
+    /// without the option, are netctl's own bridges.
+    pub fn unmanaged(&self) -> bool {
+        self.driver == NetworkDriver::Bridge
+            && self.options.get(OPTION_MODE).map(String::as_str) == Some(BRIDGE_MODE_UNMANAGED)
     }
 
     /// Whether the network gives no addresses (IPAM driver `none`).
@@ -557,6 +571,24 @@ mod tests {
         assert_ne!(id, generate_id(&mut rng));
         assert!(!is_valid_id(&id[..63]));
         assert!(!is_valid_id(&id.to_uppercase()));
+    }
+
+    /// A record written before the bridge mode existed (no `options.mode`) is netctl's own
+    /// bridge; `mode = "unmanaged"` borrows one; a macvlan's `mode` is its kernel mode.
+    #[test]
+    fn bridge_mode_is_read_from_options_and_old_records_are_managed() {
+        let record = |driver: &str, options: &str| -> NetworkRecord {
+            serde_json::from_str(&format!(
+                r#"{{"name": "n", "id": "{}", "driver": "{driver}", "network_interface": "br0",
+                    "options": {options}, "created": {{"secs_since_epoch": 0, "nanos_since_epoch": 0}}}}"#,
+                "a".repeat(64)
+            ))
+            .unwrap()
+        };
+        assert!(!record("bridge", "{}").unmanaged());
+        assert!(!record("bridge", r#"{"mode": "managed"}"#).unmanaged());
+        assert!(record("bridge", r#"{"mode": "unmanaged"}"#).unmanaged());
+        assert!(!record("macvlan", r#"{"mode": "unmanaged"}"#).unmanaged());
     }
 
     #[test]

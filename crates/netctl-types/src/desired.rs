@@ -135,6 +135,43 @@ impl fmt::Display for MacvlanMode {
     }
 }
 
+/// Who owns a bridge network's bridge: netavark's bridge option `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum BridgeMode {
+    /// netctl makes the bridge (gateway addresses, sysctls, firewall) and deletes it when the
+    /// network's last container leaves.
+    #[default]
+    Managed,
+    /// The bridge exists already and is someone else's: netctl only adds and removes its
+    /// containers' veths and never changes or deletes the bridge; no firewall, sysctls or DNS.
+    Unmanaged,
+}
+
+impl BridgeMode {
+    /// netavark's name for it (`options.mode`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BridgeMode::Managed => "managed",
+            BridgeMode::Unmanaged => "unmanaged",
+        }
+    }
+
+    /// The mode of netavark's name; `""` is managed, as in netavark.
+    pub fn parse(name: &str) -> Option<BridgeMode> {
+        match name {
+            "" | "managed" => Some(BridgeMode::Managed),
+            "unmanaged" => Some(BridgeMode::Unmanaged),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BridgeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One network, `[networks.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -146,6 +183,10 @@ pub struct NetworkSpec {
     /// Bridge interface name (at most 15 bytes); chosen when applying if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<String>,
+    /// bridge: whether `bridge` is netctl's or an existing one it only attaches veths to
+    /// (podman's `mode=unmanaged`). Only podman's protocol sets it; not a file key.
+    #[serde(skip)]
+    pub bridge_mode: BridgeMode,
     /// macvlan: the host interface the containers' macvlans sit on; the interface of the
     /// default route if absent (recorded when applying).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,7 +23,7 @@ mod schema;
 pub mod wire;
 
 pub use desired::{
-    AttachmentSpec, ContainerMode, ContainerSpec, DesiredState, IpamDriver, Isolate,
+    AttachmentSpec, BridgeMode, ContainerMode, ContainerSpec, DesiredState, IpamDriver, Isolate,
     LeaseRangeSpec, MANAGED_NETNS, MacvlanMode, NetnsSpec, NetworkDriver, NetworkSpec, PortHandler,
     PortSpec, PortTable, RouteSpec, RouteType, SlirpOptions, SubnetSpec, first_host,
 };

@@ -36,14 +36,20 @@ pub fn show(settings: &Settings, reporter: &Reporter) -> anyhow::Result<Outcome>
             .collect();
         let _ = writeln!(
             text,
-            "  {:<16} {}  {} {:<12} {}{}",
+            "  {:<16} {}  {} {:<12} {}{}{}",
             net.name,
             short(&net.id),
             // The bridge, or the macvlan parent.
             net.driver,
             net.network_interface,
             subnets.join(", "),
-            if net.internal { "  internal" } else { "" }
+            if net.internal { "  internal" } else { "" },
+            // A borrowed bridge: netctl only adds and removes its containers' veths.
+            if net.unmanaged() {
+                "  unmanaged (bridge not netctl's)"
+            } else {
+                ""
+            }
         );
     }
     text.push_str("CONTAINERS\n");
