@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
 use netctl_testkit::{Proto, Sandbox, sandbox_test, uplink};
-use netctl_tests::sandboxed::ok;
+use netctl_tests::sandboxed::{host_veths, ok, recorded_containers};
 use netctl_tests::{describe, netctl_bin, workspace_root};
 use serde_json::{Value, json};
 
@@ -99,6 +99,52 @@ fn del(container: &str, conf: &Value) -> Answer {
     call("DEL", container, None, &[], conf)
 }
 
+sandbox_test! {
+    /// A macvlan network declared in a netctl file serves CNI by name, and ADD's result lists
+    /// what the reference `macvlan` plugin lists: the container's interface only (no bridge,
+    /// no host veth), with the addresses pointing at it; the container reaches the LAN's
+    /// gateway through it.
+    fn declared_macvlan_network_serves_cni_with_its_own_result(sb) {
+        sb.add_netns("lan");
+        sb.run(&["ip", "link", "add", "lanp", "type", "veth", "peer", "name", "lan0", "netns", "lan"]);
+        sb.run(&["ip", "link", "set", "lanp", "up"]);
+        sb.ns_run("lan", &["ip", "addr", "add", "192.168.78.1/24", "dev", "lan0"]);
+        sb.ns_run("lan", &["ip", "link", "set", "lan0", "up"]);
+        let file = sb.write_file(
+            "lan.toml",
+            "[networks.lan]\ndriver = \"macvlan\"\nparent = \"lanp\"\n\
+             subnets = [{ subnet = \"192.168.78.0/24\", gateway = \"192.168.78.1\" }]\n",
+        );
+        ok(&["apply", "-f", file.to_str().unwrap()]);
+        sb.add_netns("cnimv");
+        let named = plugin_conf(&json!({"cniVersion": "1.1.0", "name": "conflist", "plugins": [{"type": "netctl", "network": "lan"}]}));
+        let result = add("cnimv", &named).ok();
+        let ifaces = result["interfaces"].as_array().unwrap();
+        assert_eq!(ifaces.len(), 1, "only the container's interface: {result:#}");
+        assert_eq!(ifaces[0]["name"], "eth0");
+        assert_eq!(ifaces[0]["sandbox"], "/run/netns/cnimv");
+        assert_eq!(result["ips"][0]["interface"], 0, "{result:#}");
+        let link = sb.ns_run("cnimv", &["ip", "-d", "link", "show", "eth0"]);
+        assert!(link.contains("macvlan"), "{link}");
+        let mac = ifaces[0]["mac"].as_str().unwrap().to_ascii_lowercase();
+        assert!(link.contains(&mac), "the result's MAC {mac} is eth0's: {link}");
+        let addr = result["ips"][0]["address"].as_str().unwrap();
+        assert_eq!(eth0_v4(sb, "cnimv").as_deref(), Some(addr));
+        // The LAN's gateway answers with the address it saw the connection come from.
+        let _gw = sb.listen(Some("lan"), Proto::Tcp, "0.0.0.0", 81);
+        let seen = sb.probe(Some("cnimv"), Proto::Tcp, "192.168.78.1", 81);
+        assert_eq!(seen.as_deref(), addr.split_once('/').map(|(a, _)| a), "container to gateway");
+
+        // CHECK agrees with the result ADD gave.
+        let mut check = named.clone();
+        check["prevResult"] = result.clone();
+        call("CHECK", "cnimv", Some("/run/netns/cnimv"), &[], &check).ok();
+        assert_eq!(del("cnimv", &named).ok(), Value::Null);
+        assert_eq!(recorded_containers(), BTreeSet::new());
+        ok(&["destroy", "--all"]);
+    }
+}
+
 /// What a runtime hands the first plugin of a conflist: the plugin object with the list's
 /// `cniVersion` and `name` (libcni's rule).
 fn plugin_conf(conflist: &Value) -> Value {
@@ -131,29 +177,6 @@ fn eth0_v4(sb: &Sandbox, ns: &str) -> Option<String> {
     let out = sb.ns_output(ns, &["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace().nth(3).map(ToOwned::to_owned)
-}
-
-/// Container names in netctl's records.
-fn recorded_containers() -> BTreeSet<String> {
-    let show: Value = serde_json::from_str(&ok(&["-o", "json", "show"])).expect("show JSON");
-    show["containers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|c| c["name"].as_str().map(ToOwned::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Host-side links netctl made for containers (`nc` + 13 hex digits).
-fn host_veths(sb: &Sandbox) -> Vec<String> {
-    sb.run(&["ip", "-o", "link", "show", "type", "veth"])
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-        .filter(|n| n.starts_with("nc") && n.len() == 15)
-        .collect()
 }
 
 sandbox_test! {

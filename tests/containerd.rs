@@ -9,12 +9,13 @@
 //! cache) and over `/run/containerd` (the shim's sockets). The image is a busybox OCI layout
 //! built offline with umoci and imported with `ctr images import`; nothing is pulled.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use netctl_testkit::{Background, Sandbox, sandbox_test};
-use netctl_tests::sandboxed::ok;
+use netctl_tests::sandboxed::{host_veths, ok, recorded_containers};
 use netctl_tests::{describe, netctl_bin};
 use serde_json::{Value, json};
 
@@ -171,29 +172,6 @@ fn busybox_image(sb: &Sandbox) -> PathBuf {
     tar
 }
 
-/// Container names in netctl's records.
-fn recorded_containers() -> Vec<String> {
-    let show: Value = serde_json::from_str(&ok(&["-o", "json", "show"])).expect("show JSON");
-    show["containers"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|c| c["name"].as_str().map(ToOwned::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Host veths netctl made (`nc` + 13 hex digits).
-fn host_veths(sb: &Sandbox) -> Vec<String> {
-    sb.run(&["ip", "-o", "link", "show", "type", "veth"])
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
-        .filter(|n| n.starts_with("nc") && n.len() == 15)
-        .collect()
-}
-
 /// How many addresses netctl has leased.
 fn leases() -> usize {
     let show: Value = serde_json::from_str(&ok(&["-o", "json", "show"])).expect("show JSON");
@@ -231,7 +209,7 @@ sandbox_test! {
         args.extend(["-d".into(), "localhost/bb:latest".into(), "t2".into(), "sleep".into(), "1000".into()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ctr.run(&args);
-        assert_eq!(recorded_containers(), vec!["default-t2".to_owned()], "ctr's CNI_CONTAINERID is NAMESPACE-ID");
+        assert_eq!(recorded_containers(), BTreeSet::from(["default-t2".to_owned()]), "ctr's CNI_CONTAINERID is NAMESPACE-ID");
         assert_eq!(host_veths(sb).len(), 1);
         assert_eq!(leases(), 1);
         ctr.run(&["task", "kill", "-s", "SIGKILL", "t2"]);
@@ -240,7 +218,7 @@ sandbox_test! {
         }));
         ctr.run(&["task", "rm", "t2"]);
         ctr.run(&["containers", "rm", "t2"]);
-        assert_eq!(recorded_containers(), vec!["default-t2".to_owned()], "no DEL came, so the record stays");
+        assert_eq!(recorded_containers(), BTreeSet::from(["default-t2".to_owned()]), "no DEL came, so the record stays");
 
         // GC, as a 1.1 runtime would send it, with no valid attachments left.
         let mut gc = Command::new(netctl_bin())

@@ -98,6 +98,30 @@ pub mod sandboxed {
         )
     }
 
+    /// The names of the containers netctl has records of (`show -o json`).
+    pub fn recorded_containers() -> std::collections::BTreeSet<String> {
+        let text = ok(&["-o", "json", "show"]);
+        let show: serde_json::Value = serde_json::from_str(&text).expect("show JSON");
+        show["containers"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| c["name"].as_str().map(ToOwned::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The host-side veths netctl made for containers (`nc` + 13 hex digits) in `sb`.
+    pub fn host_veths(sb: &netctl_testkit::Sandbox) -> Vec<String> {
+        sb.run(&["ip", "-o", "link", "show", "type", "veth"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+            .filter(|n| n.starts_with("nc") && n.len() == 15)
+            .collect()
+    }
+
     /// `plan --detailed-exitcode`: 0 in sync, 2 pending; anything else fails the test.
     pub fn plan_code(file: &str) -> (i32, String) {
         let out = netctl(&["plan", "-f", file, "--detailed-exitcode"]);

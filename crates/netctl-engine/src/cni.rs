@@ -243,8 +243,9 @@ pub(crate) fn add(engine: &Engine<'_>, req: &Request) -> Result<AddResult> {
     result(engine, name, &net_name, &netns.display().to_string())
 }
 
-/// The ADD result from the records: the bridge, the host veth and the container's interface,
-/// its addresses with their gateways and, unless the network is internal, default routes.
+/// The ADD result from the records: the interfaces (for a bridge network the bridge and the
+/// host veth before the container's), the container's addresses with their gateways and,
+/// unless the network is internal, default routes.
 fn result(
     engine: &Engine<'_>,
     container: &str,
@@ -263,34 +264,45 @@ fn result(
         .attachment(container, net_name)?
         .ok_or_else(|| missing("the attachment"))?;
     drop(read);
-    let bridge_mac = engine
-        .sys
-        .link(&netctl_sys::NsRef::Host, &net.network_interface)
-        .ok()
-        .flatten()
-        .and_then(|l| l.mac)
-        .map(|m| m.to_string());
+    let container_iface = Interface {
+        name: att.interface.clone(),
+        mac: Some(att.mac.to_string()),
+        mtu: net.mtu,
+        sandbox: Some(sandbox.to_owned()),
+    };
+    // A bridge network has two host-side interfaces before the container's (the bridge and
+    // the host veth, as the reference `bridge` plugin lists them); a macvlan network has none
+    // (as the reference `macvlan` plugin: its parent is not the plugin's to report).
+    let interfaces = match net.driver {
+        netctl_state::NetworkDriver::Bridge => {
+            let bridge_mac = engine
+                .sys
+                .link(&netctl_sys::NsRef::Host, &net.network_interface)
+                .ok()
+                .flatten()
+                .and_then(|l| l.mac)
+                .map(|m| m.to_string());
+            vec![
+                Interface {
+                    name: net.network_interface.clone(),
+                    mac: bridge_mac,
+                    mtu: None,
+                    sandbox: None,
+                },
+                Interface {
+                    name: netctl_plan::veth_name(&ctr.id, &net.id),
+                    mac: None,
+                    mtu: None,
+                    sandbox: None,
+                },
+                container_iface,
+            ]
+        }
+        netctl_state::NetworkDriver::Macvlan => vec![container_iface],
+    };
+    let container_index = interfaces.len() - 1;
     let mut out = AddResult {
-        interfaces: vec![
-            Interface {
-                name: net.network_interface.clone(),
-                mac: bridge_mac,
-                mtu: None,
-                sandbox: None,
-            },
-            Interface {
-                name: netctl_plan::veth_name(&ctr.id, &net.id),
-                mac: None,
-                mtu: None,
-                sandbox: None,
-            },
-            Interface {
-                name: att.interface.clone(),
-                mac: Some(att.mac.to_string()),
-                mtu: net.mtu,
-                sandbox: Some(sandbox.to_owned()),
-            },
-        ],
+        interfaces,
         dns: Dns::default(),
         ..AddResult::default()
     };
@@ -299,7 +311,7 @@ fn result(
         out.ips.push(IpConfig {
             address: *addr,
             gateway,
-            interface: Some(2),
+            interface: Some(container_index),
         });
         if let Some(gw) = gateway
             && !net.internal
