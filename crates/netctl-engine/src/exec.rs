@@ -122,11 +122,19 @@ impl<'e, 'a> Run<'e, 'a> {
             .partition(|(container, _)| self.netns_deleted.contains(container));
         let mut left: Vec<String> = left.drain(..).map(|(_, veth)| veth).collect();
         loop {
-            let links = sys
-                .links(&NsRef::Host)
-                .map_err(sys_err("list host links"))?;
-            let present: BTreeSet<&str> = links.iter().map(|l| l.name.as_str()).collect();
-            left.retain(|name| present.contains(name.as_str()));
+            // By name (an index lookup the kernel answers without the rtnl lock), not a dump of
+            // every host link: nothing is decoded or kept beyond the names still waited for.
+            let mut still = Vec::with_capacity(left.len());
+            for name in left {
+                if sys
+                    .link_index(&NsRef::Host, &name)
+                    .map_err(sys_err(format!("look up {name}")))?
+                    .is_some()
+                {
+                    still.push(name);
+                }
+            }
+            left = still;
             if left.is_empty() || started.elapsed() > wait {
                 break;
             }
