@@ -148,6 +148,7 @@ mod tests {
             internal: false,
             isolate: Isolate::Enabled,
             outbound: crate::model::Outbound::default(),
+            dns: Vec::new(),
         }
     }
 
@@ -276,6 +277,7 @@ mod tests {
             internal: true,
             isolate: Isolate::Strict,
             outbound: crate::model::Outbound::default(),
+            dns: Vec::new(),
             ..web()
         };
         let json = to_json(&add_network(&internal));
