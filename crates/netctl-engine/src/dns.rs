@@ -383,8 +383,9 @@ fn mark_bound(engine: &Engine<'_>, server: &DnsServerRecord) -> Result<()> {
 }
 
 fn sync_all(engine: &Engine<'_>) -> Result<()> {
+    let started = Instant::now();
     let dir = &engine.cfg.dns_dir;
-    let rec = crate::observe::recorded(engine.store)?;
+    let mut rec = crate::observe::recorded(engine.store)?;
     let want = rendered(engine, &rec)?;
     let server = server_record(engine)?;
     let alive = server
@@ -429,6 +430,22 @@ fn sync_all(engine: &Engine<'_>) -> Result<()> {
             start(engine)?
         }
     };
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: files written, server signalled or started");
+    // Queries reach the server at its port through the firewall; done while a new server
+    // binds, before the bind check.
+    match server.as_ref().map(|s| s.port) {
+        Some(port) if port == running.port => {}
+        None => {
+            rec.dns_servers.retain(|s| s.podman != running.podman);
+            rec.dns_servers.push(running.clone());
+            add_dns_elements(engine, &rec)?;
+        }
+        // Another port: every DNS network's elements change.
+        Some(_) => {
+            engine.rebuild_firewall()?;
+        }
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: firewall up to date");
     let listen: Vec<SocketAddr> = want
         .values()
         .flat_map(|(net, _)| gateways(&rec.networks[net]).collect::<Vec<_>>())
@@ -436,12 +453,27 @@ fn sync_all(engine: &Engine<'_>) -> Result<()> {
         .collect();
     wait_bound(engine, running.pid, &listen)?;
     mark_bound(engine, &running)?;
-    // Queries reach the server at its port through the firewall: a new port (or a first
-    // server) changes every DNS network's elements.
-    if server.map(|s| s.port) != Some(running.port) {
-        engine.rebuild_firewall()?;
-    }
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: every gateway bound");
     Ok(())
+}
+
+/// A first server: the DNS elements of its networks are added to the table (the rest of each
+/// network's elements are there already; adding them again changes nothing). Past a few
+/// networks, or when the table is not as the records say, one rebuild does it instead.
+fn add_dns_elements(engine: &Engine<'_>, rec: &Recorded) -> Result<()> {
+    let networks: Vec<&NetworkRecord> = crate::driver::firewalled(rec)
+        .filter(|net| serves(engine, net))
+        .collect();
+    if networks.len() <= crate::exec::INCREMENTAL_LIMIT {
+        let added = networks
+            .iter()
+            .try_for_each(|net| engine.fw.add_network(&crate::fwmap::fw_network(rec, net)));
+        match added {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::debug!("firewall: {e}; rebuilding the table from the records"),
+        }
+    }
+    engine.rebuild_firewall().map(drop)
 }
 
 /// Starts aardvark-dns for the config directory and records it.

@@ -21,7 +21,7 @@ use crate::{Engine, EngineError, Result, Survey, files, fwmap, observe};
 
 /// Up to this many touched containers and networks, firewall changes are incremental element
 /// batches; beyond it the table is rebuilt in one transaction.
-const INCREMENTAL_LIMIT: usize = 8;
+pub(crate) const INCREMENTAL_LIMIT: usize = 8;
 
 /// The id podman gives its default network `podman`.
 const PODMAN_DEFAULT_NETWORK_ID: &str =

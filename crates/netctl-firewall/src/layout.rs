@@ -557,6 +557,23 @@ fn input_rules() -> Vec<NfListObject<'static>> {
         .collect()
 }
 
+/// DNAT through an (address, port) pair of maps keyed `daddr . l4proto . dport`.
+fn dnat_by_address(
+    family: Family,
+    (addr, port): (Store, Store),
+    comment: &'static str,
+) -> NfListObject<'static> {
+    rule(
+        HOSTPORT_DNAT,
+        comment,
+        vec![dnat(
+            family.nat(),
+            map_lookup(family.ip_key(), addr.name()),
+            map_lookup(family.ip_key(), port.name()),
+        )],
+    )
+}
+
 fn hostport_rules() -> Vec<NfListObject<'static>> {
     // DNS first: a gateway's port 53 is aardvark-dns's, whatever is published on the host's
     // other addresses (netavark inserts this rule at the top of its DNAT chain too). Not
@@ -564,15 +581,10 @@ fn hostport_rules() -> Vec<NfListObject<'static>> {
     let mut rules: Vec<NfListObject<'static>> = [Family::V4, Family::V6]
         .into_iter()
         .map(|family| {
-            let (addr, port) = family.dns_maps();
-            rule(
-                HOSTPORT_DNAT,
+            dnat_by_address(
+                family,
+                family.dns_maps(),
                 "netctl: DNS to a gateway, to aardvark-dns's port",
-                vec![dnat(
-                    family.nat(),
-                    map_lookup(family.ip_key(), addr.name()),
-                    map_lookup(family.ip_key(), port.name()),
-                )],
             )
         })
         .collect();
@@ -613,14 +625,10 @@ fn hostport_rules() -> Vec<NfListObject<'static>> {
     }
     for family in [Family::V4, Family::V6] {
         let [any_addr, any_port, ip_addr, ip_port] = family.dnat_maps();
-        rules.push(rule(
-            HOSTPORT_DNAT,
+        rules.push(dnat_by_address(
+            family,
+            (ip_addr, ip_port),
             "netctl: published on one host address",
-            vec![dnat(
-                family.nat(),
-                map_lookup(family.ip_key(), ip_addr.name()),
-                map_lookup(family.ip_key(), ip_port.name()),
-            )],
         ));
         rules.push(rule(
             HOSTPORT_DNAT,
