@@ -555,9 +555,17 @@ sandbox_test! {
     fn dns_port_other_than_53_is_dnated_from_53(sb) {
         let file = set_up(sb);
         let port = ["--dns-port", "5353"];
+        // First on 53; then dns_port changes: plan names it, apply moves the server and the
+        // firewall follows.
+        ok(&["apply", "-f", &file]);
+        let gwa = "10.89.31.1";
+        assert!(udp_bound(sb).contains(&format!("{gwa}:53")));
+        assert!(!ruleset(sb).contains(" . udp . 53 : "), "no DNAT on port 53");
+        let moved = netctl_tests::sandboxed::netctl(&[&port[..], &["plan", "--detailed-exitcode", "-f", &file]].concat());
+        assert_eq!(moved.status.code(), Some(2), "{}", describe(&moved));
+        assert!(String::from_utf8_lossy(&moved.stdout).contains("aardvark-dns listens on port 53, not dns_port 5353"), "{}", describe(&moved));
         let out = ok(&[&port[..], &["apply", "-f", &file]].concat());
         assert!(out.contains("Apply complete"), "{out}");
-        let gwa = "10.89.31.1";
         assert_eq!(a(sb, "web", gwa, "www"), ["10.89.31.10"]);
         assert_eq!(a(sb, "web", gwa, "both"), ["10.89.31.20"]);
         let bound = udp_bound(sb);

@@ -231,6 +231,14 @@ pub(crate) fn observe(
                     .push("aardvark-dns is not running".into());
             }
         }
+        Some(server) if server.port != engine.cfg.dns_port => {
+            for (net, _) in want.values() {
+                drift.entry(net.clone()).or_default().push(format!(
+                    "aardvark-dns listens on port {}, not dns_port {}",
+                    server.port, engine.cfg.dns_port
+                ));
+            }
+        }
         Some(server) => {
             let bound = bound(engine)?;
             for (net, _) in want.values() {
