@@ -15,7 +15,8 @@
 //! only the files of the networks their containers were or are on are changed, each patched
 //! from the file itself (line 1 and the touched containers' lines), so the cost does not grow
 //! with the number of other containers; and a server known to be bound on every gateway since
-//! it started (same pid and start time) is not checked again through the socket table.
+//! it started (same pid and start time) is not checked again through the socket table: one
+//! name each network gained is asked for instead, so it is answered when the command returns.
 //! Anything else (a file missing, a network changed, no server running) takes the full way.
 //!
 //! The firewall sends each DNS network's queries to the port its server listens on
@@ -314,6 +315,8 @@ fn patch_touched(
         .collect();
     let gone: Vec<&str> = gone.into_iter().collect();
     let mut changed = false;
+    // One name each network gained, asked for after the reload: (server, name, AAAA).
+    let mut probes: Vec<(SocketAddr, String, bool)> = Vec::new();
     for name in networks {
         let (Some(was), Some(net)) = (before.networks.get(name), now.networks.get(name)) else {
             return Ok(false);
@@ -339,6 +342,10 @@ fn patch_touched(
                 Some(entry(net, now.containers.get(c)?, att))
             })
             .collect();
+        if let (Some(gw), Some(e)) = (served.listen.first(), served.entries.first()) {
+            let addr = SocketAddr::new(*gw, engine.cfg.dns_port);
+            probes.push((addr, e.names[0].clone(), e.ipv4.is_empty()));
+        }
         let text = aardvark::patch(&current, &served, &gone)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if let Some(text) = text {
@@ -363,6 +370,20 @@ fn patch_touched(
         let listen = listen_addrs(engine, now);
         wait_bound(engine, server.pid, &listen)?;
         mark_bound(engine, &server)?;
+    }
+    // aardvark-dns reloads at its own pace after the signal: a new name is answered before
+    // the command returns, asked for as a container would.
+    for (addr, name, ipv6) in probes {
+        let answered = engine
+            .sys
+            .dns_answers(addr, &name, ipv6, BIND_TIMEOUT)
+            .map_err(sys_err(format!("ask aardvark-dns at {addr} for {name}")))?;
+        if !answered {
+            return Err(EngineError::Invalid(format!(
+                "aardvark-dns (pid {}) does not answer {name} at {addr} after {BIND_TIMEOUT:?}",
+                server.pid
+            )));
+        }
     }
     Ok(true)
 }

@@ -357,6 +357,13 @@ fn dns_server_lifecycle_through_the_sys_seam() {
     let calls = w.sys.mutating_calls();
     assert!(calls.contains(&format!("kill {pid} SIGHUP")), "{calls:?}");
     assert!(!calls.iter().any(|c| c.starts_with("spawn")), "{calls:?}");
+    // The short way: the new name is asked for at the gateway after the reload.
+    let all = w.sys.calls();
+    assert!(
+        all.iter()
+            .any(|c| c.starts_with("dns_answers 10.89.20.1:53 client A")),
+        "{all:?}"
+    );
     assert!(
         std::fs::read_to_string(dns_dir.join("back"))
             .unwrap()
