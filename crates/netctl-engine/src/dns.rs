@@ -299,6 +299,7 @@ fn patch_touched(
     now: &Recorded,
     containers: &BTreeSet<String>,
 ) -> Result<bool> {
+    let started = Instant::now();
     let Some(server) = running(engine)? else {
         return Ok(false);
     };
@@ -366,6 +367,7 @@ fn patch_touched(
         .sys
         .kill(server.pid, Signal::SIGHUP)
         .map_err(sys_err("signal aardvark-dns to reload"))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: files patched, aardvark-dns signalled");
     if !server.bound {
         let listen = listen_addrs(engine, now);
         wait_bound(engine, server.pid, &listen)?;
@@ -373,6 +375,7 @@ fn patch_touched(
     }
     // aardvark-dns reloads at its own pace after the signal: a new name is answered before
     // the command returns, asked for as a container would.
+    let asked = probes.len();
     for (addr, name, ipv6) in probes {
         let answered = engine
             .sys
@@ -385,6 +388,7 @@ fn patch_touched(
             )));
         }
     }
+    tracing::debug!(elapsed = ?started.elapsed(), asked, "dns: new names answered");
     Ok(true)
 }
 

@@ -162,9 +162,11 @@ pub(crate) fn dns_answers(
         if left.is_zero() {
             break;
         }
-        // A refused question (nothing bound this instant) fails the send or the receive.
+        // A refused question (nothing bound this instant) fails the send or the receive; one
+        // sent while aardvark-dns swaps its sockets on a reload is lost, so each question gets
+        // a millisecond before the next one.
         if sock.send(&dns_question(id, name, ipv6)).is_ok() {
-            sock.set_read_timeout(Some(left.min(Duration::from_millis(50))))
+            sock.set_read_timeout(Some(left.min(Duration::from_millis(1))))
                 .map_err(io("set a read timeout"))?;
             while let Ok(len) = sock.recv(&mut buf) {
                 // A reply to this question (same id) with at least one answer record.
