@@ -20,8 +20,9 @@
 //! Anything else (a file missing, a network changed, no server running) takes the full way.
 //!
 //! The firewall sends each DNS network's queries to the port its server listens on
-//! ([`crate::fwmap`] reads the server records), so starting a server, moving it to another
-//! port or stopping it rebuilds netctl's table.
+//! ([`crate::fwmap`] reads the server records): a first server adds its networks' DNS
+//! elements to netctl's table, and moving a server to another port or stopping it rebuilds
+//! the table.
 //!
 //! Invariant: a converged system gets no signal and no write ([`sync`] compares first, and a
 //! converged apply never runs it). A patched file is byte for byte the file a full render
