@@ -506,15 +506,13 @@ sandbox_test! {
     /// Without aardvark-dns (podman's empty `--aardvark-binary=`, or a path to nothing) a DNS
     /// network is set up without DNS: a warning, no server, and a StatusBlock without servers,
     /// so podman gives the container the host's servers rather than a dead gateway. What cannot
-    /// be served (another `NETAVARK_DNS_PORT`, a name that is no DNS name) is refused first.
+    /// be served (a name that is no DNS name) is refused first.
     fn netavark_dns_refusals_and_missing_aardvark(sb) {
         set_up(sb);
         let pdns = podman_network("pnoaa", 'c', "nc-pnoaa", "10.89.43.0/24", true);
         sb.add_netns("c-x");
         let req = podman_request('d', "x", &[(&pdns, "10.89.43.10", &["ex"])], &[]);
 
-        let out = nv(sb, &["--aardvark-binary", aardvark_binary()], &[("NETAVARK_DNS_PORT", "5353")], "setup", "c-x", &req);
-        assert!(nv_error(&out).contains("NETAVARK_DNS_PORT"), "{}", describe(&out));
         let bad = podman_request('d', "x", &[(&pdns, "10.89.43.10", &["bad,alias"])], &[]);
         let out = nv(sb, &["--aardvark-binary", aardvark_binary()], &[], "setup", "c-x", &bad);
         assert!(nv_error(&out).contains("bad,alias"), "{}", describe(&out));
@@ -534,5 +532,145 @@ sandbox_test! {
             let out = nv(sb, &[binary], &[], "teardown", "c-x", &req);
             assert!(out.status.success(), "{binary}: {}", describe(&out));
         }
+    }
+}
+
+/// The UDP addresses bound in the sandbox (`ss`), as `ADDR:PORT`.
+fn udp_bound(sb: &Sandbox) -> Vec<String> {
+    sb.run(&["ss", "-Hnlu"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+/// `nft list ruleset`.
+fn ruleset(sb: &Sandbox) -> String {
+    sb.run(&["nft", "list", "ruleset"])
+}
+
+sandbox_test! {
+    /// `dns_port = 5353`: aardvark-dns listens on the gateways at 5353, containers still ask
+    /// the gateway at 53 (resolv.conf) and netctl's table DNATs it; the DNAT comes back with
+    /// `reload --all` after the ruleset was flushed, and names a `connect` adds are answered.
+    fn dns_port_other_than_53_is_dnated_from_53(sb) {
+        let file = set_up(sb);
+        let port = ["--dns-port", "5353"];
+        // First on 53; then dns_port changes: plan names it, apply moves the server and the
+        // firewall follows.
+        ok(&["apply", "-f", &file]);
+        let gwa = "10.89.31.1";
+        assert!(udp_bound(sb).contains(&format!("{gwa}:53")));
+        assert!(!ruleset(sb).contains(" . udp . 53 : "), "no DNAT on port 53");
+        let moved = netctl_tests::sandboxed::netctl(&[&port[..], &["plan", "--detailed-exitcode", "-f", &file]].concat());
+        assert_eq!(moved.status.code(), Some(2), "{}", describe(&moved));
+        assert!(String::from_utf8_lossy(&moved.stdout).contains("aardvark-dns listens on port 53, not dns_port 5353"), "{}", describe(&moved));
+        let out = ok(&[&port[..], &["apply", "-f", &file]].concat());
+        assert!(out.contains("Apply complete"), "{out}");
+        assert_eq!(a(sb, "web", gwa, "www"), ["10.89.31.10"]);
+        assert_eq!(a(sb, "web", gwa, "both"), ["10.89.31.20"]);
+        let bound = udp_bound(sb);
+        assert!(bound.contains(&format!("{gwa}:5353")), "{bound:?}");
+        assert!(!bound.contains(&format!("{gwa}:53")), "{bound:?}");
+        let resolv = std::fs::read_to_string("/etc/netns/web/resolv.conf").unwrap();
+        assert!(resolv.contains(&format!("nameserver {gwa}\n")), "{resolv}");
+        let rules = ruleset(sb);
+        assert!(rules.contains("10.89.31.1 . udp . 53 : 5353"), "{rules}");
+        assert!(rules.contains("10.89.31.1 . tcp . 53 : 5353"), "{rules}");
+        assert!(rules.contains("10.89.32.1 . udp . 53 : 5353"), "{rules}");
+        assert!(!rules.contains("10.89.33.1 . udp"), "no DNS on plain: {rules}");
+        // TCP reaches it too (aardvark-dns 1.4 has no TCP listener: the DNAT is what is
+        // checked, not an answer).
+        assert!(rules.contains("dnat ip to ip daddr . meta l4proto . th dport map @dns4_addr"), "{rules}");
+        let plan = |args: &[&str]| {
+            netctl_tests::sandboxed::netctl(&[&port[..], &["plan", "--detailed-exitcode", "-f", &file], args].concat())
+        };
+        assert_eq!(plan(&[]).status.code(), Some(0), "converged");
+
+        // A name added by connect is answered through the DNAT at once.
+        ok(&[&port[..], &["connect", "--alias", "late", "dnsb", "web"]].concat());
+        assert_eq!(a(sb, "db", "10.89.32.1", "late").len(), 1);
+
+        sb.run(&["nft", "flush", "ruleset"]);
+        assert_eq!(dig(sb, "web", gwa, &["www", "A"]).0, "NO ANSWER");
+        let drift = plan(&[]);
+        assert_eq!(drift.status.code(), Some(2), "the lost DNAT is drift: {}", describe(&drift));
+        ok(&[&port[..], &["reload", "--all"]].concat());
+        assert_eq!(a(sb, "web", gwa, "www"), ["10.89.31.10"]);
+        assert!(ruleset(sb).contains("10.89.31.1 . udp . 53 : 5353"));
+        ok(&[&port[..], &["destroy", "--all"]].concat());
+        assert!(live_processes(&["aardvark-dns"]).is_empty());
+    }
+}
+
+sandbox_test! {
+    /// DNS from each DNS network's subnet to its gateway is accepted in netctl's input chain
+    /// (netavark's `INPUT` rule); a network without DNS gets none.
+    fn dns_networks_get_input_accepts(sb) {
+        let file = set_up(sb);
+        ok(&["apply", "-f", &file]);
+        let set = sb.run(&["nft", "list", "set", "inet", "netctl", "dns_accept_v4"]);
+        for net in ["31", "32"] {
+            for proto in ["udp", "tcp"] {
+                let element = format!("10.89.{net}.0/24 . 10.89.{net}.1 . {proto} . 53");
+                assert!(set.contains(&element), "{element}: {set}");
+            }
+        }
+        assert!(!set.contains("10.89.33."), "plain has no DNS: {set}");
+        let input = sb.run(&["nft", "list", "chain", "inet", "netctl", "input"]);
+        assert!(input.contains("hook input") && input.contains("policy accept"), "{input}");
+        assert!(input.contains("@dns_accept_v4 accept"), "{input}");
+        // Names still answer with the accepts there, and the DNAT map stays empty on port 53.
+        assert_eq!(a(sb, "web", "10.89.31.1", "www"), ["10.89.31.10"]);
+        let dnat = sb.run(&["nft", "list", "map", "inet", "netctl", "dns4_port"]);
+        assert!(!dnat.contains("elements"), "{dnat}");
+        ok(&["destroy", "--all"]);
+    }
+}
+
+sandbox_test! {
+    /// netavark mode with `NETAVARK_DNS_PORT=5353`, as podman's `dns_bind_port` sends it:
+    /// aardvark-dns on 5353, containers answered at the gateway's port 53 through the DNAT,
+    /// which `firewall-reload` restores after a flush.
+    fn netavark_dns_port_is_dnated_from_53(sb) {
+        set_up(sb);
+        let aardvark = ["--aardvark-binary", aardvark_binary()];
+        let env = [("NETAVARK_DNS_PORT", "5353")];
+        let pdns = podman_network("pport", 'a', "nc-pport", "10.89.44.0/24", true);
+        sb.add_netns("c-web");
+        sb.add_netns("c-db");
+        let web = podman_request('e', "web", &[(&pdns, "10.89.44.10", &["www"])], &[]);
+        let db = podman_request('9', "db", &[(&pdns, "10.89.44.11", &[])], &[]);
+        for (ns, req) in [("c-web", &web), ("c-db", &db)] {
+            let out = nv(sb, &aardvark, &env, "setup", ns, req);
+            assert!(out.status.success(), "setup: {}", describe(&out));
+            let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(status["pport"]["dns_server_ips"], json!(["10.89.44.1"]), "{status}");
+        }
+        let gw = "10.89.44.1";
+        assert_eq!(a(sb, "c-db", gw, "www"), ["10.89.44.10"]);
+        assert_eq!(a(sb, "c-web", gw, "db"), ["10.89.44.11"]);
+        let bound = udp_bound(sb);
+        assert!(bound.contains(&format!("{gw}:5353")) && !bound.contains(&format!("{gw}:53")), "{bound:?}");
+        assert!(ruleset(sb).contains("10.89.44.1 . udp . 53 : 5353"));
+
+        sb.run(&["nft", "flush", "ruleset"]);
+        assert_eq!(dig(sb, "c-web", gw, &["db", "A"]).0, "NO ANSWER");
+        let mut args = vec!["netavark", "--config", NV];
+        args.extend_from_slice(&aardvark);
+        args.push("firewall-reload");
+        let out = Command::new(netctl_bin())
+            .args(&args)
+            .env("NETCTL_CONFIG", "/nonexistent/netctl.toml")
+            .envs(env)
+            .output()
+            .expect("run netctl");
+        assert!(out.status.success(), "firewall-reload: {}", describe(&out));
+        assert_eq!(a(sb, "c-web", gw, "db"), ["10.89.44.11"]);
+        for (ns, req) in [("c-web", &web), ("c-db", &db)] {
+            let out = nv(sb, &aardvark, &env, "teardown", ns, req);
+            assert!(out.status.success(), "teardown: {}", describe(&out));
+        }
+        assert!(live_processes(&["aardvark-dns"]).is_empty());
+        assert!(!ruleset(sb).contains(" . udp . 53 : 5353"), "the DNAT goes with the server");
     }
 }

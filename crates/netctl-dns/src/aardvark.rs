@@ -91,38 +91,73 @@ fn safe(name: &str) -> bool {
 
 /// The file aardvark-dns reads for `net`.
 pub fn render(net: &DnsNetwork) -> Result<String, RenderError> {
+    let mut out = header(net);
+    let mut entries: Vec<&DnsEntry> = net.entries.iter().collect();
+    entries.sort_by(|a, b| a.id.cmp(&b.id));
+    for e in entries {
+        out.push_str(&entry_line(&net.name, e)?);
+    }
+    Ok(out)
+}
+
+/// Line 1: where aardvark-dns listens for `net`, and the network's upstream servers.
+fn header(net: &DnsNetwork) -> String {
     let mut out = join(&net.listen);
     if !net.servers.is_empty() {
         let _ = write!(out, " {}", join(&net.servers));
     }
     out.push('\n');
-    let mut entries: Vec<&DnsEntry> = net.entries.iter().collect();
-    entries.sort_by(|a, b| a.id.cmp(&b.id));
-    for e in entries {
-        if let Some(bad) = std::iter::once(&e.id).chain(&e.names).find(|n| !safe(n)) {
-            return Err(RenderError {
-                network: net.name.clone(),
-                name: bad.clone(),
-            });
-        }
-        let mut v4 = e.ipv4.clone();
-        v4.sort();
-        let mut v6 = e.ipv6.clone();
-        v6.sort();
-        let _ = write!(
-            out,
-            "{} {} {} {}",
-            e.id,
-            join(v4),
-            join(v6),
-            e.names.join(",")
-        );
-        if !e.servers.is_empty() {
-            let _ = write!(out, " {}", join(&e.servers));
-        }
-        out.push('\n');
+    out
+}
+
+/// One container's line, newline included.
+fn entry_line(network: &str, e: &DnsEntry) -> Result<String, RenderError> {
+    if let Some(bad) = std::iter::once(&e.id).chain(&e.names).find(|n| !safe(n)) {
+        return Err(RenderError {
+            network: network.to_owned(),
+            name: bad.clone(),
+        });
     }
+    let mut v4 = e.ipv4.clone();
+    v4.sort();
+    let mut v6 = e.ipv6.clone();
+    v6.sort();
+    let mut out = format!("{} {} {} {}", e.id, join(v4), join(v6), e.names.join(","));
+    if !e.servers.is_empty() {
+        let _ = write!(out, " {}", join(&e.servers));
+    }
+    out.push('\n');
     Ok(out)
+}
+
+/// `current` (a file [`render`] wrote) with line 1 taken from `net`, the lines of the
+/// containers `gone` dropped and `net.entries` put in their place: what [`render`] would give
+/// for the network with those changes, byte for byte, read from the file rather than from
+/// every container's records. `None` when the network is left with no container (it then has
+/// no file).
+pub fn patch(
+    current: &str,
+    net: &DnsNetwork,
+    gone: &[&str],
+) -> Result<Option<String>, RenderError> {
+    let mut lines: Vec<(String, String)> = current
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let id = line.split(' ').next().unwrap_or_default();
+            (!gone.contains(&id)).then(|| (id.to_owned(), format!("{line}\n")))
+        })
+        .collect();
+    for e in &net.entries {
+        lines.push((e.id.clone(), entry_line(&net.name, e)?));
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = header(net);
+    out.extend(lines.into_iter().map(|(_, line)| line));
+    Ok(Some(out))
 }
 
 /// The argv that runs aardvark-dns for `dir` on `port` (it forks; the launcher exits once
@@ -206,6 +241,37 @@ mod tests {
                 })
             );
         }
+    }
+
+    /// A patched file is the file rendered whole from the same entries.
+    #[test]
+    fn patching_a_file_gives_what_rendering_it_whole_does() {
+        let web = entry('e', "10.89.7.3", &["web"]);
+        let db = entry('9', "10.89.7.2", &["db", "database"]);
+        let mut api = entry('a', "10.89.7.4", &["api"]);
+        api.servers = vec!["198.51.100.53".parse().unwrap()];
+        let net = |entries: Vec<DnsEntry>| DnsNetwork {
+            name: "app".into(),
+            listen: vec!["10.89.7.1".parse().unwrap()],
+            servers: vec!["192.0.2.53".parse().unwrap()],
+            entries,
+            ..DnsNetwork::default()
+        };
+        let before = render(&net(vec![web.clone(), db.clone()])).unwrap();
+        // api joins, web gets a new address (its line replaced), db stays as it was.
+        let mut moved = web.clone();
+        moved.ipv4 = vec!["10.89.7.9".parse().unwrap()];
+        let patched = patch(&before, &net(vec![api.clone(), moved.clone()]), &[&web.id]).unwrap();
+        assert_eq!(
+            patched.unwrap(),
+            render(&net(vec![db.clone(), api, moved])).unwrap()
+        );
+        // db leaves; then the last one leaves and the file goes.
+        let one = patch(&before, &net(Vec::new()), &[&db.id])
+            .unwrap()
+            .unwrap();
+        assert_eq!(one, render(&net(vec![web.clone()])).unwrap());
+        assert_eq!(patch(&one, &net(Vec::new()), &[&web.id]), Ok(None));
     }
 
     #[test]

@@ -11,8 +11,22 @@
 //! changes files of, only the networks of its scope (podman's networks in netavark's
 //! `<--config>/aardvark-dns`, the others in `<run_dir>/aardvark-dns`).
 //!
+//! Imperative runs (connect, disconnect, podman's setup and teardown) use [`sync_touched`]:
+//! only the files of the networks their containers were or are on are changed, each patched
+//! from the file itself (line 1 and the touched containers' lines), so the cost does not grow
+//! with the number of other containers; and a server known to be bound on every gateway since
+//! it started (same pid and start time) is not checked again through the socket table: one
+//! name each network gained is asked for instead, so it is answered when the command returns.
+//! Anything else (a file missing, a network changed, no server running) takes the full way.
+//!
+//! The firewall sends each DNS network's queries to the port its server listens on
+//! ([`crate::fwmap`] reads the server records): a first server adds its networks' DNS
+//! elements to netctl's table, and moving a server to another port or stopping it rebuilds
+//! the table.
+//!
 //! Invariant: a converged system gets no signal and no write ([`sync`] compares first, and a
-//! converged apply never runs it).
+//! converged apply never runs it). A patched file is byte for byte the file a full render
+//! gives (`netctl_dns::aardvark::patch`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -21,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use netctl_dns::aardvark::{self, DnsEntry, DnsNetwork};
 use netctl_plan::Recorded;
-use netctl_state::{DnsServerRecord, NetworkRecord, StateRead as _};
+use netctl_state::{
+    AttachmentRecord, ContainerRecord, DnsServerRecord, NetworkRecord, StateRead as _,
+};
 use netctl_sys::{Signal, SpawnMode, SpawnSpec};
 use netctl_types::ContainerSpec;
 
@@ -56,6 +72,47 @@ pub(crate) fn gateways(net: &NetworkRecord) -> impl Iterator<Item = IpAddr> + '_
     net.subnets.iter().filter_map(|s| s.gateway)
 }
 
+/// A DNS network as aardvark-dns serves it, without its containers.
+fn dns_network(net: &NetworkRecord) -> DnsNetwork {
+    DnsNetwork {
+        name: net.name.clone(),
+        internal: net.internal,
+        listen: gateways(net).collect(),
+        servers: net.dns_servers.clone(),
+        entries: Vec::new(),
+    }
+}
+
+/// A container's line in a DNS network's file.
+fn entry(net: &NetworkRecord, ctr: &ContainerRecord, att: &AttachmentRecord) -> DnsEntry {
+    let spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
+    // podman sends the short id as an alias and serves it; a file's container is known
+    // by its name and declared aliases only.
+    let short: String = ctr.id.chars().take(12).collect();
+    let podman = net.labels.contains_key(crate::podman::PODMAN_LABEL);
+    let mut names = vec![ctr.name.clone()];
+    names.extend(
+        att.aliases
+            .iter()
+            .filter(|a| podman || **a != short)
+            .filter(|a| **a != ctr.name)
+            .cloned(),
+    );
+    let mut e = DnsEntry {
+        id: ctr.id.clone(),
+        names,
+        servers: spec.dns_servers.clone(),
+        ..DnsEntry::default()
+    };
+    for a in &att.addresses {
+        match a.addr() {
+            IpAddr::V4(v4) => e.ipv4.push(v4),
+            IpAddr::V6(v6) => e.ipv6.push(v6),
+        }
+    }
+    e
+}
+
 /// What aardvark-dns should serve: every DNS network with at least one container.
 pub(crate) fn served(engine: &Engine<'_>, rec: &Recorded) -> Vec<DnsNetwork> {
     let mut nets: BTreeMap<&str, DnsNetwork> = BTreeMap::new();
@@ -67,39 +124,10 @@ pub(crate) fn served(engine: &Engine<'_>, rec: &Recorded) -> Vec<DnsNetwork> {
         if !serves(engine, net) {
             continue;
         }
-        let entry = nets.entry(network).or_insert_with(|| DnsNetwork {
-            name: net.name.clone(),
-            internal: net.internal,
-            listen: gateways(net).collect(),
-            servers: net.dns_servers.clone(),
-            entries: Vec::new(),
-        });
-        let spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
-        // podman sends the short id as an alias and serves it; a file's container is known
-        // by its name and declared aliases only.
-        let short: String = ctr.id.chars().take(12).collect();
-        let podman = net.labels.contains_key(crate::podman::PODMAN_LABEL);
-        let mut names = vec![ctr.name.clone()];
-        names.extend(
-            att.aliases
-                .iter()
-                .filter(|a| podman || **a != short)
-                .filter(|a| **a != ctr.name)
-                .cloned(),
-        );
-        let mut e = DnsEntry {
-            id: ctr.id.clone(),
-            names,
-            servers: spec.dns_servers.clone(),
-            ..DnsEntry::default()
-        };
-        for a in &att.addresses {
-            match a.addr() {
-                IpAddr::V4(v4) => e.ipv4.push(v4),
-                IpAddr::V6(v6) => e.ipv6.push(v6),
-            }
-        }
-        entry.entries.push(e);
+        nets.entry(network)
+            .or_insert_with(|| dns_network(net))
+            .entries
+            .push(entry(net, ctr, att));
     }
     nets.into_values().collect()
 }
@@ -147,9 +175,20 @@ fn bound(engine: &Engine<'_>) -> Result<BTreeSet<SocketAddr>> {
         .collect())
 }
 
+/// The recorded server of this run's config directory when it is running on the configured
+/// port.
+fn running(engine: &Engine<'_>) -> Result<Option<DnsServerRecord>> {
+    Ok(server_record(engine)?
+        .filter(|s| engine.sys.is_alive(s.pid, s.start_time) && s.port == engine.cfg.dns_port))
+}
+
 /// The gateways of `net` on which something listens at `dns_port` (aardvark-dns, after
-/// [`sync`] checked it).
+/// [`sync`] checked it). A running server that [`sync`] saw bound on every gateway is not
+/// looked up in the socket table again.
 pub(crate) fn bound_gateways(engine: &Engine<'_>, net: &NetworkRecord) -> Result<Vec<IpAddr>> {
+    if running(engine)?.is_some_and(|s| s.bound) {
+        return Ok(gateways(net).collect());
+    }
     let bound = bound(engine)?;
     Ok(gateways(net)
         .filter(|gw| bound.contains(&SocketAddr::new(*gw, engine.cfg.dns_port)))
@@ -194,6 +233,14 @@ pub(crate) fn observe(
                     .push("aardvark-dns is not running".into());
             }
         }
+        Some(server) if server.port != engine.cfg.dns_port => {
+            for (net, _) in want.values() {
+                drift.entry(net.clone()).or_default().push(format!(
+                    "aardvark-dns listens on port {}, not dns_port {}",
+                    server.port, engine.cfg.dns_port
+                ));
+            }
+        }
         Some(server) => {
             let bound = bound(engine)?;
             for (net, _) in want.values() {
@@ -212,19 +259,167 @@ pub(crate) fn observe(
     Ok(drift)
 }
 
-/// Brings aardvark-dns in line with the records: files, then one signal or a start (or a
-/// stop), then a check that every gateway is bound.
-pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
-    let dir = &engine.cfg.dns_dir;
-    // netavark commits its entries under `<config>/aardvark.lock`; so does netctl in its
-    // place, so netavark's tooling never reads a directory half-way through a change.
-    let _lock = match (engine.cfg.dns_scope, dir.parent()) {
+/// netavark commits its entries under `<config>/aardvark.lock`; so does netctl in its place,
+/// so netavark's tooling never reads a directory half-way through a change.
+fn lock(engine: &Engine<'_>) -> Result<Option<impl Drop>> {
+    Ok(match (engine.cfg.dns_scope, engine.cfg.dns_dir.parent()) {
         (DnsScope::Podman, Some(config)) => {
             Some(netctl_dns::lock_file(&config.join(aardvark::LOCK_FILE))?)
         }
         _ => None,
+    })
+}
+
+/// Brings aardvark-dns in line with the records: files, then one signal or a start (or a
+/// stop), then a check that every gateway is bound.
+pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
+    let _lock = lock(engine)?;
+    sync_all(engine)
+}
+
+/// [`sync`] after a run that touched only `containers` (no network): `before` and `now` hold
+/// at least those containers with their attachments, and every network.
+pub(crate) fn sync_touched(
+    engine: &Engine<'_>,
+    before: &Recorded,
+    now: &Recorded,
+    containers: &BTreeSet<String>,
+) -> Result<()> {
+    let _lock = lock(engine)?;
+    if !patch_touched(engine, before, now, containers)? {
+        sync_all(engine)?;
+    }
+    Ok(())
+}
+
+/// The incremental way of [`sync_touched`]; `false` when it cannot be taken (then nothing
+/// was changed, or only files the full way rewrites the same).
+fn patch_touched(
+    engine: &Engine<'_>,
+    before: &Recorded,
+    now: &Recorded,
+    containers: &BTreeSet<String>,
+) -> Result<bool> {
+    let started = Instant::now();
+    let Some(server) = running(engine)? else {
+        return Ok(false);
     };
-    let rec = crate::observe::recorded(engine.store)?;
+    let dir = &engine.cfg.dns_dir;
+    let networks: BTreeSet<&str> = [before, now]
+        .into_iter()
+        .flat_map(|rec| containers.iter().flat_map(|c| rec.attachments_of(c)))
+        .map(|att| att.network.as_str())
+        .collect();
+    let gone: BTreeSet<&str> = [before, now]
+        .into_iter()
+        .flat_map(|rec| containers.iter().filter_map(|c| rec.containers.get(c)))
+        .map(|ctr| ctr.id.as_str())
+        .collect();
+    let gone: Vec<&str> = gone.into_iter().collect();
+    let mut changed = false;
+    // One name each network gained, asked for after the reload: (server, name, AAAA).
+    let mut probes: Vec<(SocketAddr, String, bool)> = Vec::new();
+    for name in networks {
+        let (Some(was), Some(net)) = (before.networks.get(name), now.networks.get(name)) else {
+            return Ok(false);
+        };
+        let serving = serves(engine, net);
+        if serving != serves(engine, was) || (serving && dns_network(was) != dns_network(net)) {
+            return Ok(false);
+        }
+        if !serving {
+            continue;
+        }
+        let mut served = dns_network(net);
+        let file = served.file_name();
+        // A network whose first container this is has no file yet: its new listener needs
+        // the full way (and the bind check).
+        let Some(current) = netctl_dns::read_file(&dir.join(&file)) else {
+            return Ok(false);
+        };
+        served.entries = containers
+            .iter()
+            .filter_map(|c| {
+                let att = now.attachments.get(&(c.clone(), name.to_owned()))?;
+                Some(entry(net, now.containers.get(c)?, att))
+            })
+            .collect();
+        if let (Some(gw), Some(e)) = (served.listen.first(), served.entries.first()) {
+            let addr = SocketAddr::new(*gw, engine.cfg.dns_port);
+            probes.push((addr, e.names[0].clone(), e.ipv4.is_empty()));
+        }
+        let text = aardvark::patch(&current, &served, &gone)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if let Some(text) = text {
+            changed |= netctl_dns::replace_file(dir, &file, &text)?;
+        } else {
+            netctl_dns::remove_files(dir, &[file.as_str()])?;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(true);
+    }
+    if present_files(dir).is_empty() {
+        // Nothing left to serve: the full way stops the server.
+        return Ok(false);
+    }
+    engine
+        .sys
+        .kill(server.pid, Signal::SIGHUP)
+        .map_err(sys_err("signal aardvark-dns to reload"))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: files patched, aardvark-dns signalled");
+    if !server.bound {
+        let listen = listen_addrs(engine, now);
+        wait_bound(engine, server.pid, &listen)?;
+        mark_bound(engine, &server)?;
+    }
+    // aardvark-dns reloads at its own pace after the signal: a new name is answered before
+    // the command returns, asked for as a container would.
+    let asked = probes.len();
+    for (addr, name, ipv6) in probes {
+        let answered = engine
+            .sys
+            .dns_answers(addr, &name, ipv6, BIND_TIMEOUT)
+            .map_err(sys_err(format!("ask aardvark-dns at {addr} for {name}")))?;
+        if !answered {
+            return Err(EngineError::Invalid(format!(
+                "aardvark-dns (pid {}) does not answer {name} at {addr} after {BIND_TIMEOUT:?}",
+                server.pid
+            )));
+        }
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), asked, "dns: new names answered");
+    Ok(true)
+}
+
+/// Every address the server should listen on: the gateways of the networks that have a file.
+fn listen_addrs(engine: &Engine<'_>, rec: &Recorded) -> Vec<SocketAddr> {
+    present_files(&engine.cfg.dns_dir)
+        .iter()
+        .filter_map(|f| rec.networks.get(f.trim_end_matches("%int")))
+        .flat_map(gateways)
+        .map(|gw| SocketAddr::new(gw, engine.cfg.dns_port))
+        .collect()
+}
+
+/// Records that the server was seen bound on every gateway it serves.
+fn mark_bound(engine: &Engine<'_>, server: &DnsServerRecord) -> Result<()> {
+    if server.bound {
+        return Ok(());
+    }
+    let record = DnsServerRecord {
+        bound: true,
+        ..server.clone()
+    };
+    engine.store.write(|tx| tx.put_dns_server(&record))?;
+    Ok(())
+}
+
+fn sync_all(engine: &Engine<'_>) -> Result<()> {
+    let started = Instant::now();
+    let dir = &engine.cfg.dns_dir;
+    let mut rec = crate::observe::recorded(engine.store)?;
     let want = rendered(engine, &rec)?;
     let server = server_record(engine)?;
     let alive = server
@@ -248,18 +443,19 @@ pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
     if want.is_empty() {
         if let Some(server) = &server {
             stop(engine, server)?;
+            engine.rebuild_firewall()?;
         }
         return Ok(());
     }
-    let pid = match alive {
+    let running = match alive {
         Some(server) if changed => {
             engine
                 .sys
                 .kill(server.pid, Signal::SIGHUP)
                 .map_err(sys_err("signal aardvark-dns to reload"))?;
-            server.pid
+            server.clone()
         }
-        Some(server) => server.pid,
+        Some(server) => server.clone(),
         None => {
             if let Some(server) = &server {
                 // Dead, or on another port: a new one replaces it.
@@ -268,16 +464,54 @@ pub(crate) fn sync(engine: &Engine<'_>) -> Result<()> {
             start(engine)?
         }
     };
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: files written, server signalled or started");
+    // Queries reach the server at its port through the firewall; done while a new server
+    // binds, before the bind check.
+    match server.as_ref().map(|s| s.port) {
+        Some(port) if port == running.port => {}
+        None => {
+            rec.dns_servers.retain(|s| s.podman != running.podman);
+            rec.dns_servers.push(running.clone());
+            add_dns_elements(engine, &rec)?;
+        }
+        // Another port: every DNS network's elements change.
+        Some(_) => {
+            engine.rebuild_firewall()?;
+        }
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: firewall up to date");
     let listen: Vec<SocketAddr> = want
         .values()
         .flat_map(|(net, _)| gateways(&rec.networks[net]).collect::<Vec<_>>())
         .map(|gw| SocketAddr::new(gw, engine.cfg.dns_port))
         .collect();
-    wait_bound(engine, pid, &listen)
+    wait_bound(engine, running.pid, &listen)?;
+    mark_bound(engine, &running)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "dns: every gateway bound");
+    Ok(())
+}
+
+/// A first server: the DNS elements of its networks are added to the table (the rest of each
+/// network's elements are there already; adding them again changes nothing). Past a few
+/// networks, or when the table is not as the records say, one rebuild does it instead.
+fn add_dns_elements(engine: &Engine<'_>, rec: &Recorded) -> Result<()> {
+    let networks: Vec<&NetworkRecord> = crate::driver::firewalled(rec)
+        .filter(|net| serves(engine, net))
+        .collect();
+    if networks.len() <= crate::exec::INCREMENTAL_LIMIT {
+        let added = networks
+            .iter()
+            .try_for_each(|net| engine.fw.add_network(&crate::fwmap::fw_network(rec, net)));
+        match added {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::debug!("firewall: {e}; rebuilding the table from the records"),
+        }
+    }
+    engine.rebuild_firewall().map(drop)
 }
 
 /// Starts aardvark-dns for the config directory and records it.
-fn start(engine: &Engine<'_>) -> Result<u32> {
+fn start(engine: &Engine<'_>) -> Result<DnsServerRecord> {
     let binary =
         engine.cfg.aardvark_binary.as_ref().ok_or_else(|| {
             EngineError::Invalid("no aardvark-dns binary: cannot serve DNS".into())
@@ -308,9 +542,11 @@ fn start(engine: &Engine<'_>) -> Result<u32> {
         start_time: spawned.start_time,
         port: engine.cfg.dns_port,
         argv,
+        podman: engine.cfg.dns_scope == DnsScope::Podman,
+        bound: false,
     };
     engine.store.write(|tx| tx.put_dns_server(&record))?;
-    Ok(spawned.pid)
+    Ok(record)
 }
 
 /// Stops the recorded aardvark-dns (if it still runs) and forgets it.

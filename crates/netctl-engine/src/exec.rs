@@ -21,7 +21,7 @@ use crate::{Engine, EngineError, Result, Survey, files, fwmap, observe};
 
 /// Up to this many touched containers and networks, firewall changes are incremental element
 /// batches; beyond it the table is rebuilt in one transaction.
-const INCREMENTAL_LIMIT: usize = 8;
+pub(crate) const INCREMENTAL_LIMIT: usize = 8;
 
 /// The id podman gives its default network `podman`.
 const PODMAN_DEFAULT_NETWORK_ID: &str =
@@ -228,7 +228,7 @@ impl<'e, 'a> Run<'e, 'a> {
         for name in &self.touched_networks {
             if let Some(net) = self.before.networks.get(name)
                 && driver::of(net).uses_firewall()
-                && let Err(e) = fw.remove_network(&fwmap::fw_network(net))
+                && let Err(e) = fw.remove_network(&fwmap::fw_network(&self.before, net))
             {
                 tracing::debug!("firewall: {e}; the table is rebuilt at the end");
                 self.fw_rebuild = true;
@@ -269,6 +269,20 @@ impl<'e, 'a> Run<'e, 'a> {
         if let Err(e) = done {
             tracing::debug!("firewall: {e}; the table is rebuilt at the end");
         }
+    }
+
+    /// Brings aardvark-dns up to date: only the touched containers' lines when the run is an
+    /// imperative one that changed no network, everything otherwise.
+    fn dns_phase(&self) -> Result<()> {
+        if self.scope.is_none() || !self.touched_networks.is_empty() {
+            return crate::dns::sync(self.engine);
+        }
+        crate::dns::sync_touched(
+            self.engine,
+            &self.before,
+            &self.now()?,
+            &self.touched_containers,
+        )
     }
 
     /// Adds the firewall elements of everything touched from the records as they are now.
@@ -313,7 +327,7 @@ impl<'e, 'a> Run<'e, 'a> {
             if let Some(net) = now.networks.get(name)
                 && driver::of(net).uses_firewall()
             {
-                fw.add_network(&fwmap::fw_network(net))?;
+                fw.add_network(&fwmap::fw_network(now, net))?;
             }
         }
         for name in &self.touched_containers {
@@ -1204,7 +1218,7 @@ pub(crate) fn execute(
     }
     tracing::debug!(elapsed = ?started.elapsed(), "execute: files written");
     if failed.is_none()
-        && let Err(e) = crate::dns::sync(engine)
+        && let Err(e) = run.dns_phase()
     {
         failed = Some(("bring aardvark-dns up to date".to_owned(), e));
     }

@@ -3,7 +3,7 @@
 //! A container's published ports go to its primary attachment: the one whose interface sorts
 //! first (`eth0`), as with podman where ports follow the first network.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use netctl_firewall::{FirewallState, FwContainer, FwNetwork, FwPort, HostIp};
 use netctl_plan::Recorded;
@@ -13,8 +13,25 @@ use netctl_types::{Isolate, PortMapping};
 
 use crate::{Engine, EngineError, FirewallMode, Result};
 
-pub(crate) fn fw_network(net: &NetworkRecord) -> FwNetwork {
+/// Where aardvark-dns answers `net`'s containers: its gateways at the port of the server of
+/// its front door (podman's networks are served by the server netavark mode started), when
+/// that server runs and the network has DNS on.
+fn dns_listen(rec: &Recorded, net: &NetworkRecord) -> Vec<SocketAddr> {
+    if !net.dns_enabled {
+        return Vec::new();
+    }
+    let podman = net.labels.contains_key(crate::podman::PODMAN_LABEL);
+    let Some(server) = rec.dns_servers.iter().find(|s| s.podman == podman) else {
+        return Vec::new();
+    };
+    crate::dns::gateways(net)
+        .map(|gw| SocketAddr::new(gw, server.port))
+        .collect()
+}
+
+pub(crate) fn fw_network(rec: &Recorded, net: &NetworkRecord) -> FwNetwork {
     FwNetwork {
+        dns: dns_listen(rec, net),
         name: net.name.clone(),
         bridge: net.network_interface.clone(),
         subnets: net.subnets.iter().map(|s| s.subnet).collect(),
@@ -107,7 +124,9 @@ pub(crate) fn fw_container(rec: &Recorded, ctr: &ContainerRecord) -> Option<FwCo
 /// The whole firewall state the records call for.
 pub(crate) fn fw_state(rec: &Recorded) -> FirewallState {
     FirewallState {
-        networks: crate::driver::firewalled(rec).map(fw_network).collect(),
+        networks: crate::driver::firewalled(rec)
+            .map(|net| fw_network(rec, net))
+            .collect(),
         containers: rec
             .containers
             .values()

@@ -27,6 +27,7 @@ pub(crate) fn recorded(store: &Store) -> Result<Recorded> {
     for helper in tx.helpers()? {
         rec.helpers.insert(helper.container.clone(), helper);
     }
+    rec.dns_servers = tx.dns_servers()?;
     Ok(rec)
 }
 
@@ -54,6 +55,7 @@ pub(crate) fn recorded_for<'a>(
             rec.helpers.insert(helper.container.clone(), helper);
         }
     }
+    rec.dns_servers = tx.dns_servers()?;
     Ok(rec)
 }
 

@@ -510,7 +510,7 @@ pub(crate) fn setup(
 ) -> Result<BTreeMap<String, StatusBlock>> {
     let name = container_name(opts);
     let (mut request, wanted) = requested_state(netns, opts, &name)?;
-    serve_dns(engine, &mut request)?;
+    serve_dns(engine, &mut request);
     let started = std::time::Instant::now();
     let requested = request
         .containers
@@ -577,8 +577,9 @@ pub(crate) fn setup(
 /// Decides which of the request's DNS networks are served, as netavark does: all of them when
 /// aardvark-dns is there (`--aardvark-binary`), none (with a warning) when it is not, so
 /// podman then gives the container the host's servers instead of a gateway where nothing
-/// answers. What netctl cannot serve is refused before anything changes.
-fn serve_dns(engine: &Engine<'_>, request: &mut DesiredState) -> Result<()> {
+/// answers. `NETAVARK_DNS_PORT` other than 53 is served as netavark does: aardvark-dns listens
+/// there and the firewall DNATs the gateway's port 53 to it.
+fn serve_dns(engine: &Engine<'_>, request: &mut DesiredState) {
     let available = engine.cfg.aardvark_binary.is_some();
     for (name, net) in &mut request.networks {
         if net.dns != Some(true) {
@@ -589,14 +590,8 @@ fn serve_dns(engine: &Engine<'_>, request: &mut DesiredState) -> Result<()> {
                 "network {name}: dns is enabled, but there is no aardvark-dns (--aardvark-binary): the network serves no DNS"
             );
             net.dns = Some(false);
-        } else if engine.cfg.dns_port != 53 {
-            return Err(EngineError::Invalid(format!(
-                "network {name}: aardvark-dns on port {} (NETAVARK_DNS_PORT) is not supported: containers ask the gateway at port 53, and the DNAT from 53 to another port is not implemented",
-                engine.cfg.dns_port
-            )));
         }
     }
-    Ok(())
 }
 
 /// netavark `update NETWORK --network-dns-servers ...`: a podman network's upstream servers

@@ -307,12 +307,18 @@ fn dns_server_lifecycle_through_the_sys_seam() {
     }
     let engine = || Engine::new(&w.sys, &w.store, cfg.clone());
     engine().apply(&desired(), None, false).unwrap();
-    let spawns: Vec<String> = w
-        .sys
-        .mutating_calls()
-        .into_iter()
-        .filter(|c| c.contains("aardvark-dns"))
+    let calls = w.sys.mutating_calls();
+    let spawns: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("spawn") && c.contains("aardvark-dns"))
         .collect();
+    // The new server's port reaches the firewall: DNS from each DNS network is accepted there.
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("nft_apply") && c.contains("\"dns_accept_v4\",\"table\"")),
+        "{calls:?}"
+    );
     assert_eq!(spawns.len(), 1, "{spawns:?}");
     assert!(
         spawns[0].contains(&format!("--config {} -p 53 run (daemon", dns_dir.display())),
@@ -351,6 +357,13 @@ fn dns_server_lifecycle_through_the_sys_seam() {
     let calls = w.sys.mutating_calls();
     assert!(calls.contains(&format!("kill {pid} SIGHUP")), "{calls:?}");
     assert!(!calls.iter().any(|c| c.starts_with("spawn")), "{calls:?}");
+    // The short way: the new name is asked for at the gateway after the reload.
+    let all = w.sys.calls();
+    assert!(
+        all.iter()
+            .any(|c| c.starts_with("dns_answers 10.89.20.1:53 client A")),
+        "{all:?}"
+    );
     assert!(
         std::fs::read_to_string(dns_dir.join("back"))
             .unwrap()

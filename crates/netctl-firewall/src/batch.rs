@@ -167,6 +167,7 @@ mod tests {
             internal: false,
             isolate: Isolate::Enabled,
             outbound: crate::model::Outbound::default(),
+            dns: Vec::new(),
         }
     }
 
@@ -295,6 +296,7 @@ mod tests {
             internal: true,
             isolate: Isolate::Strict,
             outbound: crate::model::Outbound::default(),
+            dns: Vec::new(),
             ..web()
         };
         let json = to_json(&add_network(&internal));

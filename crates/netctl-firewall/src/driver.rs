@@ -405,6 +405,7 @@ mod tests {
             internal: false,
             isolate: Isolate::Disabled,
             outbound: crate::model::Outbound::default(),
+            dns: Vec::new(),
         }
     }
 

@@ -19,7 +19,7 @@ use nftables::schema::{Element, NfCmd, NfListObject, SetType};
 
 use crate::expr::{Expr, concat, number, prefix, string};
 use crate::layout::{Store, TABLE_FAMILY, TABLE_NAME};
-use crate::model::{FwContainer, FwNetwork, HostIp, Isolate, Protocol};
+use crate::model::{DNS_PORT, FwContainer, FwNetwork, HostIp, Isolate, Protocol};
 
 /// One part of an element key or value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,6 +111,7 @@ impl Elements {
         if network.isolate == Isolate::Strict {
             self.insert(Store::StrictBridges, vec![bridge()], None);
         }
+        self.add_dns(network);
         if network.internal {
             self.insert(Store::InternalBridges, vec![bridge()], None);
             return;
@@ -129,6 +130,40 @@ impl Elements {
             };
             if let Some((store, addr)) = snat {
                 self.insert(store, vec![Atom::Net(subnet)], Some(Atom::Addr(addr)));
+            }
+        }
+    }
+
+    /// A DNS network's elements: queries from its subnets to each gateway accepted at the
+    /// server's port, and the DNAT from the gateway's port 53 when the server listens elsewhere.
+    fn add_dns(&mut self, network: &FwNetwork) {
+        for listen in &network.dns {
+            let gateway = listen.ip();
+            let (accept, dnat) = match gateway {
+                IpAddr::V4(_) => (Store::DnsAcceptV4, (Store::Dns4Addr, Store::Dns4Port)),
+                IpAddr::V6(_) => (Store::DnsAcceptV6, (Store::Dns6Addr, Store::Dns6Port)),
+            };
+            for proto in [Protocol::Udp, Protocol::Tcp] {
+                for subnet in &network.subnets {
+                    if subnet.addr().is_ipv4() != gateway.is_ipv4() {
+                        continue;
+                    }
+                    let key = vec![
+                        Atom::Net(subnet.trunc()),
+                        Atom::Addr(gateway),
+                        Atom::Proto(proto),
+                        Atom::Port(listen.port()),
+                    ];
+                    self.insert(accept, key, None);
+                }
+                if listen.port() != DNS_PORT {
+                    let key = vec![
+                        Atom::Addr(gateway),
+                        Atom::Proto(proto),
+                        Atom::Port(DNS_PORT),
+                    ];
+                    self.insert_pair(dnat, key, gateway, listen.port());
+                }
             }
         }
     }
@@ -206,21 +241,29 @@ impl Elements {
                 Store::Dnat4AnyAddr => (any_key(), Some(Atom::Addr(v4))),
                 Store::Dnat6AnyAddr => (any_key(), Some(Atom::Addr(v6))),
                 Store::Dnat4AnyPort | Store::Dnat6AnyPort => (any_key(), Some(Atom::Port(0))),
-                Store::Dnat4IpAddr => (
+                Store::Dnat4IpAddr | Store::Dns4Addr => (
                     vec![Atom::Addr(v4), Atom::Number(0), Atom::Port(0)],
                     Some(Atom::Addr(v4)),
                 ),
-                Store::Dnat4IpPort => (
+                Store::Dnat4IpPort | Store::Dns4Port => (
                     vec![Atom::Addr(v4), Atom::Number(0), Atom::Port(0)],
                     Some(Atom::Port(0)),
                 ),
-                Store::Dnat6IpAddr => (
+                Store::Dnat6IpAddr | Store::Dns6Addr => (
                     vec![Atom::Addr(v6), Atom::Number(0), Atom::Port(0)],
                     Some(Atom::Addr(v6)),
                 ),
-                Store::Dnat6IpPort => (
+                Store::Dnat6IpPort | Store::Dns6Port => (
                     vec![Atom::Addr(v6), Atom::Number(0), Atom::Port(0)],
                     Some(Atom::Port(0)),
+                ),
+                Store::DnsAcceptV4 => (
+                    vec![net4(), Atom::Addr(v4), Atom::Number(0), Atom::Port(0)],
+                    None,
+                ),
+                Store::DnsAcceptV6 => (
+                    vec![net6(), Atom::Addr(v6), Atom::Number(0), Atom::Port(0)],
+                    None,
                 ),
             };
             elements.insert(store, key, value);
@@ -390,6 +433,7 @@ mod tests {
             internal: false,
             isolate: crate::model::Isolate::Disabled,
             outbound: crate::model::Outbound::default(),
+            dns: Vec::new(),
         });
         assert!(network.netlink_ops(ElementOp::Add).is_none());
     }

@@ -5,12 +5,18 @@
 //! below are written once, when the table is created, and never touched again.
 //!
 //! Chains:
+//! * `input` (filter, input hook, priority 0, policy accept): accepts DNS queries from each DNS
+//!   network's subnets to its gateway at aardvark-dns's port, as netavark's `INPUT` chain does.
+//!   It drops nothing. As with netavark's, an accept here ends only this chain: every table's
+//!   base chain on the hook still sees the packet and a drop in any is final, so a host
+//!   firewall whose own table drops input must allow DNS from container subnets itself.
 //! * `forward` (filter, forward hook, priority 0, policy accept): invalid-state drop for netctl
 //!   bridges, routed-within-one-bridge accept, internal-bridge drops, accept for DNAT'd flows
 //!   (published ports stay reachable across isolation, as in netavark 2.1) and for
 //!   established/related flows, then the isolation drops.
 //! * `prerouting` / `output` (nat, priority dstnat): `fib daddr type local jump hostport-dnat`.
-//! * `hostport-dnat`: marks flows from localhost or from container subnets that are about to be
+//! * `hostport-dnat`: first DNATs DNS queries to a gateway's port 53 to the gateway at
+//!   aardvark-dns's port when that is not 53 (netavark's `NETAVARK_DNS_PORT` rule); then marks flows from localhost or from container subnets that are about to be
 //!   DNAT'd (so postrouting masquerades them: localhost needs `route_localnet`, hairpin needs the
 //!   reply to come back through the host), then DNATs through the port-forward maps, specific
 //!   host addresses before wildcards.
@@ -40,6 +46,7 @@ pub const TABLE_FAMILY: NfFamily = NfFamily::INet;
 /// Packet mark bit for "masquerade this DNAT'd flow" (netavark uses the same bit).
 pub const MASQUERADE_MARK: u32 = 0x2000;
 
+const INPUT: &str = "input";
 const FORWARD: &str = "forward";
 const PREROUTING: &str = "prerouting";
 const OUTPUT: &str = "output";
@@ -85,10 +92,21 @@ pub(crate) enum Store {
     Dnat6AnyPort,
     Dnat6IpAddr,
     Dnat6IpPort,
+    /// `ipv4_addr . ipv4_addr . inet_proto . inet_service` intervals: `subnet . gateway .
+    /// udp|tcp . port`, DNS queries from a network to its aardvark-dns (input accept).
+    DnsAcceptV4,
+    DnsAcceptV6,
+    /// `ipv4_addr . inet_proto . inet_service : ipv4_addr`: `gateway . udp|tcp . 53` to the
+    /// gateway, when aardvark-dns listens on another port.
+    Dns4Addr,
+    /// The same keys to aardvark-dns's port.
+    Dns4Port,
+    Dns6Addr,
+    Dns6Port,
 }
 
 impl Store {
-    pub(crate) const ALL: [Store; 19] = [
+    pub(crate) const ALL: [Store; 25] = [
         Store::Bridges,
         Store::IsolatedBridges,
         Store::StrictBridges,
@@ -108,6 +126,12 @@ impl Store {
         Store::Dnat6AnyPort,
         Store::Dnat6IpAddr,
         Store::Dnat6IpPort,
+        Store::DnsAcceptV4,
+        Store::DnsAcceptV6,
+        Store::Dns4Addr,
+        Store::Dns4Port,
+        Store::Dns6Addr,
+        Store::Dns6Port,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -131,6 +155,12 @@ impl Store {
             Store::Dnat6AnyPort => "dnat6_any_port",
             Store::Dnat6IpAddr => "dnat6_ip_addr",
             Store::Dnat6IpPort => "dnat6_ip_port",
+            Store::DnsAcceptV4 => "dns_accept_v4",
+            Store::DnsAcceptV6 => "dns_accept_v6",
+            Store::Dns4Addr => "dns4_addr",
+            Store::Dns4Port => "dns4_port",
+            Store::Dns6Addr => "dns6_addr",
+            Store::Dns6Port => "dns6_port",
         }
     }
 
@@ -150,8 +180,14 @@ impl Store {
             | Store::Dnat4AnyPort
             | Store::Dnat6AnyAddr
             | Store::Dnat6AnyPort => &[InetProto, InetService],
-            Store::Dnat4IpAddr | Store::Dnat4IpPort => &[Ipv4Addr, InetProto, InetService],
-            Store::Dnat6IpAddr | Store::Dnat6IpPort => &[Ipv6Addr, InetProto, InetService],
+            Store::Dnat4IpAddr | Store::Dnat4IpPort | Store::Dns4Addr | Store::Dns4Port => {
+                &[Ipv4Addr, InetProto, InetService]
+            }
+            Store::Dnat6IpAddr | Store::Dnat6IpPort | Store::Dns6Addr | Store::Dns6Port => {
+                &[Ipv6Addr, InetProto, InetService]
+            }
+            Store::DnsAcceptV4 => &[Ipv4Addr, Ipv4Addr, InetProto, InetService],
+            Store::DnsAcceptV6 => &[Ipv6Addr, Ipv6Addr, InetProto, InetService],
         }
     }
 
@@ -161,11 +197,18 @@ impl Store {
     /// concatenated value: nft 1.0.6 (Debian 12) cannot read concatenated map values from JSON.
     pub(crate) fn value_type(self) -> Option<SetType> {
         match self {
-            Store::Dnat4AnyAddr | Store::Dnat4IpAddr | Store::SnatV4 => Some(SetType::Ipv4Addr),
-            Store::Dnat6AnyAddr | Store::Dnat6IpAddr | Store::SnatV6 => Some(SetType::Ipv6Addr),
-            Store::Dnat4AnyPort | Store::Dnat4IpPort | Store::Dnat6AnyPort | Store::Dnat6IpPort => {
-                Some(SetType::InetService)
+            Store::Dnat4AnyAddr | Store::Dnat4IpAddr | Store::SnatV4 | Store::Dns4Addr => {
+                Some(SetType::Ipv4Addr)
             }
+            Store::Dnat6AnyAddr | Store::Dnat6IpAddr | Store::SnatV6 | Store::Dns6Addr => {
+                Some(SetType::Ipv6Addr)
+            }
+            Store::Dnat4AnyPort
+            | Store::Dnat4IpPort
+            | Store::Dnat6AnyPort
+            | Store::Dnat6IpPort
+            | Store::Dns4Port
+            | Store::Dns6Port => Some(SetType::InetService),
             _ => None,
         }
     }
@@ -179,6 +222,8 @@ impl Store {
                 | Store::SameSubnetV6
                 | Store::SnatV4
                 | Store::SnatV6
+                | Store::DnsAcceptV4
+                | Store::DnsAcceptV6
         )
     }
 
@@ -271,6 +316,21 @@ impl Family {
         }
     }
 
+    /// (gateway, port) maps of the DNS DNAT.
+    fn dns_maps(self) -> (Store, Store) {
+        match self {
+            Family::V4 => (Store::Dns4Addr, Store::Dns4Port),
+            Family::V6 => (Store::Dns6Addr, Store::Dns6Port),
+        }
+    }
+
+    fn dns_accept(self) -> Store {
+        match self {
+            Family::V4 => Store::DnsAcceptV4,
+            Family::V6 => Store::DnsAcceptV6,
+        }
+    }
+
     fn same_subnet(self) -> Store {
         match self {
             Family::V4 => Store::SameSubnetV4,
@@ -323,6 +383,7 @@ fn base_chain(name: &'static str, kind: NfChainType, hook: NfHook, prio: i32) ->
 
 fn chains() -> Vec<NfListObject<'static>> {
     [
+        base_chain(INPUT, NfChainType::Filter, NfHook::Input, FILTER_PRIORITY),
         base_chain(
             FORWARD,
             NfChainType::Filter,
@@ -475,8 +536,58 @@ fn jump_to_dnat(chain: &'static str) -> NfListObject<'static> {
     )
 }
 
+/// DNS from a network to its gateway's aardvark-dns, accepted (after any DNAT, so at the
+/// server's own port).
+fn input_rules() -> Vec<NfListObject<'static>> {
+    [Family::V4, Family::V6]
+        .into_iter()
+        .map(|family| {
+            let key = concat(vec![
+                payload(family.ip(), "saddr"),
+                payload(family.ip(), "daddr"),
+                meta(MetaKey::L4proto),
+                payload("th", "dport"),
+            ]);
+            rule(
+                INPUT,
+                "netctl: DNS from a network to its aardvark-dns",
+                vec![in_set(key, family.dns_accept()), accept()],
+            )
+        })
+        .collect()
+}
+
+/// DNAT through an (address, port) pair of maps keyed `daddr . l4proto . dport`.
+fn dnat_by_address(
+    family: Family,
+    (addr, port): (Store, Store),
+    comment: &'static str,
+) -> NfListObject<'static> {
+    rule(
+        HOSTPORT_DNAT,
+        comment,
+        vec![dnat(
+            family.nat(),
+            map_lookup(family.ip_key(), addr.name()),
+            map_lookup(family.ip_key(), port.name()),
+        )],
+    )
+}
+
 fn hostport_rules() -> Vec<NfListObject<'static>> {
-    let mut rules = Vec::new();
+    // DNS first: a gateway's port 53 is aardvark-dns's, whatever is published on the host's
+    // other addresses (netavark inserts this rule at the top of its DNAT chain too). Not
+    // marked: aardvark-dns tells containers apart by their source address.
+    let mut rules: Vec<NfListObject<'static>> = [Family::V4, Family::V6]
+        .into_iter()
+        .map(|family| {
+            dnat_by_address(
+                family,
+                family.dns_maps(),
+                "netctl: DNS to a gateway, to aardvark-dns's port",
+            )
+        })
+        .collect();
     // Marks first: the dnat statement ends evaluation of the chain.
     for family in [Family::V4, Family::V6] {
         let [any_addr, _, ip_addr, _] = family.dnat_maps();
@@ -514,14 +625,10 @@ fn hostport_rules() -> Vec<NfListObject<'static>> {
     }
     for family in [Family::V4, Family::V6] {
         let [any_addr, any_port, ip_addr, ip_port] = family.dnat_maps();
-        rules.push(rule(
-            HOSTPORT_DNAT,
+        rules.push(dnat_by_address(
+            family,
+            (ip_addr, ip_port),
             "netctl: published on one host address",
-            vec![dnat(
-                family.nat(),
-                map_lookup(family.ip_key(), ip_addr.name()),
-                map_lookup(family.ip_key(), ip_port.name()),
-            )],
         ));
         rules.push(rule(
             HOSTPORT_DNAT,
@@ -587,6 +694,7 @@ pub(crate) fn base_objects() -> Vec<NfListObject<'static>> {
     let mut objects = vec![table()];
     objects.extend(chains());
     objects.extend(Store::ALL.iter().map(|store| store.declaration()));
+    objects.extend(input_rules());
     objects.extend(forward_rules());
     objects.push(jump_to_dnat(PREROUTING));
     objects.push(jump_to_dnat(OUTPUT));

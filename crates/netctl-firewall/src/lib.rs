@@ -39,7 +39,8 @@ pub use driver::{
 };
 pub use layout::{MASQUERADE_MARK, TABLE_FAMILY, TABLE_NAME};
 pub use model::{
-    FirewallState, FwContainer, FwNetwork, FwPort, HostIp, HostIpError, Isolate, Outbound, Protocol,
+    DNS_PORT, FirewallState, FwContainer, FwNetwork, FwPort, HostIp, HostIpError, Isolate,
+    Outbound, Protocol,
 };
 /// The nft JSON document type every builder returns.
 pub use nftables::schema::Nftables;

@@ -1,10 +1,10 @@
 //! What the firewall needs to know: networks, container attachments with their published ports.
 //!
 //! These are the crate's input types; the binary maps its records to them. They carry only what
-//! changes the rules, so two records that differ elsewhere (labels, MACs, DNS) give the same
-//! rules.
+//! changes the rules, so two records that differ elsewhere (labels, MACs, DNS names) give the
+//! same rules.
 
-use std::net::{AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -27,7 +27,15 @@ pub struct FwNetwork {
     /// netavark's `outbound_addr4`/`outbound_addr6`: outbound traffic of the network's
     /// subnets of that family is SNATed to this address instead of masqueraded.
     pub outbound: Outbound,
+    /// Where aardvark-dns answers this network's containers: each gateway at the server's
+    /// port; empty when no server serves the network. Queries from the network's subnets to
+    /// these addresses are accepted on input, and when the port is not 53, queries to the
+    /// gateway's port 53 are DNATed to it (netavark's `NETAVARK_DNS_PORT` behaviour).
+    pub dns: Vec<SocketAddr>,
 }
+
+/// The port containers send DNS queries to (resolv.conf cannot name another).
+pub const DNS_PORT: u16 = 53;
 
 /// Fixed source addresses for a network's outbound traffic, per family.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

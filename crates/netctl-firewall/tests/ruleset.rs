@@ -23,6 +23,7 @@ fn network(name: &str, third: u8, isolate: Isolate, internal: bool) -> FwNetwork
         internal,
         isolate,
         outbound: Outbound::default(),
+        dns: Vec::new(),
     }
 }
 
@@ -30,6 +31,16 @@ fn network(name: &str, third: u8, isolate: Isolate, internal: bool) -> FwNetwork
 fn representative() -> FirewallState {
     let mut web = network("web", 0, Isolate::Enabled, false);
     web.subnets.push("fd10:89::/64".parse().unwrap());
+    // DNS on another port (DNATed from 53) on both gateways; `db` on 53 itself; the internal
+    // `secret` serves names too; `lan` has no DNS.
+    web.dns = vec![
+        "10.89.0.1:5353".parse().unwrap(),
+        "[fd10:89::1]:5353".parse().unwrap(),
+    ];
+    let mut db = network("db", 1, Isolate::Strict, false);
+    db.dns = vec!["10.89.1.1:53".parse().unwrap()];
+    let mut secret = network("secret", 3, Isolate::Disabled, true);
+    secret.dns = vec!["10.89.3.1:5353".parse().unwrap()];
     let web1 = FwContainer {
         id: "a".repeat(64),
         network: "web".into(),
@@ -70,12 +81,7 @@ fn representative() -> FirewallState {
         }],
     };
     FirewallState {
-        networks: vec![
-            web,
-            network("db", 1, Isolate::Strict, false),
-            network("lan", 2, Isolate::Disabled, false),
-            network("secret", 3, Isolate::Disabled, true),
-        ],
+        networks: vec![web, db, network("lan", 2, Isolate::Disabled, false), secret],
         containers: vec![web1, db1],
     }
 }
@@ -204,6 +210,7 @@ sandbox_test! {
             internal: false,
             isolate: Isolate::Strict,
             outbound: Outbound::default(),
+            dns: Vec::new(),
         };
         let state = FirewallState { networks: vec![big], containers: Vec::new() };
         driver.full_rebuild(&state).unwrap();
@@ -252,6 +259,7 @@ sandbox_test! {
                 internal: false,
                 isolate: Isolate::Strict,
                 outbound: Outbound::default(),
+                dns: Vec::new(),
             }],
             containers: (1..1000).map(numbered).collect(),
         };

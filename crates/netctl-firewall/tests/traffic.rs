@@ -103,6 +103,7 @@ fn net(name: &str, bridge: &str, subnets: &[&str], isolate: Isolate, internal: b
         internal,
         isolate,
         outbound: Outbound::default(),
+        dns: Vec::new(),
     }
 }
 

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 use netctl_state::{
-    AttachmentRecord, ContainerRecord, HelperRecord, NetworkRecord, PendingOperation,
+    AttachmentRecord, ContainerRecord, DnsServerRecord, HelperRecord, NetworkRecord,
+    PendingOperation,
 };
 use netctl_types::DesiredState;
 use serde::Serialize;
@@ -52,6 +53,8 @@ pub struct Recorded {
     pub attachments: BTreeMap<(String, String), AttachmentRecord>,
     /// Keyed by container.
     pub helpers: BTreeMap<String, HelperRecord>,
+    /// The aardvark-dns servers netctl started (one per front door at most).
+    pub dns_servers: Vec<DnsServerRecord>,
 }
 
 impl Recorded {

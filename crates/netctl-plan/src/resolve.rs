@@ -125,7 +125,11 @@ pub fn project_view(recorded: &Recorded, desired: &DesiredState, defaults: &Defa
         (c.mode == ContainerMode::Bridge && c.networks.is_empty())
             || c.networks.contains_key(&defaults.default_network)
     });
-    let mut view = Recorded::default();
+    let mut view = Recorded {
+        // The servers are the host's, whichever project's networks they serve.
+        dns_servers: recorded.dns_servers.clone(),
+        ..Recorded::default()
+    };
     for (name, net) in &recorded.networks {
         if net.project.as_deref() == Some(project)
             || desired.networks.contains_key(name)

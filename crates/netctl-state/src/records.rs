@@ -395,6 +395,14 @@ pub struct DnsServerRecord {
     /// The port it listens on.
     pub port: u16,
     pub argv: Vec<String>,
+    /// It serves podman's networks (netavark's directory) rather than netctl's own: the
+    /// firewall sends each network's DNS to the port of its own scope's server.
+    #[serde(default)]
+    pub podman: bool,
+    /// Every gateway it serves was seen bound since it started (listeners are added only by
+    /// a sync that checks them again).
+    #[serde(default)]
+    pub bound: bool,
 }
 
 /// Which helper program.

@@ -157,6 +157,16 @@ pub trait Sockets {
     fn listening(&self) -> SysResult<Vec<Listening>>;
     /// The process holding socket `inode`, as `pid N (command)`, if it can be found.
     fn socket_owner(&self, inode: u64) -> Option<String>;
+    /// Asks the DNS server at `server` (UDP) for `name` (an A question, or AAAA when `ipv6`)
+    /// until an answer with at least one record comes back, or `timeout` passes: whether one
+    /// came. A refused or unanswered question is asked again.
+    fn dns_answers(
+        &self,
+        server: std::net::SocketAddr,
+        name: &str,
+        ipv6: bool,
+        timeout: std::time::Duration,
+    ) -> SysResult<bool>;
 }
 
 /// Everything at once; what backends take (`&dyn Sys`). Shareable across threads, so work on

@@ -1310,6 +1310,20 @@ impl crate::Sockets for FakeSys {
     fn socket_owner(&self, inode: u64) -> Option<String> {
         Some(format!("fake socket {inode}"))
     }
+
+    /// Every name is answered at once (the fake has no DNS server); the question is recorded.
+    fn dns_answers(
+        &self,
+        server: std::net::SocketAddr,
+        name: &str,
+        ipv6: bool,
+        _timeout: std::time::Duration,
+    ) -> SysResult<bool> {
+        let kind = if ipv6 { "AAAA" } else { "A" };
+        self.world()
+            .read(format!("dns_answers {server} {name} {kind}"));
+        Ok(true)
+    }
 }
 
 impl Processes for FakeSys {

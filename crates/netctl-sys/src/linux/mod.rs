@@ -227,4 +227,14 @@ impl crate::Sockets for LinuxSys {
     fn socket_owner(&self, inode: u64) -> Option<String> {
         sockets::socket_owner(inode)
     }
+
+    fn dns_answers(
+        &self,
+        server: std::net::SocketAddr,
+        name: &str,
+        ipv6: bool,
+        timeout: std::time::Duration,
+    ) -> SysResult<bool> {
+        sockets::dns_answers(server, name, ipv6, timeout)
+    }
 }

@@ -1,7 +1,8 @@
 //! The host's listening sockets, from `/proc/net/{tcp,tcp6,udp,udp6}` (which show the network
 //! namespace of the reading thread: netctl's own), and who holds one.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
 use crate::model::Listening;
 use crate::{SysError, SysResult};
@@ -119,5 +120,86 @@ mod tests {
         let got = parse_table(tcp6, "tcp", TCP_LISTEN, true);
         assert_eq!(got[0].addr, "[::]:8080".parse().unwrap());
         assert_eq!(got[1].addr, "[::1]:8081".parse().unwrap());
+    }
+}
+
+/// One DNS question for `name` (recursion desired), with id `id`.
+fn dns_question(id: u16, name: &str, ipv6: bool) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        // Names reaching here are validated DNS names: labels of at most 63 bytes.
+        q.push(u8::try_from(label.len()).unwrap_or(63));
+        q.extend(label.bytes().take(63));
+    }
+    let qtype: u16 = if ipv6 { 28 } else { 1 };
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&[0, 1]);
+    q
+}
+
+pub(crate) fn dns_answers(
+    server: SocketAddr,
+    name: &str,
+    ipv6: bool,
+    timeout: Duration,
+) -> SysResult<bool> {
+    let io = |what: &str| {
+        let what = format!("{what} (DNS question to {server})");
+        move |source| SysError::Io { what, source }
+    };
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(local).map_err(io("bind a UDP socket"))?;
+    sock.connect(server).map_err(io("connect a UDP socket"))?;
+    let started = Instant::now();
+    let mut buf = [0u8; 512];
+    for id in 1u16.. {
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        // A refused question (nothing bound this instant) fails the send or the receive; one
+        // sent while aardvark-dns swaps its sockets on a reload is lost, so each question gets
+        // a millisecond before the next one.
+        if sock.send(&dns_question(id, name, ipv6)).is_ok() {
+            sock.set_read_timeout(Some(left.min(Duration::from_millis(1))))
+                .map_err(io("set a read timeout"))?;
+            while let Ok(len) = sock.recv(&mut buf) {
+                // A reply to this question (same id) with at least one answer record.
+                if len >= 12 && buf[..2] == id.to_be_bytes() {
+                    if u16::from_be_bytes([buf[6], buf[7]]) > 0 {
+                        return Ok(true);
+                    }
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(
+            Duration::from_micros(200).min(timeout.saturating_sub(started.elapsed())),
+        );
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+
+    #[test]
+    fn a_question_is_dns_wire_format() {
+        assert_eq!(
+            dns_question(0x1234, "web.dns.podman", false),
+            [
+                &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0][..],
+                b"\x03web\x03dns\x06podman\x00",
+                &[0, 1, 0, 1],
+            ]
+            .concat()
+        );
+        assert_eq!(dns_question(1, "x", true)[14..], [0, 0, 28, 0, 1]);
     }
 }

@@ -81,13 +81,6 @@ impl Ctx {
 
 pub fn engine_config(settings: &Settings) -> anyhow::Result<Config> {
     let aardvark = settings.aardvark().map_err(anyhow::Error::msg)?;
-    // Containers' resolv.conf names the gateway at port 53: another port needs a DNAT from 53,
-    // which is not there yet, so it is refused rather than leave names unanswered.
-    anyhow::ensure!(
-        settings.dns_port == 53,
-        "setting dns_port = {}: only 53 is supported for now (the DNAT from 53 to another port is not implemented)",
-        settings.dns_port
-    );
     Ok(Config {
         netns_dir: settings.netns_dir.clone(),
         etc_netns_dir: settings.etc_netns_dir.clone(),
