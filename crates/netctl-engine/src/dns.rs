@@ -301,15 +301,26 @@ fn patch_touched(
     containers: &BTreeSet<String>,
 ) -> Result<bool> {
     let started = Instant::now();
-    let Some(server) = running(engine)? else {
-        return Ok(false);
-    };
-    let dir = &engine.cfg.dns_dir;
     let networks: BTreeSet<&str> = [before, now]
         .into_iter()
         .flat_map(|rec| containers.iter().flat_map(|c| rec.attachments_of(c)))
         .map(|att| att.network.as_str())
         .collect();
+    // None of the run's networks serves DNS, before or now: nothing of DNS changes (what
+    // other networks' files hold is taken on trust, as every other container is).
+    let dns_touched = networks.iter().any(|name| {
+        [before, now]
+            .into_iter()
+            .filter_map(|rec| rec.networks.get(*name))
+            .any(|net| serves(engine, net))
+    });
+    if !dns_touched {
+        return Ok(true);
+    }
+    let Some(server) = running(engine)? else {
+        return Ok(false);
+    };
+    let dir = &engine.cfg.dns_dir;
     let gone: BTreeSet<&str> = [before, now]
         .into_iter()
         .flat_map(|rec| containers.iter().filter_map(|c| rec.containers.get(c)))
