@@ -35,7 +35,11 @@ pub(crate) fn find(engine: &Engine<'_>, plan: &Plan, rec: &Recorded) -> Result<V
             Resource::Container { name } => netns_taken(engine, plan, rec, name)?,
             Resource::Attachment { container, network } => {
                 match interface_taken(engine, plan, rec, container, network)? {
-                    None => host_interface_taken(engine, plan, rec, container, network)?,
+                    None => match host_interface_taken(engine, plan, rec, container, network)? {
+                        // `connect` may make the attachment the container's first interface.
+                        None => ports_unforwardable(plan, rec, container),
+                        taken => taken,
+                    },
                     taken => taken,
                 }
             }

@@ -616,3 +616,32 @@ fn ports_through_an_external_unmanaged_network_are_refused() {
         .apply(&toml::from_str(file).unwrap(), None, false)
         .unwrap();
 }
+
+/// `connect` checks what apply checks: a container whose ports would be forwarded through an
+/// unmanaged bridge (no firewall) once it is its first interface is refused, nothing changed.
+#[test]
+fn connect_refuses_ports_that_would_go_through_an_unmanaged_first_network() {
+    let w = borrowed_bridge_world();
+    w.engine()
+        .netavark_setup(Path::new("/run/netns/c1"), &unmanaged_request())
+        .unwrap();
+    let file = "project = \"p\"\n\n[networks.n]\nbridge = \"nc-n\"\n\n\
+                [containers.x]\nnetworks.n = {}\nports = [\"8080:80\"]\n";
+    w.engine()
+        .apply(&toml::from_str(file).unwrap(), None, false)
+        .unwrap();
+    w.engine().disconnect("n", "x").unwrap();
+    let machine_before = w.sys.state();
+    let store_before = w.store_dump();
+    let err = w
+        .engine()
+        .connect("ext", "x", &netctl_engine::ConnectOptions::default())
+        .unwrap_err();
+    let chain = netctl_types::error_chain(&err);
+    assert!(
+        chain.contains("its ports cannot be published: its first interface eth0 is on network ext"),
+        "{chain}"
+    );
+    assert_eq!(w.sys.state(), machine_before, "nothing changed");
+    assert_eq!(w.store_dump(), store_before, "no record changed");
+}
