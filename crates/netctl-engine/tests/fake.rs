@@ -589,15 +589,30 @@ fn unmanaged_bridge_is_only_borrowed() {
     }
 }
 
+/// The borrowed-bridge world with podman's container `web` on its unmanaged network `ext`.
+fn world_with_podman_on_ext() -> World {
+    let w = borrowed_bridge_world();
+    w.engine()
+        .netavark_setup(Path::new("/run/netns/c1"), &unmanaged_request())
+        .unwrap();
+    w
+}
+
+/// Asserts that `err` refuses container x's ports, forwarded through `ext`, its first interface.
+fn assert_ports_refused_through_ext(err: &netctl_engine::EngineError) {
+    let chain = netctl_types::error_chain(err);
+    assert!(
+        chain.contains("its ports cannot be published: its first interface eth0 is on network ext"),
+        "{chain}"
+    );
+}
+
 /// A file's container may join podman's unmanaged network as `external`, but not publish ports
 /// through it: there is no firewall to forward them, so the apply is refused before anything
 /// changes rather than the ports accepted and ignored.
 #[test]
 fn ports_through_an_external_unmanaged_network_are_refused() {
-    let w = borrowed_bridge_world();
-    w.engine()
-        .netavark_setup(Path::new("/run/netns/c1"), &unmanaged_request())
-        .unwrap();
+    let w = world_with_podman_on_ext();
     let file =
         "project = \"p\"\n\n[networks.ext]\nexternal = true\n\n[containers.x]\nnetworks.ext = {}\n";
     let machine_before = w.sys.state();
@@ -606,11 +621,7 @@ fn ports_through_an_external_unmanaged_network_are_refused() {
         .engine()
         .apply(&toml::from_str(&published).unwrap(), None, false)
         .unwrap_err();
-    let chain = netctl_types::error_chain(&err);
-    assert!(
-        chain.contains("its ports cannot be published: its first interface eth0 is on network ext"),
-        "{chain}"
-    );
+    assert_ports_refused_through_ext(&err);
     assert_eq!(w.sys.state(), machine_before, "nothing changed");
     w.engine()
         .apply(&toml::from_str(file).unwrap(), None, false)
@@ -621,10 +632,7 @@ fn ports_through_an_external_unmanaged_network_are_refused() {
 /// unmanaged bridge (no firewall) once it is its first interface is refused, nothing changed.
 #[test]
 fn connect_refuses_ports_that_would_go_through_an_unmanaged_first_network() {
-    let w = borrowed_bridge_world();
-    w.engine()
-        .netavark_setup(Path::new("/run/netns/c1"), &unmanaged_request())
-        .unwrap();
+    let w = world_with_podman_on_ext();
     let file = "project = \"p\"\n\n[networks.n]\nbridge = \"nc-n\"\n\n\
                 [containers.x]\nnetworks.n = {}\nports = [\"8080:80\"]\n";
     w.engine()
@@ -637,11 +645,7 @@ fn connect_refuses_ports_that_would_go_through_an_unmanaged_first_network() {
         .engine()
         .connect("ext", "x", &netctl_engine::ConnectOptions::default())
         .unwrap_err();
-    let chain = netctl_types::error_chain(&err);
-    assert!(
-        chain.contains("its ports cannot be published: its first interface eth0 is on network ext"),
-        "{chain}"
-    );
+    assert_ports_refused_through_ext(&err);
     assert_eq!(w.sys.state(), machine_before, "nothing changed");
     assert_eq!(w.store_dump(), store_before, "no record changed");
 }
