@@ -145,23 +145,28 @@ impl Bench<'_> {
         self.runner.run_output(inv, false, TIMEOUT)
     }
 
+    /// `netctl netavark VERB` for container `i`, with podman's request on stdin.
+    fn netavark_call(&self, verb: &str, i: usize) -> Invocation {
+        Invocation::new(
+            &self.netctl,
+            &[
+                "netavark",
+                "--config",
+                &format!("{SCRATCH}/netavark"),
+                verb,
+                &format!("/run/netns/c{i}"),
+            ],
+        )
+        .env("NETCTL_CONFIG", "/nonexistent")
+        .stdin(super::series::network_options(i, self.opts.ports))
+    }
+
     /// ADD of container `i`; the result a runtime would cache.
     fn add(&self, who: Who, i: usize) -> anyhow::Result<(Measured, String)> {
         let ports = self.opts.ports;
         match who {
             Who::NetavarkMode => {
-                let inv = Invocation::new(
-                    &self.netctl,
-                    &[
-                        "netavark",
-                        "--config",
-                        &format!("{SCRATCH}/netavark"),
-                        "setup",
-                        &format!("/run/netns/c{i}"),
-                    ],
-                )
-                .env("NETCTL_CONFIG", "/nonexistent")
-                .stdin(super::series::network_options(i, ports));
+                let inv = self.netavark_call("setup", i);
                 self.run(&inv)
             }
             Who::Cni => self.run(&cni_call(
@@ -221,18 +226,7 @@ impl Bench<'_> {
         let ports = self.opts.ports;
         match who {
             Who::NetavarkMode => {
-                let inv = Invocation::new(
-                    &self.netctl,
-                    &[
-                        "netavark",
-                        "--config",
-                        &format!("{SCRATCH}/netavark"),
-                        "teardown",
-                        &format!("/run/netns/c{i}"),
-                    ],
-                )
-                .env("NETCTL_CONFIG", "/nonexistent")
-                .stdin(super::series::network_options(i, ports));
+                let inv = self.netavark_call("teardown", i);
                 self.run(&inv).map(|(m, _)| m)
             }
             Who::Cni => {
