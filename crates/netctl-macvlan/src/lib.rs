@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use netctl_bridge::BridgeError;
 use netctl_sys::{Ipv4Conf, Link, LinkChange, LinkKind, MacvlanSpec, NsRef, Route, Sys, SysError};
 use netctl_types::{MacAddr, MacvlanMode, NetInterface, StatusBlock, error_chain, link_alias};
 
@@ -109,24 +110,10 @@ pub enum MacvlanError {
         parent: String,
         parent_mtu: u32,
     },
-    #[error("network {network}: {what}")]
-    Network {
-        network: String,
-        what: String,
-        #[source]
-        source: Box<SysError>,
-    },
-    #[error("attach {container} to {network} ({interface}): {what}")]
-    Attach {
-        container: String,
-        network: String,
-        interface: String,
-        what: String,
-        #[source]
-        source: Box<SysError>,
-    },
-    #[error("{} is taken by a link netctl did not make (alias {alias:?})", name)]
-    Foreign { name: String, alias: Option<String> },
+    /// A step on the network or an attachment failed, or a name is a foreign link's: the
+    /// failures the bridge backend has too, worded the same.
+    #[error(transparent)]
+    Step(#[from] BridgeError),
 }
 
 /// Every error a teardown met; it still did all it could.
@@ -142,21 +129,25 @@ fn attach_err(
     let container = att.container.clone();
     let network = net.name.clone();
     let interface = att.interface.clone();
-    move |source| MacvlanError::Attach {
-        container,
-        network,
-        interface,
-        what,
-        source: Box::new(source),
+    move |source| {
+        MacvlanError::Step(BridgeError::Attach {
+            container,
+            network,
+            interface,
+            what,
+            source: Box::new(source),
+        })
     }
 }
 
 fn network_err(net: &MacvlanNetwork, what: String) -> impl FnOnce(SysError) -> MacvlanError {
     let network = net.name.clone();
-    move |source| MacvlanError::Network {
-        network,
-        what,
-        source: Box::new(source),
+    move |source| {
+        MacvlanError::Step(BridgeError::Network {
+            network,
+            what,
+            source: Box::new(source),
+        })
     }
 }
 
@@ -195,10 +186,11 @@ pub fn ensure_network(sys: &dyn Sys, net: &MacvlanNetwork) -> Result<(), Macvlan
         .map_err(network_err(net, format!("look up {name}")))?;
     match &existing {
         Some(link) if !net.owns_host_side(link) => {
-            return Err(MacvlanError::Foreign {
+            return Err(BridgeError::Foreign {
                 name: name.clone(),
                 alias: link.alias.clone(),
-            });
+            }
+            .into());
         }
         Some(_) => {}
         None => sys
@@ -308,10 +300,11 @@ fn setup_steps(
         .map_err(err("look up the interface".into()))?
     {
         if !att.owns_interface(&old) {
-            return Err(MacvlanError::Foreign {
+            return Err(BridgeError::Foreign {
                 name: format!("{} in {}", att.interface, att.netns.display()),
                 alias: old.alias,
-            });
+            }
+            .into());
         }
         sys.del_link(&ctr, &att.interface)
             .map_err(err(format!("delete stale {}", att.interface)))?;
@@ -457,11 +450,7 @@ fn teardown_host_routes(
         match sys.del_route(&NsRef::Host, &route) {
             // Gone already: with the host-side link, or never added.
             Err(e) if !e.is_not_found() => {
-                errors.push(MacvlanError::Network {
-                    network: net.name.clone(),
-                    what: format!("delete host route {route}"),
-                    source: Box::new(e),
-                });
+                errors.push(network_err(net, format!("delete host route {route}"))(e));
             }
             _ => {}
         }
