@@ -19,6 +19,8 @@ pub mod file;
 pub mod hosts;
 pub mod resolv;
 
-pub use file::{FileError, FileOp, lock_file, read_file, remove_files, replace_file, write_file};
+pub use file::{
+    FileError, FileOp, files_are, lock_file, read_file, remove_files, replace_file, write_file,
+};
 pub use hosts::{HostEntry, HostsParams};
 pub use resolv::{ResolvConf, ResolvParams};

@@ -252,8 +252,10 @@ pub(crate) fn files_match(
 ) -> bool {
     let (hosts_text, resolv_text) = expected(host, rec, ctr);
     let dir = container_files_dir(cfg, ctr);
-    netctl_dns::read_file(&dir.join("hosts")).is_some_and(|t| t == hosts_text)
-        && netctl_dns::read_file(&dir.join("resolv.conf")).is_some_and(|t| t == resolv_text)
+    netctl_dns::files_are(
+        &dir,
+        &[("hosts", &hosts_text), ("resolv.conf", &resolv_text)],
+    )
 }
 
 /// Brings a container's files up to date (in place, keeping inodes).

@@ -613,7 +613,7 @@ fn container_changes(target: &TargetContainer, rec: &ContainerRecord) -> (Vec<Ch
             Some(target.hostname.clone()),
         ));
     }
-    let rec_spec = resolve::recorded_spec(rec);
+    let rec_spec = resolve::recorded_settings(rec);
     let spec = &target.spec;
     let fields: [(&str, String, String); 5] = [
         (

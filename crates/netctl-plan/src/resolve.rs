@@ -485,8 +485,22 @@ fn assign_metrics(
     out
 }
 
-/// The spec a container was recorded with (an empty spec if the record has none).
-pub(crate) fn recorded_spec(rec: &ContainerRecord) -> ContainerSpec {
+/// The parts of a container's recorded spec the planner compares field by field (the rest
+/// of the spec is compared through the records' own fields). Decoding only these skips the
+/// ports, which a recorded spec carries in the user's own forms (tables, podman strings) and
+/// which cost most of a full decode; they are compared as the normalised ports of the record.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct RecordedSettings {
+    pub dns_servers: Vec<IpAddr>,
+    pub dns_search: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    pub pasta: Vec<String>,
+    pub slirp4netns: Option<netctl_types::SlirpOptions>,
+}
+
+/// The settings a container was recorded with (none if the record has none).
+pub(crate) fn recorded_settings(rec: &ContainerRecord) -> RecordedSettings {
     rec.spec.decode().unwrap_or_default()
 }
 

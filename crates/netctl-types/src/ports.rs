@@ -233,26 +233,32 @@ impl fmt::Display for HostSide<'_> {
 
 /// Every mapping split into single-port mappings (`range` 1), in input order.
 pub fn expand_ports(ports: &[PortMapping]) -> Vec<PortMapping> {
-    ports.iter().cloned().flat_map(into_single_ports).collect()
+    let mut out = Vec::with_capacity(ports.len());
+    for port in ports {
+        push_single_ports(port.clone(), &mut out);
+    }
+    out
 }
 
 /// One mapping as single-port mappings.
-fn into_single_ports(mut mapping: PortMapping) -> Vec<PortMapping> {
+fn push_single_ports(mut mapping: PortMapping, out: &mut Vec<PortMapping>) {
     if mapping.port_count() == 1 {
         // The common case needs no copies; range 0 is stored as the 1 it means.
         mapping.range = 1;
-        return vec![mapping];
+        out.push(mapping);
+        return;
     }
-    mapping
-        .expand()
-        .map(|(host_port, container_port)| PortMapping {
-            host_ip: mapping.host_ip.clone(),
-            container_port,
-            host_port,
-            range: 1,
-            protocol: mapping.protocol.clone(),
-        })
-        .collect()
+    out.extend(
+        mapping
+            .expand()
+            .map(|(host_port, container_port)| PortMapping {
+                host_ip: mapping.host_ip.clone(),
+                container_port,
+                host_port,
+                range: 1,
+                protocol: mapping.protocol.clone(),
+            }),
+    );
 }
 
 /// podman's `ocicniPortsToNetTypesPorts`: sort and fold into the fewest ranges.
@@ -263,7 +269,10 @@ fn into_single_ports(mut mapping: PortMapping) -> Vec<PortMapping> {
 /// own host port. The result covers exactly the same
 /// `(host_ip, protocol, host_port, container_port)` multiset as the input.
 pub fn normalize_ports(ports: Vec<PortMapping>) -> Vec<PortMapping> {
-    let mut singles: Vec<PortMapping> = ports.into_iter().flat_map(into_single_ports).collect();
+    let mut singles = Vec::with_capacity(ports.len());
+    for port in ports {
+        push_single_ports(port, &mut singles);
+    }
     singles.sort_by(PortMapping::podman_order);
     let mut out: Vec<PortMapping> = Vec::with_capacity(singles.len());
     for port in singles {
