@@ -3,11 +3,19 @@
 //!
 //! Without git or outside a checkout (a source tarball) the commit is "unknown", unless the
 //! builder names it in the `NETCTL_GIT_COMMIT` environment variable.
+//!
+//! Release builds for Linux also get a linker script that gathers the functions netctl's
+//! everyday commands run (`hot-functions.txt`, written by `cargo xtask bench hot`) into one
+//! output section, `.text.hot`, ahead of the rest of the text: a command then maps ~3 MB of
+//! code instead of most of the 9 MB (see xtask/src/bench/hot.rs). `NETCTL_HOT_TEXT=0` turns
+//! it off. The script only adds a section (`INSERT BEFORE .text`), so GNU ld and lld take it.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
+    hot_text();
     println!("cargo:rerun-if-env-changed=NETCTL_GIT_COMMIT");
     let commit = std::env::var("NETCTL_GIT_COMMIT")
         .ok()
@@ -51,6 +59,41 @@ fn main() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
+}
+
+/// The linker script for the release binary's hot functions (see the module notes).
+fn hot_text() {
+    println!("cargo:rerun-if-changed=hot-functions.txt");
+    println!("cargo:rerun-if-env-changed=NETCTL_HOT_TEXT");
+    let env = |key: &str| std::env::var(key).unwrap_or_default();
+    if env("PROFILE") != "release"
+        || env("CARGO_CFG_TARGET_OS") != "linux"
+        || env("NETCTL_HOT_TEXT") == "0"
+    {
+        return;
+    }
+    let Ok(list) = std::fs::read_to_string("hot-functions.txt") else {
+        return;
+    };
+    let mut script = String::from("SECTIONS\n{\n  .text.hot :\n  {\n");
+    for pattern in list
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        // A symbol's name, `*` where the hash or LLVM's suffix may differ: nothing the
+        // linker script language would read as anything else.
+        .filter(|l| {
+            l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_$.*".contains(&b))
+        })
+    {
+        // Functions LLVM judges cold (`#[cold]`) sit in `.text.unlikely.NAME`.
+        let _ = writeln!(script, "    *(.text.{pattern} .text.unlikely.{pattern})");
+    }
+    script.push_str("  }\n}\nINSERT BEFORE .text;\n");
+    let path = Path::new(&env("OUT_DIR")).join("hot-text.ld");
+    std::fs::write(&path, script).expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-arg-bin=netctl=-Wl,-T,{}", path.display());
 }
 
 /// One line of git's output, or `None` when git is missing or fails (no checkout).

@@ -31,6 +31,7 @@
 mod bulk;
 mod cni;
 mod dns;
+mod hot;
 mod inproc;
 mod macvlan;
 mod report;
@@ -299,6 +300,32 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         opts.netctl_bin = Some(netctl_binary()?);
         println!("xtask bench: dns (private sandbox, aardvark-dns from the settings' default)");
         return sandbox::run_inner(&["__dns_inside"], &opts);
+    }
+    if args.first().map(String::as_str) == Some("__hot_inside") {
+        let profiles = Path::new(args.get(1).context("__hot_inside needs a directory")?);
+        let opts = Options::parse(&args[2..])?;
+        return hot::inside(profiles, &opts);
+    }
+    if args.first().map(String::as_str) == Some("hot") {
+        let mut opts = Options::parse(&args[1..])?;
+        if !crate::is_root() {
+            bail!("the workloads create namespaces, links and nftables rules: run it as root");
+        }
+        for tool in ["valgrind", "nm"] {
+            if !crate::command_exists(tool) {
+                bail!("`{tool}` is missing (apt-get install valgrind binutils)");
+            }
+        }
+        // Laid out as the linker would without the list: valgrind names only the functions
+        // of a program's `.text` section, and the list's own section is another one.
+        let mut build = crate::cargo(&["build", "--release", "--quiet", "-p", "netctl"]);
+        build.env("NETCTL_HOT_TEXT", "0");
+        crate::step(
+            "build netctl (release, without the hot-text section)",
+            build,
+        )?;
+        opts.netctl_bin = Some(std::path::absolute("target/release/netctl")?);
+        return hot::run(&opts);
     }
     if args.first().map(String::as_str) == Some("cni") {
         return cni::run(&args[1..]);
