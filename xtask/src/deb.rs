@@ -616,7 +616,34 @@ fn run_extracted(root: &Path, deb: &Path) -> anyhow::Result<()> {
         bail!("the netavark link does not reach netctl: {netavark}");
     }
     println!("xtask deb: the extracted binary runs ({})", printed.trim());
+    let hot = hot_text_bytes(&netctl)?;
+    if hot < MIN_HOT_TEXT {
+        bail!(
+            "the packaged binary's .text.hot holds {hot} bytes (at least {MIN_HOT_TEXT} expected): \
+             crates/netctl/build.rs did not apply crates/netctl/hot-functions.txt, or the list \
+             is stale (regenerate it with cargo xtask bench hot)"
+        );
+    }
+    println!("xtask deb: the everyday commands' functions sit together (.text.hot, {hot} bytes)");
     Ok(())
+}
+
+/// Below this, the hot-text list matched too little to matter (it takes ~3.7 MB when fresh).
+const MIN_HOT_TEXT: u64 = 1 << 20;
+
+/// The size of the binary's `.text.hot` section (0 without one).
+fn hot_text_bytes(binary: &Path) -> anyhow::Result<u64> {
+    let sections = capture(Command::new("readelf").args(["-S", "-W"]).arg(binary))?;
+    Ok(sections
+        .lines()
+        .find_map(|line| {
+            // `[16] .text.hot PROGBITS addr offset size ...`
+            let fields: Vec<&str> = line.split(']').nth(1)?.split_whitespace().collect();
+            (fields.first() == Some(&".text.hot"))
+                .then(|| u64::from_str_radix(fields.get(4)?, 16).ok())
+                .flatten()
+        })
+        .unwrap_or(0))
 }
 
 #[cfg(test)]

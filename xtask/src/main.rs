@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|deps|demo|bench [all|attach|bulk|ipam]|man [DIR]|units|deb [--check]>"
+                "usage: cargo xtask <ci|deps|demo|bench [all|attach|bulk|ipam|dns|cni|hot]|man [DIR]|units|deb [--check]>"
             );
             bail!("unknown or missing task")
         }
