@@ -520,7 +520,7 @@ fn port_conflicts(
         None => listening.insert(
             engine
                 .sys
-                .listening()
+                .listening(None)
                 .map_err(sys_err("list the host's listening sockets"))?,
         ),
     };

@@ -39,7 +39,6 @@ use netctl_state::{
     AttachmentRecord, ContainerRecord, DnsServerRecord, NetworkRecord, StateRead as _,
 };
 use netctl_sys::{Signal, SpawnMode, SpawnSpec};
-use netctl_types::ContainerSpec;
 
 use crate::exec::sys_err;
 use crate::{DnsScope, Engine, EngineError, Result};
@@ -85,7 +84,7 @@ fn dns_network(net: &NetworkRecord) -> DnsNetwork {
 
 /// A container's line in a DNS network's file.
 fn entry(net: &NetworkRecord, ctr: &ContainerRecord, att: &AttachmentRecord) -> DnsEntry {
-    let spec: ContainerSpec = ctr.spec.decode().unwrap_or_default();
+    let settings = netctl_plan::recorded_settings(ctr);
     // podman sends the short id as an alias and serves it; a file's container is known
     // by its name and declared aliases only.
     let short: String = ctr.id.chars().take(12).collect();
@@ -101,7 +100,7 @@ fn entry(net: &NetworkRecord, ctr: &ContainerRecord, att: &AttachmentRecord) -> 
     let mut e = DnsEntry {
         id: ctr.id.clone(),
         names,
-        servers: spec.dns_servers.clone(),
+        servers: settings.dns_servers,
         ..DnsEntry::default()
     };
     for a in &att.addresses {
@@ -167,10 +166,9 @@ fn server_record(engine: &Engine<'_>) -> Result<Option<DnsServerRecord>> {
 fn bound(engine: &Engine<'_>) -> Result<BTreeSet<SocketAddr>> {
     Ok(engine
         .sys
-        .listening()
+        .listening(Some("udp"))
         .map_err(sys_err("list bound sockets"))?
         .into_iter()
-        .filter(|l| l.protocol == "udp")
         .map(|l| l.addr)
         .collect())
 }

@@ -27,8 +27,9 @@ use serde::Serialize;
 
 pub use render::render_text;
 pub use resolve::{
-    DEFAULT_ROUTE_METRIC, MACVLAN_ROUTE_METRIC, TargetAttachment, TargetContainer, TargetNetwork,
-    TargetState, host_veth, legacy_metric, project_view, resolve, veth_name,
+    DEFAULT_ROUTE_METRIC, MACVLAN_ROUTE_METRIC, RecordedSettings, TargetAttachment,
+    TargetContainer, TargetNetwork, TargetState, host_veth, legacy_metric, project_view,
+    recorded_settings, resolve, veth_name,
 };
 
 /// Settings the planner needs to fill in what the file leaves out.

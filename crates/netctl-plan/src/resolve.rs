@@ -485,13 +485,14 @@ fn assign_metrics(
     out
 }
 
-/// The parts of a container's recorded spec the planner compares field by field (the rest
-/// of the spec is compared through the records' own fields). Decoding only these skips the
+/// The parts of a container's recorded spec that are not records' fields of their own: what
+/// the planner compares field by field and the DNS configuration serves. Decoding only these skips the
 /// ports, which a recorded spec carries in the user's own forms (tables, podman strings) and
 /// which cost most of a full decode; they are compared as the normalised ports of the record.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
-pub(crate) struct RecordedSettings {
+#[allow(missing_docs)]
+pub struct RecordedSettings {
     pub dns_servers: Vec<IpAddr>,
     pub dns_search: Vec<String>,
     pub extra_hosts: Vec<String>,
@@ -500,7 +501,7 @@ pub(crate) struct RecordedSettings {
 }
 
 /// The settings a container was recorded with (none if the record has none).
-pub(crate) fn recorded_settings(rec: &ContainerRecord) -> RecordedSettings {
+pub fn recorded_settings(rec: &ContainerRecord) -> RecordedSettings {
     rec.spec.decode().unwrap_or_default()
 }
 

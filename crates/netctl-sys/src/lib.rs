@@ -153,8 +153,10 @@ pub trait Processes {
 
 /// The sockets of netctl's own namespace (the host's, for a netctl run on the host).
 pub trait Sockets {
-    /// Every TCP socket listening and every UDP socket bound, both families.
-    fn listening(&self) -> SysResult<Vec<Listening>>;
+    /// Every TCP socket listening and every UDP socket bound, both families; only those of
+    /// `protocol` (`"tcp"`, `"udp"`) when one is named (the TCP tables are the costly ones to
+    /// read: the kernel walks its whole connection hash for them).
+    fn listening(&self, protocol: Option<&str>) -> SysResult<Vec<Listening>>;
     /// The process holding socket `inode`, as `pid N (command)`, if it can be found.
     fn socket_owner(&self, inode: u64) -> Option<String>;
     /// Asks the DNS server at `server` (UDP) for `name` (an A question, or AAAA when `ipv6`)

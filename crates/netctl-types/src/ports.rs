@@ -273,7 +273,10 @@ pub fn normalize_ports(ports: Vec<PortMapping>) -> Vec<PortMapping> {
     for port in ports {
         push_single_ports(port, &mut singles);
     }
-    singles.sort_by(PortMapping::podman_order);
+    // Ports are usually listed in order already: checking is cheaper than sorting.
+    if !singles.is_sorted_by(|a, b| a.podman_order(b) != Ordering::Greater) {
+        singles.sort_by(PortMapping::podman_order);
+    }
     let mut out: Vec<PortMapping> = Vec::with_capacity(singles.len());
     for port in singles {
         match out.last_mut() {

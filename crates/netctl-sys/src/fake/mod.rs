@@ -1303,8 +1303,10 @@ impl Nft for FakeSys {
 }
 
 impl crate::Sockets for FakeSys {
-    fn listening(&self) -> SysResult<Vec<crate::Listening>> {
-        Ok(self.world().listening.clone())
+    fn listening(&self, protocol: Option<&str>) -> SysResult<Vec<crate::Listening>> {
+        let mut sockets = self.world().listening.clone();
+        sockets.retain(|s| protocol.is_none_or(|p| s.protocol == p));
+        Ok(sockets)
     }
 
     fn socket_owner(&self, inode: u64) -> Option<String> {

@@ -220,8 +220,8 @@ impl Namespaces for LinuxSys {
 }
 
 impl crate::Sockets for LinuxSys {
-    fn listening(&self) -> SysResult<Vec<crate::Listening>> {
-        sockets::listening()
+    fn listening(&self, protocol: Option<&str>) -> SysResult<Vec<crate::Listening>> {
+        sockets::listening(protocol)
     }
 
     fn socket_owner(&self, inode: u64) -> Option<String> {

@@ -12,7 +12,7 @@ const TCP_LISTEN: &str = "0A";
 /// UDP's "closed" state: a bound, unconnected socket, the kind that receives datagrams.
 const UDP_UNCONNECTED: &str = "07";
 
-pub(crate) fn listening() -> SysResult<Vec<Listening>> {
+pub(crate) fn listening(only: Option<&str>) -> SysResult<Vec<Listening>> {
     let mut out = Vec::new();
     for (file, protocol, state, v6) in [
         ("/proc/net/tcp", "tcp", TCP_LISTEN, false),
@@ -20,6 +20,9 @@ pub(crate) fn listening() -> SysResult<Vec<Listening>> {
         ("/proc/net/udp", "udp", UDP_UNCONNECTED, false),
         ("/proc/net/udp6", "udp", UDP_UNCONNECTED, true),
     ] {
+        if only.is_some_and(|p| p != protocol) {
+            continue;
+        }
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             // A kernel without IPv6 has no tcp6/udp6.
