@@ -47,6 +47,9 @@ use crate::{DnsScope, Engine, EngineError, Result};
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a listener may take to appear after a start or a `SIGHUP`.
 const BIND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a gateway aardvark-dns should listen on may be unbound while it reloads before
+/// observation calls it drift.
+const RELOAD_GRACE: Duration = Duration::from_millis(250);
 /// How long aardvark-dns has to exit on `SIGTERM`.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -240,16 +243,24 @@ pub(crate) fn observe(
             }
         }
         Some(server) => {
-            let bound = bound(engine)?;
-            for (net, _) in want.values() {
-                for gw in gateways(&rec.networks[net]) {
-                    let addr = SocketAddr::new(gw, server.port);
-                    if !bound.contains(&addr) {
-                        drift
-                            .entry(net.clone())
-                            .or_default()
-                            .push(format!("nothing listens on {addr}"));
-                    }
+            let listen: Vec<(&String, SocketAddr)> = want
+                .values()
+                .flat_map(|(net, _)| {
+                    gateways(&rec.networks[net])
+                        .map(move |gw| (net, SocketAddr::new(gw, server.port)))
+                })
+                .collect();
+            let addrs: Vec<SocketAddr> = listen.iter().map(|(_, addr)| *addr).collect();
+            // aardvark-dns closes and binds its sockets again when it reloads (a SIGHUP from
+            // any netctl or netavark run): a gateway unbound for a moment is looked at again
+            // before it counts as drift.
+            let missing = unbound_after(engine, &addrs, RELOAD_GRACE)?;
+            for (net, addr) in listen {
+                if missing.contains(&addr) {
+                    drift
+                        .entry(net.clone())
+                        .or_default()
+                        .push(format!("nothing listens on {addr}"));
                 }
             }
         }
@@ -570,22 +581,37 @@ fn stop(engine: &Engine<'_>, server: &DnsServerRecord) -> Result<()> {
 /// Waits until every address is bound: aardvark-dns 1.4 says it is ready before it binds, and
 /// binds after a `SIGHUP` at its own pace.
 fn wait_bound(engine: &Engine<'_>, pid: u32, listen: &[SocketAddr]) -> Result<()> {
+    let missing = unbound_after(engine, listen, BIND_TIMEOUT)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Invalid(format!(
+        "aardvark-dns (pid {pid}) does not listen on {} after {BIND_TIMEOUT:?}",
+        missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// The addresses of `listen` still unbound after waiting up to `patience` for them (none
+/// when all are bound at the first look, which costs one read of the UDP socket tables).
+fn unbound_after(
+    engine: &Engine<'_>,
+    listen: &[SocketAddr],
+    patience: Duration,
+) -> Result<Vec<SocketAddr>> {
     let started = Instant::now();
     loop {
         let bound = bound(engine)?;
-        let missing: Vec<String> = listen
+        let missing: Vec<SocketAddr> = listen
             .iter()
             .filter(|a| !bound.contains(a))
-            .map(ToString::to_string)
+            .copied()
             .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if started.elapsed() > BIND_TIMEOUT {
-            return Err(EngineError::Invalid(format!(
-                "aardvark-dns (pid {pid}) does not listen on {} after {BIND_TIMEOUT:?}",
-                missing.join(", ")
-            )));
+        if missing.is_empty() || started.elapsed() > patience {
+            return Ok(missing);
         }
         std::thread::sleep(Duration::from_millis(2));
     }
