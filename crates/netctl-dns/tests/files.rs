@@ -10,7 +10,7 @@ use std::thread;
 
 use netctl_dns::hosts::{self, HostsParams};
 use netctl_dns::resolv::{self, ResolvParams};
-use netctl_dns::{FileOp, write_file};
+use netctl_dns::{FileOp, files_are, write_file};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -191,4 +191,27 @@ fn concurrent_adds_are_serialised() {
         }
     }
     assert_eq!(inode(&path), before);
+}
+
+#[test]
+fn files_are_compares_every_file_through_one_trusted_directory() {
+    let (_dir, hosts) = target("hosts");
+    let container = hosts.parent().unwrap().to_path_buf();
+    write_file(&hosts, "10.0.0.1\ta\n").unwrap();
+    write_file(&container.join("resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+    let both = [
+        ("hosts", "10.0.0.1\ta\n"),
+        ("resolv.conf", "nameserver 10.0.0.1\n"),
+    ];
+    assert!(files_are(&container, &both));
+    // One differs, one is missing, the directory is missing: each is "not as expected".
+    assert!(!files_are(&container, &[("hosts", "10.0.0.2\ta\n")]));
+    assert!(!files_are(&container, &[("hostname", "c1\n")]));
+    assert!(!files_are(&container.join("gone"), &both));
+    // A link in a file's place is never read through, however its target reads.
+    let elsewhere = container.join("elsewhere");
+    fs::write(&elsewhere, "10.0.0.1\ta\n").unwrap();
+    fs::remove_file(&hosts).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &hosts).unwrap();
+    assert!(!files_are(&container, &[("hosts", "10.0.0.1\ta\n")]));
 }

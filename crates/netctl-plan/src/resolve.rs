@@ -485,13 +485,12 @@ fn assign_metrics(
     out
 }
 
-/// The parts of a container's recorded spec that are not records' fields of their own: what
-/// the planner compares field by field and the DNS configuration serves. Decoding only these skips the
-/// ports, which a recorded spec carries in the user's own forms (tables, podman strings) and
-/// which cost most of a full decode; they are compared as the normalised ports of the record.
+/// The parts of a container's recorded spec that are not record fields of their own: what the
+/// planner compares field by field and the DNS configuration serves. Decoding only these skips
+/// the ports, which a recorded spec carries in the user's own forms (tables, podman strings)
+/// and which cost most of a full decode; they are compared as the record's normalised ports.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
-#[allow(missing_docs)]
 pub struct RecordedSettings {
     pub dns_servers: Vec<IpAddr>,
     pub dns_search: Vec<String>,
