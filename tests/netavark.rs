@@ -819,3 +819,42 @@ sandbox_test! {
         assert_eq!(bridge_facts(sb, "brext0"), before, "the bridge is unchanged");
     }
 }
+
+sandbox_test! {
+    /// The container interface's IPv6 settings as netavark makes them (src/network/bridge.rs,
+    /// sysctl.rs): autoconfiguration off on every managed attachment, IPv4-only networks
+    /// included (a router advertisement from another container adds no address); on an IPv6
+    /// network also no duplicate address detection, inside and on the host end.
+    fn netavark_ipv6_sysctls_of_an_attachment(sb) {
+        let v4 = network("podman", NET_ID, "podman0", "10.88.0.0/16", "10.88.0.1", &json!({}));
+        sb.add_netns("c1");
+        setup(sb, "c1", &request(CTR_ID, "web", &[(&v4, "10.88.0.2", json!({}))], &json!([])));
+        let conf = |ns: &str, dev: &str, key: &str| {
+            let path = format!("/proc/sys/net/ipv6/conf/{dev}/{key}");
+            let text = if ns.is_empty() { sb.run(&["cat", &path]) } else { sb.ns_run(ns, &["cat", &path]) };
+            text.trim().to_owned()
+        };
+        assert_eq!(conf("c1", "eth0", "autoconf"), "0", "IPv4-only network: autoconf off");
+        assert_eq!(conf("c1", "eth0", "accept_dad"), "1", "no IPv6 address: DAD left alone");
+
+        let mut v6 = network("dual", &"d6".repeat(32), "podman6", "10.66.0.0/24", "10.66.0.1", &json!({}));
+        v6["ipv6_enabled"] = json!(true);
+        v6["subnets"].as_array_mut().unwrap().push(json!({"subnet": "fd66::/64", "gateway": "fd66::1"}));
+        sb.add_netns("c2");
+        let status = setup(sb, "c2", &Request(format!(
+            r#"{{"container_id":"{}","container_name":"db","networks":{{"dual":{{"interface_name":"eth0","static_ips":["10.66.0.2","fd66::2"]}}}},"network_info":{{"dual":{v6}}}}}"#,
+            "e2".repeat(32)
+        )));
+        assert!(status["dual"]["interfaces"]["eth0"].is_object(), "{status}");
+        assert_eq!(conf("c2", "eth0", "autoconf"), "0");
+        assert_eq!(conf("c2", "eth0", "accept_dad"), "0");
+        let host_end = sb
+            .run(&["ip", "-o", "link", "show", "master", "podman6"])
+            .split(':')
+            .nth(1)
+            .map(|name| name.trim().split('@').next().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        assert!(!host_end.is_empty(), "a host end on podman6");
+        assert_eq!(conf("", &host_end, "accept_dad"), "0", "host end {host_end}");
+    }
+}

@@ -20,6 +20,7 @@
 //!
 //! Invariant: this crate never talks to the kernel except through `&dyn Sys`.
 
+use nix::errno::Errno;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -503,6 +504,14 @@ fn setup_steps(
         .map_err(err("set sysctls rp_filter=2 arp_notify=1".into()))?;
         interface_ipv6_sysctls(sys, &ctr, ifname, &att.addresses)
             .map_err(|e| err(e.what)(*e.source))?;
+        // netavark: no duplicate address detection on the host end either, on IPv6 networks.
+        if net.has_v6() {
+            let key = ["net", "ipv6", "conf", att.host_veth.as_str(), "accept_dad"];
+            ensure_sysctl(sys, &host, &key, "0").map_err(err(format!(
+                "set sysctl net.ipv6.conf.{}.accept_dad=0",
+                att.host_veth
+            )))?;
+        }
     }
 
     sys.set_link(
@@ -574,20 +583,28 @@ impl InterfaceError {
     }
 }
 
-/// IPv6 settings of a container interface that gets IPv6 addresses: no duplicate address
-/// detection (the addresses are netctl's to hand out) and no autoconfiguration.
+/// IPv6 settings of a container interface, as netavark makes them: no autoconfiguration on
+/// any (its addresses are netctl's to hand out, IPv6 or not: a router advertisement from
+/// another container must not add one), and no duplicate address detection on one that gets
+/// IPv6 addresses. A kernel or namespace without IPv6 has no autoconf key and a read-only
+/// /proc cannot take it; both are left as they are, as netavark leaves them.
 pub fn interface_ipv6_sysctls(
     sys: &dyn Sys,
     ns: &NsRef,
     ifname: &str,
     addresses: &[IpNet],
 ) -> Result<(), InterfaceError> {
+    let set = |key: &str| {
+        ensure_sysctl(sys, ns, &["net", "ipv6", "conf", ifname, key], "0").map_err(
+            InterfaceError::doing(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")),
+        )
+    };
+    match set("autoconf") {
+        Err(e) if matches!(e.source.errno(), Some(Errno::ENOENT | Errno::EROFS)) => {}
+        result => result?,
+    }
     if addresses.iter().any(|a| a.addr().is_ipv6()) {
-        for key in ["accept_dad", "autoconf"] {
-            ensure_sysctl(sys, ns, &["net", "ipv6", "conf", ifname, key], "0").map_err(
-                InterfaceError::doing(format!("set sysctl net.ipv6.conf.{ifname}.{key}=0")),
-            )?;
-        }
+        set("accept_dad")?;
     }
     Ok(())
 }
