@@ -418,7 +418,7 @@ fn normalise_permissions(pkg: &Path) -> anyhow::Result<()> {
 }
 
 /// The commit this is built from and its date (RFC 2822), from git; "unknown" and now without.
-fn commit_and_date() -> (String, Option<String>) {
+pub(crate) fn commit_and_date() -> (String, Option<String>) {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
