@@ -158,8 +158,7 @@ pub(crate) fn edit(
 pub fn read_file(path: &Path) -> Option<String> {
     let (dir, name) = split(path).ok()?;
     let dir = open_dir(dir, false).ok()?;
-    let (file, _) = open_file(&dir, name, path, false).ok()?;
-    read_all(&file, path).ok()
+    read_in(&dir, name, path).ok()
 }
 
 /// Whether each of the files `(name, text)` in `dir` holds exactly its text, read as
@@ -170,11 +169,15 @@ pub fn files_are(dir: &Path, expected: &[(&str, &str)]) -> bool {
         return false;
     };
     expected.iter().all(|(name, text)| {
-        let path = dir.join(name);
-        open_file(&fd, OsStr::new(name), &path, false)
-            .and_then(|(file, _)| read_all(&file, &path))
-            .is_ok_and(|current| current == *text)
+        read_in(&fd, OsStr::new(name), &dir.join(name)).is_ok_and(|current| current == *text)
     })
+}
+
+/// The content of file `name` (at `path`) in the opened directory `dir`, opened as a write
+/// would open it (no link followed, a regular file).
+fn read_in(dir: &OwnedFd, name: &OsStr, path: &Path) -> Result<String, FileError> {
+    let (file, _) = open_file(dir, name, path, false)?;
+    read_all(&file, path)
 }
 
 /// Removes the files `names` from directory `dir`, then `dir` itself if it is empty. A missing
